@@ -1,0 +1,158 @@
+// Command corsproxy is the CORS sidecar: it serves the port iptables redirects a pod's
+// inbound HTTP ports to, forwards each request to the app, and applies the CORS policy the
+// webhook embedded in the pod (read from a downward-API file, reloaded when it changes).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/corsmesh/corsmesh/corsproxy/proxy"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+type flags struct {
+	configPath     string
+	listen         string
+	adminListen    string
+	upstream       string
+	policyPort     int
+	reloadInterval time.Duration
+	drainTimeout   time.Duration
+	drainDelay     time.Duration
+	logLevel       string
+	opts           proxy.Options
+}
+
+func parseFlags(args []string, stderr io.Writer) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("corsproxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.configPath, "config", "/etc/corsproxy/config.json", "policy file (the pod's config annotation, mounted by the downward API)")
+	fs.StringVar(&f.listen, "listen", ":15003", "address iptables redirects inbound traffic to")
+	fs.StringVar(&f.adminListen, "admin-listen", ":15000", "address of /healthz, /readyz and /metrics (never redirected)")
+	fs.StringVar(&f.upstream, "upstream", "", "forward everything to this host:port instead of the original destination (tests, no iptables)")
+	fs.IntVar(&f.policyPort, "policy-port", 0, "with --upstream: the config port whose policy applies (default: the upstream's port)")
+	fs.DurationVar(&f.reloadInterval, "reload-interval", time.Second, "how often to check the config file for changes")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep accepting while /readyz fails, so endpoints update first")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.IntVar(&f.opts.MaxConnsPerUpstream, "max-conns-per-upstream", 1024, "pooled connections per app port")
+	fs.DurationVar(&f.opts.UpstreamTimeout, "upstream-timeout", 0, "wait at most this long for the app's response (0: no limit)")
+	fs.DurationVar(&f.opts.DialTimeout, "dial-timeout", 2*time.Second, "wait at most this long to connect to the app")
+	fs.DurationVar(&f.opts.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "wait at most this long for a request's header")
+	fs.DurationVar(&f.opts.IdleTimeout, "idle-timeout", 90*time.Second, "close keep-alive connections idle this long")
+	fs.IntVar(&f.opts.MaxHeaderBytes, "max-header-bytes", 32<<10, "largest request header block accepted (larger: 431)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if f.upstream != "" {
+		addr, err := netip.ParseAddrPort(f.upstream)
+		if err != nil {
+			return nil, fmt.Errorf("--upstream: want IP:port: %w", err)
+		}
+		f.opts.Upstream = addr
+	}
+	if f.policyPort < 0 || f.policyPort > 65535 {
+		return nil, fmt.Errorf("--policy-port: %d is not a port", f.policyPort)
+	}
+	f.opts.PolicyPort = int32(f.policyPort)
+	if f.reloadInterval <= 0 {
+		return nil, errors.New("--reload-interval must be positive")
+	}
+	return f, nil
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	f, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, "corsproxy:", err)
+		}
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		fmt.Fprintln(stderr, "corsproxy: --log-level:", err)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	f.opts.Logger = logger
+	if err := serve(ctx, f, logger); err != nil {
+		logger.Error("corsproxy stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, f *flags, logger *slog.Logger) error {
+	metrics := &proxy.Metrics{}
+	// The first config must be valid: with no good policy to fall back on, starting would
+	// serve the pod without the CORS it was injected for.
+	routes, data, err := proxy.LoadRoutes(f.configPath)
+	if err != nil {
+		metrics.Reloaded(false)
+		return fmt.Errorf("loading %s: %w", f.configPath, err)
+	}
+	metrics.Reloaded(true)
+
+	p := proxy.New(routes, metrics, f.opts)
+	admin := proxy.NewAdmin(metrics)
+	ln, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("listening for traffic: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", f.adminListen)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("listening for admin: %w", err)
+	}
+	logger.Info("corsproxy serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"config", f.configPath, "upstream", f.upstream)
+
+	reloader := &proxy.Reloader{Path: f.configPath, Interval: f.reloadInterval, Proxy: p, Metrics: metrics, Logger: logger}
+	reloader.Loaded(data)
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go reloader.Run(reloadCtx)
+
+	errc := make(chan error, 2)
+	go func() { errc <- p.Serve(ln) }()
+	go func() { errc <- admin.Serve(adminLn) }()
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("server stopped: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: draining in-flight requests", "drainDelay", f.drainDelay, "drainTimeout", f.drainTimeout)
+	admin.Drain()
+	time.Sleep(f.drainDelay)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.drainTimeout)
+	defer cancel()
+	err = p.Shutdown(shutdownCtx)
+	_ = admin.Close()
+	if err != nil {
+		return fmt.Errorf("draining: %w", err)
+	}
+	logger.Info("corsproxy stopped cleanly")
+	return nil
+}

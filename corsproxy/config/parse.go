@@ -1,0 +1,245 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// MaxAgeLimit bounds maxAge so the header value stays a small positive integer.
+const MaxAgeLimit = math.MaxInt32
+
+// Parse reads a whole document strictly: unknown fields, wrong types and invalid policies
+// are errors naming the field, and nothing is returned unless all of it is valid.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// ParseCORS reads one CORS policy strictly, as found in a PluginConfig's spec.config.
+func ParseCORS(data []byte) (*CORS, error) {
+	var c CORS
+	if err := decodeStrict(data, &c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(""); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks the whole document.
+func (c *Config) Validate() error {
+	var e errs
+	if c.Version != Version {
+		e.add("version", "unsupported version %d (this proxy reads version %d)", c.Version, Version)
+	}
+	seen := make(map[int32]bool, len(c.Ports))
+	for i, p := range c.Ports {
+		path := index("ports", i)
+		if p.Port < 1 || p.Port > 65535 {
+			e.add(join(path, "port"), "%d is not a TCP port (1-65535)", p.Port)
+		}
+		if seen[p.Port] {
+			e.add(join(path, "port"), "port %d is listed twice", p.Port)
+		}
+		seen[p.Port] = true
+		if p.CORS != nil {
+			e.list = append(e.list, p.CORS.validate(join(path, "cors"))...)
+		}
+		for j, h := range p.Hosts {
+			hpath := index(join(path, "hosts"), j)
+			if len(h.Names) == 0 {
+				e.add(join(hpath, "names"), "must list at least one host name")
+			}
+			for k, n := range h.Names {
+				if n == "" || strings.ContainsAny(n, " :/") {
+					e.add(index(join(hpath, "names"), k), "%q is not a host name", n)
+				}
+			}
+			if h.CORS != nil {
+				e.list = append(e.list, h.CORS.validate(join(hpath, "cors"))...)
+			}
+		}
+	}
+	return e.err()
+}
+
+// Validate checks one policy; path prefixes the field names in errors ("" for none).
+func (c *CORS) Validate(path string) error {
+	if list := c.validate(path); len(list) > 0 {
+		return list
+	}
+	return nil
+}
+
+func (c *CORS) validate(path string) ErrorList {
+	var e errs
+	for i, o := range c.AllowOrigins {
+		opath := index(join(path, "allowOrigins"), i)
+		set := 0
+		for _, v := range []string{o.Exact, o.Prefix, o.Regex} {
+			if v != "" {
+				set++
+			}
+		}
+		switch {
+		case set == 0:
+			e.add(opath, "empty entry: set one of exact, prefix or regex")
+		case set > 1:
+			e.add(opath, "sets more than one of exact, prefix and regex; set exactly one")
+		case o.Regex != "":
+			if _, err := CompileOriginRegex(o.Regex); err != nil {
+				e.add(join(opath, "regex"), "invalid regular expression: %v", err)
+			}
+		}
+	}
+	for name, list := range map[string][]string{"allowMethods": c.AllowMethods, "allowHeaders": c.AllowHeaders, "exposeHeaders": c.ExposeHeaders} {
+		for i, v := range list {
+			if !isToken(v) {
+				e.add(index(join(path, name), i), "%q is not a valid HTTP token", v)
+			}
+		}
+	}
+	if len(c.MaxAge) > 0 {
+		if _, err := ParseMaxAge(c.MaxAge); err != nil {
+			e.add(join(path, "maxAge"), "%v", err)
+		}
+	}
+	sortErrors(e.list)
+	return e.list
+}
+
+// CompileOriginRegex compiles an allowOrigins regex as a full match: osm-edge searches
+// for a substring, which lets "http://www.test.cn.evil.com" through a policy written for
+// "www.test.cn"; anchoring keeps every origin the author meant and drops those.
+func CompileOriginRegex(expr string) (*regexp.Regexp, error) {
+	return regexp.Compile(`^(?:` + expr + `)$`)
+}
+
+// ParseMaxAge returns maxAge in seconds. It accepts what osm-edge accepts, a number with
+// an s, m, h or d suffix ("24h"), and plain seconds as a string or a JSON number.
+func ParseMaxAge(raw json.RawMessage) (int64, error) {
+	raw = bytes.TrimSpace(raw)
+	text := string(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		if err := json.Unmarshal(raw, &text); err != nil {
+			return 0, fmt.Errorf("not a string: %w", err)
+		}
+	}
+	const want = `want a whole number of seconds or a number with unit s, m, h or d, such as "24h"`
+	if text == "" {
+		return 0, fmt.Errorf("empty; %s", want)
+	}
+	unit := int64(1)
+	digits := text
+	switch text[len(text)-1] {
+	case 's':
+		digits = text[:len(text)-1]
+	case 'm':
+		unit, digits = 60, text[:len(text)-1]
+	case 'h':
+		unit, digits = 3600, text[:len(text)-1]
+	case 'd':
+		unit, digits = 86400, text[:len(text)-1]
+	}
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, fmt.Errorf("%q: %s", text, want)
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if err != nil || n > MaxAgeLimit/unit {
+		return 0, fmt.Errorf("%q is too large (at most %d seconds)", text, int64(MaxAgeLimit))
+	}
+	return n * unit, nil
+}
+
+// decodeStrict decodes JSON into v, reporting every unknown field by its full path,
+// which encoding/json's DisallowUnknownFields does not do.
+func decodeStrict(data []byte, v any) error {
+	var generic any
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(&generic); err != nil {
+		return fmt.Errorf("not valid JSON: %w", err)
+	}
+	if dec.More() {
+		return errors.New("not valid JSON: data after the top-level value")
+	}
+	var e errs
+	unknownFields(&e, "", generic, reflect.TypeOf(v).Elem())
+	if err := e.err(); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return ErrorList{{Field: typeErr.Field, Detail: fmt.Sprintf("want %s, got JSON %s", typeErr.Type, typeErr.Value)}}
+		}
+		return fmt.Errorf("decoding: %w", err)
+	}
+	return nil
+}
+
+// unknownFields walks a decoded JSON value beside the Go type it will be decoded into.
+func unknownFields(e *errs, path string, v any, t reflect.Type) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch val := v.(type) {
+	case map[string]any:
+		if t.Kind() != reflect.Struct || t == reflect.TypeOf(json.RawMessage{}) {
+			return
+		}
+		fields := make(map[string]reflect.Type, t.NumField())
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			fields[name] = f.Type
+		}
+		for key, child := range val {
+			ft, ok := fields[key]
+			if !ok {
+				e.add(join(path, key), "unknown field")
+				continue
+			}
+			unknownFields(e, join(path, key), child, ft)
+		}
+	case []any:
+		if t.Kind() != reflect.Slice {
+			return
+		}
+		for i, child := range val {
+			unknownFields(e, index(path, i), child, t.Elem())
+		}
+	}
+	sortErrors(e.list)
+}
+
+// isToken reports whether s is an RFC 9110 token, the syntax of methods and header names.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			continue
+		}
+		if !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"net"
+	"sync/atomic"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Admin serves the sidecar's own endpoints on a port iptables never redirects: the
+// kubelet probes it directly and Prometheus scrapes it.
+type Admin struct {
+	metrics  *Metrics
+	draining atomic.Bool
+	server   *fasthttp.Server
+}
+
+// NewAdmin returns the admin server for metrics.
+func NewAdmin(metrics *Metrics) *Admin {
+	a := &Admin{metrics: metrics}
+	a.server = &fasthttp.Server{Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true}
+	return a
+}
+
+// Drain makes /readyz fail, so endpoints stop routing new traffic here during shutdown.
+func (a *Admin) Drain() { a.draining.Store(true) }
+
+// Serve serves on ln until Close.
+func (a *Admin) Serve(ln net.Listener) error { return a.server.Serve(ln) }
+
+// Close stops the admin server.
+func (a *Admin) Close() error { return a.server.Shutdown() }
+
+func (a *Admin) serve(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/healthz":
+		ctx.SetBodyString("ok\n")
+	case "/readyz":
+		switch {
+		case a.draining.Load():
+			ctx.Error("draining\n", fasthttp.StatusServiceUnavailable)
+		case !a.metrics.configured.Load():
+			ctx.Error("no valid config loaded\n", fasthttp.StatusServiceUnavailable)
+		default:
+			ctx.SetBodyString("ok\n")
+		}
+	case "/metrics":
+		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+		_, _ = a.metrics.WriteTo(ctx)
+	default:
+		ctx.Error("not found\n", fasthttp.StatusNotFound)
+	}
+}

@@ -1,0 +1,107 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startUpstream runs a real HTTP server on loopback and returns its address.
+func startUpstream(t *testing.T, h http.Handler) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// pipyOK answers like the seed's pipy-ok-v1 deployment.
+func pipyOK() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "Hi, I am PIPY-OK v1!")
+	})
+}
+
+// startProxy runs a Proxy on loopback in front of upstream, with the config at path.
+func startProxy(t *testing.T, configJSON []byte, opts Options) (addr string, p *Proxy, m *Metrics) {
+	t.Helper()
+	routes, err := ParseRoutes(configJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = &Metrics{}
+	m.Reloaded(true)
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	p = New(routes, m, opts)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); p.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p.Shutdown(ctx)
+		<-done
+	})
+	return ln.Addr().String(), p, m
+}
+
+func seedConfig(t *testing.T) []byte {
+	t.Helper()
+	data, err := os.ReadFile("testdata/seed-config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// rawExchange sends one raw HTTP/1.1 request and reads one response, so tests see header
+// lines exactly as they went over the wire (repeated lines included).
+func rawExchange(t *testing.T, addr, request string) *http.Response {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, strings.ReplaceAll(request, "\n", "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	resp.Body = io.NopCloser(strings.NewReader(string(body)))
+	return resp
+}
+
+func readBody(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,53 @@
+package proxy
+
+import (
+	"io"
+	"net"
+
+	"github.com/valyala/fasthttp"
+)
+
+// tunnel hands an Upgrade request (WebSocket and the like) to the app and then copies
+// bytes both ways until either side closes. CORS does not apply to upgraded protocols.
+func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, up *upstream) {
+	p.metrics.upgrades.Add(1)
+	// The request must be serialized now: ctx is recycled before the hijack handler runs.
+	head := append([]byte(nil), ctx.Request.Header.Header()...)
+	body := append([]byte(nil), ctx.Request.Body()...)
+	dialer := net.Dialer{Timeout: p.opts.DialTimeout}
+	appConn, err := dialer.Dial("tcp", up.addr.String())
+	if err != nil {
+		p.writeUpstreamError(ctx, err)
+		return
+	}
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(client net.Conn) {
+		defer appConn.Close()
+		if _, err := appConn.Write(append(head, body...)); err != nil {
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(appConn, client)
+			closeWrite(appConn)
+			close(done)
+		}()
+		_, _ = io.Copy(client, appConn)
+		closeWrite(client)
+		<-done
+	})
+}
+
+// closeWrite half-closes a TCP connection so the peer sees EOF while replies still flow.
+func closeWrite(c net.Conn) {
+	type writeCloser interface{ CloseWrite() error }
+	if wc, ok := c.(writeCloser); ok {
+		_ = wc.CloseWrite()
+		return
+	}
+	if ic, ok := c.(*interceptedConn); ok {
+		closeWrite(ic.Conn)
+		return
+	}
+	_ = c.Close()
+}
