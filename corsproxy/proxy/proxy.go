@@ -8,6 +8,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -193,6 +194,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	up := conn.upstream
+	if ambiguousLength(&ctx.Request.Header) {
+		ctx.SetConnectionClose()
+		ctx.Error("corsproxy: both Content-Length and Transfer-Encoding", fasthttp.StatusBadRequest)
+		return
+	}
 	if ctx.Request.Header.ConnectionUpgrade() {
 		p.tunnel(ctx, up)
 		return
@@ -226,6 +232,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 
 // forward sends the request to the app and leaves its response in ctx.Response.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, up *upstream) error {
+	// "Connection: close" is about the client's connection, which the server closes after
+	// this response anyway; passed on, it would cost a pooled connection to the app.
+	ctx.Request.Header.ResetConnectionClose()
 	if err := up.client.Do(&ctx.Request, &ctx.Response); err != nil {
 		return err
 	}
@@ -254,6 +263,29 @@ func (p *Proxy) writeUpstreamError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 	ctx.Response.SetBodyString(fmt.Sprintf("corsproxy: upstream %s: %s\n", upstreamErrorLabels[reason], fasthttp.StatusMessage(status)))
+}
+
+// ambiguousLength reports a request framed both by Content-Length and by chunked
+// Transfer-Encoding. fasthttp follows Transfer-Encoding and drops Content-Length, but a
+// front proxy that read it the other way would desynchronise from us (request smuggling),
+// so such requests are refused. Only chunked requests pay for the scan of the raw header.
+func ambiguousLength(h *fasthttp.RequestHeader) bool {
+	if h.ContentLength() != -1 {
+		return false
+	}
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(name), []byte(fasthttp.HeaderContentLength)) {
+			return true
+		}
+	}
+	return false
 }
 
 func isDialError(err error) bool {
