@@ -102,7 +102,7 @@ while IFS= read -r -d '' f; do
     status=1
   fi
 done < <(find "$ROOT/injector/api" -name 'zz_generated.*.go' -print0)
-if ! diff -ruN "$ROOT/$CRD_DIR" "$tmp/$CRD_DIR"; then
+if ! diff -ru "$ROOT/$CRD_DIR" "$tmp/$CRD_DIR"; then
   status=1
 fi
 

@@ -131,8 +131,20 @@ func IsSerializedOrigin(s string) bool {
 		if port != "" && port[0] != ':' {
 			return false
 		}
-	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		host, port = rest[:i], rest[i:]
+		// Browsers serialize an IPv6 address in lower-case hex with colons (and maybe a
+		// dotted IPv4 tail): "[", at least one such byte, "]".
+		addr := host[1 : len(host)-1]
+		if addr == "" || strings.Trim(addr, "0123456789abcdef:.") != "" {
+			return false
+		}
+	} else {
+		if i := strings.IndexByte(rest, ':'); i >= 0 {
+			host, port = rest[:i], rest[i:]
+		}
+		// Only an IPv6 literal may contain brackets; a second ':' is not a port.
+		if strings.ContainsAny(host, "[]") {
+			return false
+		}
 	}
 	if host == "" {
 		return false

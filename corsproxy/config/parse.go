@@ -165,8 +165,10 @@ func ParseMaxAge(raw json.RawMessage) (int64, error) {
 	return n * unit, nil
 }
 
-// decodeStrict decodes JSON into v, reporting every unknown field by its full path,
-// which encoding/json's DisallowUnknownFields does not do.
+// decodeStrict decodes JSON into v, reporting every unknown field and every value of the
+// wrong type by its full path with indexes ("ports[0].cors.allowOrigins[1].exactt"), which
+// encoding/json does not do: DisallowUnknownFields stops at the first unknown field, and
+// UnmarshalTypeError names the first wrong value without its indexes ("ports.port").
 func decodeStrict(data []byte, v any) error {
 	var generic any
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -178,9 +180,10 @@ func decodeStrict(data []byte, v any) error {
 		return errors.New("not valid JSON: data after the top-level value")
 	}
 	var e errs
-	unknownFields(&e, "", generic, reflect.TypeOf(v).Elem())
-	if err := e.err(); err != nil {
-		return err
+	checkShape(&e, "", generic, reflect.TypeOf(v).Elem())
+	if len(e.list) > 0 {
+		sortErrors(e.list)
+		return e.list
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -192,14 +195,26 @@ func decodeStrict(data []byte, v any) error {
 	return nil
 }
 
-// unknownFields walks a decoded JSON value beside the Go type it will be decoded into.
-func unknownFields(e *errs, path string, v any, t reflect.Type) {
+var rawMessageType = reflect.TypeFor[json.RawMessage]()
+
+// checkShape walks a decoded JSON value (decoded with UseNumber) beside the Go type it will
+// be decoded into, and reports unknown fields and values json.Unmarshal would refuse.
+func checkShape(e *errs, path string, v any, t reflect.Type) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	switch val := v.(type) {
-	case map[string]any:
-		if t.Kind() != reflect.Struct || t == reflect.TypeOf(json.RawMessage{}) {
+	if v == nil || t == rawMessageType { // null leaves any value as it is; RawMessage takes anything
+		return
+	}
+	field := path
+	if field == "" {
+		field = "(document)"
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		val, ok := v.(map[string]any)
+		if !ok {
+			e.add(field, "want an object, got %s", jsonKind(v))
 			return
 		}
 		fields := make(map[string]reflect.Type, t.NumField())
@@ -214,17 +229,52 @@ func unknownFields(e *errs, path string, v any, t reflect.Type) {
 				e.add(join(path, key), "unknown field")
 				continue
 			}
-			unknownFields(e, join(path, key), child, ft)
+			checkShape(e, join(path, key), child, ft)
 		}
-	case []any:
-		if t.Kind() != reflect.Slice {
+	case reflect.Slice:
+		val, ok := v.([]any)
+		if !ok {
+			e.add(field, "want an array, got %s", jsonKind(v))
 			return
 		}
 		for i, child := range val {
-			unknownFields(e, index(path, i), child, t.Elem())
+			checkShape(e, index(path, i), child, t.Elem())
+		}
+	case reflect.String:
+		if _, ok := v.(string); !ok {
+			e.add(field, "want a string, got %s", jsonKind(v))
+		}
+	case reflect.Bool:
+		if _, ok := v.(bool); !ok {
+			e.add(field, "want true or false, got %s", jsonKind(v))
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n, ok := v.(json.Number)
+		if !ok {
+			e.add(field, "want a whole number, got %s", jsonKind(v))
+			return
+		}
+		if _, err := strconv.ParseInt(string(n), 10, t.Bits()); err != nil {
+			e.add(field, "want a whole number of at most %d bits, got %s", t.Bits(), n)
 		}
 	}
-	sortErrors(e.list)
+}
+
+// jsonKind describes a decoded JSON value for an error message.
+func jsonKind(v any) string {
+	switch v := v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number:
+		return "the number " + string(v)
+	}
+	return "null"
 }
 
 // isToken reports whether s is an RFC 9110 token, the syntax of methods and header names.

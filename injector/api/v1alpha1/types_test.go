@@ -56,8 +56,11 @@ func TestSeedDocumentsDecodeStrictly(t *testing.T) {
 				if !strings.HasPrefix(script, "((\n  cacheTTL = val => (\n") {
 					t.Errorf("pipyscript starts with %q", script[:min(len(script), 40)])
 				}
-				if !strings.HasSuffix(script, "\n  )()\n") {
+				if !strings.HasSuffix(script, "\n    $=>$.chain()\n  )\n)\n)()\n") {
 					t.Errorf("pipyscript ends with %q", script[max(0, len(script)-40):])
+				}
+				if n := strings.Count(script, "\n"); n != 121 {
+					t.Errorf("pipyscript has %d lines, want 121", n)
 				}
 				if !strings.Contains(script, "'access-control-allow-origin': _origin") {
 					t.Error("pipyscript body not preserved")
@@ -98,7 +101,7 @@ func TestSeedDocumentsDecodeStrictly(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := sel.String(); got != "app in (pipy-ok),app=pipy-ok" {
+				if got := sel.String(); got != "app=pipy-ok,app in (pipy-ok)" {
 					t.Errorf("pod selector = %q", got)
 				}
 			},
@@ -180,7 +183,7 @@ func TestStrictDecodeRejectsUnknownFields(t *testing.T) {
 		doc  string
 		obj  runtime.Object
 	}{
-		{"plugin spec typo", "kind: Plugin\nspec:\n  pipyScript: x\n", &Plugin{}},
+		{"plugin spec typo", "kind: Plugin\nspec:\n  script: x\n", &Plugin{}},
 		{"chain plugin typo", "kind: PluginChain\nspec:\n  chains:\n  - name: inbound-http\n    plugin: [cors-policy]\n", &PluginChain{}},
 		{"selector typo", "kind: PluginChain\nspec:\n  selectors:\n    podSelectors: {}\n", &PluginChain{}},
 		{"destinationRef extra field", "kind: PluginConfig\nspec:\n  destinationRefs:\n  - kind: Service\n    name: a\n    port: 80\n", &PluginConfig{}},

@@ -1,0 +1,208 @@
+package injector
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/corsmesh/corsmesh/corsproxy/iptables"
+)
+
+// Status is recorded in AnnotationStatus: what was injected, so a second pass (webhook
+// reinvocation, `kubectl debug` copies) recognises the pod and changes nothing.
+type Status struct {
+	Version        int      `json:"version"`
+	InitContainers []string `json:"initContainers"`
+	Containers     []string `json:"containers,omitempty"`
+	Volumes        []string `json:"volumes"`
+	Ports          []int32  `json:"ports"`
+	NativeSidecar  bool     `json:"nativeSidecar"`
+}
+
+// Mutate returns a copy of pod with the sidecar, the init container, the config
+// annotation and its volume added, as decided by d (which must say Inject).
+func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
+	if !d.Inject {
+		return nil, fmt.Errorf("mutate called for a pod that is not injected (%s)", d.Reason)
+	}
+	native, err := in.nativeSidecar(pod)
+	if err != nil {
+		return nil, err
+	}
+	resources, err := in.proxyResources(pod)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := d.Config.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	initC, err := in.initContainer(d.Ports)
+	if err != nil {
+		return nil, err
+	}
+	proxy := in.proxyContainer(resources, native)
+
+	out := pod.DeepCopy()
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[AnnotationConfig] = string(cfg)
+	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName}, Ports: d.Ports, NativeSidecar: native}
+	// The redirect must be in place, and the proxy ready, before anything of the app runs.
+	if native {
+		status.InitContainers = append(status.InitContainers, ProxyContainerName)
+		out.Spec.InitContainers = slices.Concat([]corev1.Container{initC, proxy}, out.Spec.InitContainers)
+	} else {
+		status.Containers = []string{ProxyContainerName}
+		out.Spec.InitContainers = slices.Concat([]corev1.Container{initC}, out.Spec.InitContainers)
+		out.Spec.Containers = slices.Concat([]corev1.Container{proxy}, out.Spec.Containers)
+	}
+	statusJSON, err := json.Marshal(status)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status annotation: %w", err)
+	}
+	out.Annotations[AnnotationStatus] = string(statusJSON)
+	out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
+		Name: ConfigVolumeName,
+		VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+			Items: []corev1.DownwardAPIVolumeFile{{
+				Path:     ConfigFileName,
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationConfig + "']"},
+			}},
+		}},
+	})
+	return out, nil
+}
+
+func (in *Injector) nativeSidecar(pod *corev1.Pod) (bool, error) {
+	v, ok := pod.Annotations[AnnotationNativeSidecar]
+	if !ok {
+		return in.opts.NativeSidecars, nil
+	}
+	native, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("annotation %s=%q: want true or false", AnnotationNativeSidecar, v)
+	}
+	return native, nil
+}
+
+func (in *Injector) proxyResources(pod *corev1.Pod) (corev1.ResourceRequirements, error) {
+	r := *in.opts.ProxyResources.DeepCopy()
+	for _, o := range []struct {
+		annotation string
+		list       *corev1.ResourceList
+		name       corev1.ResourceName
+	}{
+		{AnnotationProxyCPURequest, &r.Requests, corev1.ResourceCPU},
+		{AnnotationProxyMemoryRequest, &r.Requests, corev1.ResourceMemory},
+		{AnnotationProxyCPULimit, &r.Limits, corev1.ResourceCPU},
+		{AnnotationProxyMemoryLimit, &r.Limits, corev1.ResourceMemory},
+	} {
+		v, ok := pod.Annotations[o.annotation]
+		if !ok {
+			continue
+		}
+		q, err := resource.ParseQuantity(v)
+		if err != nil {
+			return r, fmt.Errorf("annotation %s=%q: %w", o.annotation, v, err)
+		}
+		if *o.list == nil {
+			*o.list = corev1.ResourceList{}
+		}
+		(*o.list)[o.name] = q
+	}
+	return r, nil
+}
+
+func (in *Injector) initContainer(ports []int32) (corev1.Container, error) {
+	inbound := make([]int, len(ports))
+	for i, p := range ports {
+		inbound[i] = int(p)
+	}
+	opts := iptables.DefaultOptions(inbound...)
+	opts.Config.ProxyPort, opts.Config.AdminPort = int(in.opts.ProxyPort), int(in.opts.AdminPort)
+	if err := opts.Validate(); err != nil {
+		return corev1.Container{}, fmt.Errorf("init container rules: %w", err)
+	}
+	return corev1.Container{
+		Name:      InitContainerName,
+		Image:     in.opts.InitImage,
+		Command:   []string{"corsproxy-init"},
+		Args:      opts.Args(),
+		Resources: *in.opts.InitResources.DeepCopy(),
+		SecurityContext: &corev1.SecurityContext{
+			// iptables needs root and these two capabilities, nothing more.
+			RunAsUser:                ptr.To[int64](0),
+			RunAsNonRoot:             ptr.To(false),
+			Privileged:               ptr.To(false),
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			Capabilities: &corev1.Capabilities{
+				Add:  []corev1.Capability{"NET_ADMIN", "NET_RAW"},
+				Drop: []corev1.Capability{"ALL"},
+			},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}, nil
+}
+
+func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native bool) corev1.Container {
+	admin := intstr.FromInt32(in.opts.AdminPort)
+	probe := func(path string, failures int32) *corev1.Probe {
+		return &corev1.Probe{
+			ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: admin}},
+			PeriodSeconds:    1,
+			FailureThreshold: failures,
+		}
+	}
+	c := corev1.Container{
+		Name:    ProxyContainerName,
+		Image:   in.opts.ProxyImage,
+		Command: []string{"corsproxy"},
+		Args: []string{
+			"--config=" + ConfigMountPath + "/" + ConfigFileName,
+			fmt.Sprintf("--listen=:%d", in.opts.ProxyPort),
+			fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort),
+		},
+		Ports:          []corev1.ContainerPort{{Name: "corsproxy-admin", ContainerPort: in.opts.AdminPort, Protocol: corev1.ProtocolTCP}},
+		VolumeMounts:   []corev1.VolumeMount{{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true}},
+		Resources:      resources,
+		ReadinessProbe: probe("/readyz", 3),
+		LivenessProbe: func() *corev1.Probe {
+			p := probe("/healthz", 3)
+			p.PeriodSeconds = 10
+			return p
+		}(),
+		SecurityContext: &corev1.SecurityContext{
+			RunAsUser:                ptr.To(in.opts.ProxyUID),
+			RunAsGroup:               ptr.To(in.opts.ProxyUID),
+			RunAsNonRoot:             ptr.To(true),
+			Privileged:               ptr.To(false),
+			AllowPrivilegeEscalation: ptr.To(false),
+			ReadOnlyRootFilesystem:   ptr.To(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	if native {
+		// A native sidecar: the kubelet waits for the startup probe before starting the
+		// app's containers, and stops the proxy after them.
+		c.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)
+		c.StartupProbe = probe("/readyz", 60)
+	} else {
+		// A regular container placed first: the kubelet runs postStart to completion before
+		// starting the next container, so the app starts after the proxy is ready.
+		c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
+			Command: []string{"corsproxy", "--wait-ready=60s", fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort)},
+		}}}
+	}
+	return c
+}

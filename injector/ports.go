@@ -1,0 +1,193 @@
+package injector
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/corsmesh/corsmesh/corsproxy/config"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+)
+
+// servicePolicy is one Service reaching the pod on a port, and its CORS policy (nil: none).
+type servicePolicy struct {
+	service *corev1.Service
+	policy  *config.CORS
+	key     string // the policy's canonical JSON, to tell policies apart
+}
+
+// resolvePorts finds the pod's intercepted ports (the target ports of the Services that
+// select it) and each port's policy (from the PluginConfigs naming those Services), and
+// records them in d.
+//
+// The rule for a port shared by Services with different policies: a request is matched by
+// its Host header against each Service's DNS names (name, name.ns, name.ns.svc,
+// name.ns.svc.<cluster domain>); a Host naming none of them (the pod IP, say) gets the
+// port's only policy if there is exactly one, and no CORS otherwise.
+func (in *Injector) resolvePorts(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string, corsPlugins []string, d *Decision) error {
+	services, err := cluster.Services(ctx, ns)
+	if err != nil {
+		return fmt.Errorf("listing Services in %s: %w", ns, err)
+	}
+	podLabels := labels.Set(pod.Labels)
+	byPort := make(map[int32][]servicePolicy)
+	for _, svc := range services {
+		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(podLabels) {
+			continue
+		}
+		sp := servicePolicy{service: svc}
+		if sp.policy, err = in.servicePolicy(ctx, cluster, svc, corsPlugins, d); err != nil {
+			return err
+		}
+		if sp.policy != nil {
+			b, err := json.Marshal(sp.policy)
+			if err != nil {
+				return fmt.Errorf("encoding policy of Service %s/%s: %w", ns, svc.Name, err)
+			}
+			sp.key = string(b)
+		}
+		for _, port := range svc.Spec.Ports {
+			target, ok := in.targetPort(pod, svc, port, d)
+			if ok && !slices.ContainsFunc(byPort[target], func(o servicePolicy) bool { return o.service == svc }) {
+				byPort[target] = append(byPort[target], sp)
+			}
+		}
+	}
+
+	cfg := &config.Config{Version: config.Version}
+	for _, port := range slices.Sorted(maps.Keys(byPort)) {
+		cfg.Ports = append(cfg.Ports, in.portConfig(port, byPort[port], ns, d))
+		d.Ports = append(d.Ports, port)
+	}
+	if len(d.Ports) > 0 && !slices.ContainsFunc(cfg.Ports, func(p config.Port) bool { return p.CORS != nil || len(p.Hosts) > 0 }) {
+		d.Warnings = append(d.Warnings, "no PluginConfig applies to the Services selecting the pod yet: the proxy passes traffic through until one does (no restart needed)")
+	}
+	d.Config = cfg
+	return nil
+}
+
+// targetPort resolves a Service port to the container port it reaches on this pod.
+func (in *Injector) targetPort(pod *corev1.Pod, svc *corev1.Service, port corev1.ServicePort, d *Decision) (int32, bool) {
+	where := fmt.Sprintf("Service %s port %d", svc.Name, port.Port)
+	if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
+		return 0, false
+	}
+	if p := port.AppProtocol; p != nil && !isHTTP1(*p) {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: appProtocol %q is not HTTP/1.1", where, *p))
+		return 0, false
+	}
+	var target int32
+	switch {
+	case port.TargetPort.Type == intstr.String && port.TargetPort.StrVal != "":
+		target = namedPort(pod, port.TargetPort.StrVal)
+		if target == 0 {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: no container port named %q", where, port.TargetPort.StrVal))
+			return 0, false
+		}
+	case port.TargetPort.IntVal != 0:
+		target = port.TargetPort.IntVal
+	default:
+		target = port.Port
+	}
+	if target == in.opts.ProxyPort || target == in.opts.AdminPort {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: port %d is the proxy's own", where, target))
+		return 0, false
+	}
+	return target, true
+}
+
+func isHTTP1(appProtocol string) bool {
+	switch strings.ToLower(appProtocol) {
+	case "http", "http1", "http/1.1", "kubernetes.io/http":
+		return true
+	}
+	return false
+}
+
+func namedPort(pod *corev1.Pod, name string) int32 {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == name && (p.Protocol == "" || p.Protocol == corev1.ProtocolTCP) {
+				return p.ContainerPort
+			}
+		}
+	}
+	return 0
+}
+
+// servicePolicy returns the CORS policy of a Service: its PluginConfig for one of the
+// chains' CORS plugins. Of several, the oldest wins (then by name) and the rest are reported.
+func (in *Injector) servicePolicy(ctx context.Context, cluster Cluster, svc *corev1.Service, corsPlugins []string, d *Decision) (*config.CORS, error) {
+	configs, err := cluster.PluginConfigsFor(ctx, svc.Namespace, svc.Name)
+	if err != nil {
+		return nil, fmt.Errorf("listing PluginConfigs for Service %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	var candidates []*v1alpha1.PluginConfig
+	for _, c := range configs {
+		if slices.Contains(corsPlugins, c.Spec.Plugin) {
+			candidates = append(candidates, c)
+		}
+	}
+	slices.SortFunc(candidates, ComparePluginConfigs)
+	for i, c := range candidates {
+		policy, err := config.ParseCORS(c.Spec.Config.Raw)
+		if err != nil {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginConfig %s/%s ignored: spec.config: %v", c.Namespace, c.Name, err))
+			continue
+		}
+		for _, other := range candidates[i+1:] {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginConfig %s/%s ignored for Service %s: %s/%s is older and wins", other.Namespace, other.Name, svc.Name, c.Namespace, c.Name))
+		}
+		return policy, nil
+	}
+	return nil, nil
+}
+
+// ComparePluginConfigs orders PluginConfigs oldest first, then by namespace and name: the
+// first one for a Service is the one in effect.
+func ComparePluginConfigs(a, b *v1alpha1.PluginConfig) int {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		if a.CreationTimestamp.Before(&b.CreationTimestamp) {
+			return -1
+		}
+		return 1
+	}
+	return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+}
+
+// portConfig builds one port's entry from the Services reaching it.
+func (in *Injector) portConfig(port int32, services []servicePolicy, ns string, d *Decision) config.Port {
+	p := config.Port{Port: port}
+	var distinct []servicePolicy
+	for _, sp := range services {
+		if sp.policy != nil && !slices.ContainsFunc(distinct, func(o servicePolicy) bool { return o.key == sp.key }) {
+			distinct = append(distinct, sp)
+		}
+	}
+	sameForAll := !slices.ContainsFunc(services, func(sp servicePolicy) bool { return sp.key != services[0].key })
+	if sameForAll {
+		p.CORS = services[0].policy
+		return p
+	}
+	slices.SortFunc(services, func(a, b servicePolicy) int { return strings.Compare(a.service.Name, b.service.Name) })
+	for _, sp := range services {
+		p.Hosts = append(p.Hosts, config.HostRoute{Names: in.serviceHostNames(sp.service.Name, ns), CORS: sp.policy})
+	}
+	if len(distinct) == 1 {
+		p.CORS = distinct[0].policy
+	} else {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("port %d is reached through Services with %d different CORS policies: requests are told apart by Host, and a Host naming none of them (such as the pod IP) gets no CORS", port, len(distinct)))
+	}
+	return p
+}
+
+func (in *Injector) serviceHostNames(name, ns string) []string {
+	return []string{name, name + "." + ns, name + "." + ns + ".svc", name + "." + ns + ".svc." + in.opts.ClusterDomain}
+}
