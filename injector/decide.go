@@ -72,7 +72,6 @@ type Injector struct {
 
 type compiledChain struct {
 	resourceVersion string
-	generation      int64
 	pod, namespace  labels.Selector
 	err             error
 }
@@ -203,21 +202,36 @@ func (in *Injector) selectingChains(ctx context.Context, cluster Cluster, pod *c
 }
 
 // compiled returns a chain's selectors, compiled once per version of the chain: with a
-// thousand chains, compiling on every admission would dominate its cost.
+// thousand chains, compiling on every admission would dominate its cost. Objects without
+// a resourceVersion (read from files) have no version to cache by and are compiled each time.
 func (in *Injector) compiled(c *v1alpha1.PluginChain) compiledChain {
 	key := c.Namespace + "/" + c.Name
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if cc, ok := in.selectors[key]; ok && cc.resourceVersion == c.ResourceVersion && cc.generation == c.Generation {
-		return cc
+	if c.ResourceVersion != "" {
+		in.mu.Lock()
+		cc, ok := in.selectors[key]
+		in.mu.Unlock()
+		if ok && cc.resourceVersion == c.ResourceVersion {
+			return cc
+		}
 	}
-	cc := compiledChain{resourceVersion: c.ResourceVersion, generation: c.Generation}
+	cc := compiledChain{resourceVersion: c.ResourceVersion}
 	cc.pod, cc.err = selector(c.Spec.Selectors.PodSelector)
 	if cc.err == nil {
 		cc.namespace, cc.err = selector(c.Spec.Selectors.NamespaceSelector)
 	}
-	in.selectors[key] = cc
+	if c.ResourceVersion != "" {
+		in.mu.Lock()
+		in.selectors[key] = cc
+		in.mu.Unlock()
+	}
 	return cc
+}
+
+// Forget drops a deleted chain's compiled selectors.
+func (in *Injector) Forget(namespace, name string) {
+	in.mu.Lock()
+	delete(in.selectors, namespace+"/"+name)
+	in.mu.Unlock()
 }
 
 // selector treats a nil selector as "everything", as osm-edge does.

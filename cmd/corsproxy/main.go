@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -36,6 +37,7 @@ type flags struct {
 	drainTimeout   time.Duration
 	drainDelay     time.Duration
 	logLevel       string
+	waitReady      time.Duration
 	opts           proxy.Options
 }
 
@@ -52,6 +54,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep accepting while /readyz fails, so endpoints update first")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&f.waitReady, "wait-ready", 0, "instead of serving, wait this long for a running proxy's /readyz on --admin-listen (a postStart hook)")
 	fs.IntVar(&f.opts.MaxConnsPerUpstream, "max-conns-per-upstream", 1024, "pooled connections per app port")
 	fs.DurationVar(&f.opts.UpstreamTimeout, "upstream-timeout", 0, "wait at most this long for the app's response (0: no limit)")
 	fs.DurationVar(&f.opts.DialTimeout, "dial-timeout", 2*time.Second, "wait at most this long to connect to the app")
@@ -96,11 +99,51 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	f.opts.Logger = logger
+	if f.waitReady > 0 {
+		if err := waitReady(ctx, f.adminListen, f.waitReady); err != nil {
+			logger.Error("proxy not ready", "err", err)
+			return 1
+		}
+		return 0
+	}
 	if err := serve(ctx, f, logger); err != nil {
 		logger.Error("corsproxy stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// waitReady polls the admin port's /readyz: a regular-container sidecar's postStart hook
+// runs it, and the kubelet starts the app's containers only after it returns.
+func waitReady(ctx context.Context, adminListen string, timeout time.Duration) error {
+	host, port, err := net.SplitHostPort(adminListen)
+	if err != nil {
+		return fmt.Errorf("--admin-listen: %w", err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/readyz"
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s", url, timeout)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func serve(ctx context.Context, f *flags, logger *slog.Logger) error {

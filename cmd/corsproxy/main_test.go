@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	waitReady(t, "http://"+admin+"/readyz")
+	waitHTTPReady(t, "http://"+admin+"/readyz")
 
 	result := make(chan string, 1)
 	go func() {
@@ -117,7 +118,7 @@ func freePort(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitReady(t *testing.T, url string) {
+func waitHTTPReady(t *testing.T, url string) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(url); err == nil {
@@ -129,4 +130,24 @@ func waitReady(t *testing.T, url string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s never ready", url)
+}
+
+func TestWaitReady(t *testing.T) {
+	var ready atomic.Bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer srv.Close()
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--wait-ready=300ms", "--admin-listen", ln.Addr().String()}, &stderr); code != 1 {
+		t.Errorf("not ready: exit %d, want 1", code)
+	}
+	ready.Store(true)
+	if code := run(context.Background(), []string{"--wait-ready=5s", "--admin-listen", ln.Addr().String()}, &stderr); code != 0 {
+		t.Errorf("ready: exit %d, want 0 (%s)", code, stderr.String())
+	}
 }

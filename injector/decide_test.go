@@ -1,0 +1,148 @@
+package injector_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+)
+
+// Every way a pod is not injected, each with its reason; the seed's pipy-ok-v1 pod in the
+// seed's cluster is the starting point, and each case changes one thing.
+func TestSkipReasons(t *testing.T) {
+	tests := []struct {
+		name    string
+		ns      string
+		pod     func(*corev1.Pod)
+		cluster func(*injector.Objects)
+		want    injector.Reason
+		message string // a part of the message the user sees
+	}{
+		{name: "system namespace", ns: "kube-system", want: injector.ReasonSystemNamespace},
+		{name: "own namespace", ns: "corsmesh-system", want: injector.ReasonOwnNamespace},
+		{name: "namespace missing", ns: "nowhere", want: injector.ReasonNamespaceNotFound},
+		{name: "namespace not monitored", cluster: func(o *injector.Objects) { delete(o.Namespaces[0].Labels, injector.LabelMonitoredBy) },
+			want: injector.ReasonNamespaceNotMonitored, message: "corsmeshctl namespace add pipy"},
+		{name: "namespace monitored by another mesh", cluster: func(o *injector.Objects) { o.Namespaces[0].Labels[injector.LabelMonitoredBy] = "other" },
+			want: injector.ReasonNamespaceNotMonitored},
+		{name: "host network", pod: func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want: injector.ReasonHostNetwork},
+		{name: "already injected (status annotation)", pod: func(p *corev1.Pod) { p.Annotations = map[string]string{injector.AnnotationStatus: "{}"} },
+			want: injector.ReasonAlreadyInjected},
+		{name: "already injected (sidecar present)", pod: func(p *corev1.Pod) {
+			p.Spec.InitContainers = append(p.Spec.InitContainers, corev1.Container{Name: injector.ProxyContainerName})
+		}, want: injector.ReasonAlreadyInjected},
+		{name: "pod opted out: disabled", pod: annotate("disabled"), want: injector.ReasonPodOptedOut},
+		{name: "pod opted out: no", pod: annotate("no"), want: injector.ReasonPodOptedOut},
+		{name: "pod opted out: false", pod: annotate("False"), want: injector.ReasonPodOptedOut},
+		{name: "pod annotation invalid", pod: annotate("maybe"), want: injector.ReasonInvalidAnnotation, message: "maybe"},
+		{name: "namespace opted out", cluster: annotateNS("disabled"), want: injector.ReasonNamespaceOptedOut},
+		{name: "namespace annotation invalid", cluster: annotateNS("sometimes"), want: injector.ReasonInvalidAnnotation},
+		{name: "pod security baseline", cluster: podSecurity("baseline"), want: injector.ReasonPodSecurity, message: "NET_ADMIN"},
+		{name: "pod security restricted", cluster: podSecurity("restricted"), want: injector.ReasonPodSecurity},
+		{name: "no chain selects the pod", pod: func(p *corev1.Pod) { p.Labels["app"] = "other" }, want: injector.ReasonNoChain},
+		{name: "namespace selector does not match", cluster: func(o *injector.Objects) {
+			o.Chains[0].Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "web"}}
+		}, want: injector.ReasonNoChain},
+		{name: "chain mounts a plugin we do not implement", cluster: func(o *injector.Objects) {
+			o.Plugins = append(o.Plugins, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "rate-limit"}})
+			o.Chains[0].Spec.Chains[0].Plugins = []string{"rate-limit"}
+		}, want: injector.ReasonNoCORSPlugin, message: "no CORS plugin"},
+		{name: "CORS plugin on another chain", cluster: func(o *injector.Objects) { o.Chains[0].Spec.Chains[0].Name = "outbound-http" },
+			want: injector.ReasonNoCORSPlugin},
+		{name: "chain names a Plugin that does not exist", cluster: func(o *injector.Objects) { o.Plugins = nil },
+			want: injector.ReasonPluginNotFound, message: "cors-policy"},
+		{name: "no Service selects the pod", cluster: func(o *injector.Objects) { o.ServiceList = nil }, want: injector.ReasonNoHTTPPorts},
+	}
+	in := injector.New(testOptions())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+			ns := w.Namespace
+			if tt.ns != "" {
+				ns = tt.ns
+			}
+			if tt.pod != nil {
+				tt.pod(w.Pod)
+			}
+			if tt.cluster != nil {
+				tt.cluster(objs)
+			}
+			d, err := in.Decide(context.Background(), objs, w.Pod, ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Inject || d.Reason != tt.want {
+				t.Fatalf("inject=%v reason=%q (%s), want skipped for %q", d.Inject, d.Reason, d.Message, tt.want)
+			}
+			if !strings.Contains(d.Message, tt.message) || d.Message == "" {
+				t.Errorf("message %q does not say %q", d.Message, tt.message)
+			}
+		})
+	}
+}
+
+func annotate(value string) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Annotations = map[string]string{injector.AnnotationSidecarInjection: value}
+	}
+}
+
+func annotateNS(value string) func(*injector.Objects) {
+	return func(o *injector.Objects) {
+		o.Namespaces[0].Annotations = map[string]string{injector.AnnotationSidecarInjection: value}
+	}
+}
+
+func podSecurity(level string) func(*injector.Objects) {
+	return func(o *injector.Objects) { o.Namespaces[0].Labels[injector.LabelPodSecurityEnforce] = level }
+}
+
+// A pod-level "enabled" wins over a namespace that opted out, as in osm-edge.
+func TestPodEnabledOverridesNamespaceOptOut(t *testing.T) {
+	for _, value := range []string{"enabled", "yes", "true"} {
+		objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+		annotateNS("disabled")(objs)
+		annotate(value)(w.Pod)
+		d, err := injector.New(testOptions()).Decide(context.Background(), objs, w.Pod, w.Namespace)
+		if err != nil || !d.Inject {
+			t.Errorf("%s: inject=%v reason=%s err=%v, want injected", value, d.Inject, d.Reason, err)
+		}
+	}
+}
+
+// Unimplemented plugins beside the CORS one are reported, and the CORS one still applies.
+func TestUnimplementedPluginBesideCORSIsReported(t *testing.T) {
+	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+	objs.Plugins = append(objs.Plugins, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "token-auth"}})
+	objs.Chains[0].Spec.Chains[0].Plugins = append(objs.Chains[0].Spec.Chains[0].Plugins, "token-auth")
+	d, err := injector.New(testOptions()).Decide(context.Background(), objs, w.Pod, w.Namespace)
+	if err != nil || !d.Inject {
+		t.Fatalf("inject=%v reason=%s err=%v", d.Inject, d.Reason, err)
+	}
+	if !strings.Contains(strings.Join(d.Warnings, "\n"), `Plugin "token-auth" is not implemented`) {
+		t.Errorf("warnings %q do not report token-auth", d.Warnings)
+	}
+}
+
+// Compiled selectors are cached per resourceVersion: an edited chain takes effect at once.
+func TestEditedChainTakesEffect(t *testing.T) {
+	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+	in := injector.New(testOptions())
+	objs.Chains[0].ResourceVersion = "1"
+	if d, _ := in.Decide(context.Background(), objs, w.Pod, w.Namespace); !d.Inject {
+		t.Fatalf("version 1 should inject: %s", d.Reason)
+	}
+	edited := objs.Chains[0].DeepCopy()
+	edited.ResourceVersion = "2"
+	edited.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}
+	objs.Chains[0] = edited
+	if d, _ := in.Decide(context.Background(), objs, w.Pod, w.Namespace); d.Inject || d.Reason != injector.ReasonNoChain {
+		t.Errorf("version 2 no longer selects the pod, got inject=%v reason=%s", d.Inject, d.Reason)
+	}
+}
