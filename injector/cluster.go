@@ -77,26 +77,17 @@ func (o *Objects) Plugin(_ context.Context, name string) (*v1alpha1.Plugin, erro
 }
 
 // RefersTo reports whether a PluginConfig names the Service among its destinations.
-// A destination without a namespace means the PluginConfig's own.
 func RefersTo(c *v1alpha1.PluginConfig, namespace, service string) bool {
-	for _, ref := range c.Spec.DestinationRefs {
-		ns := ref.Namespace
-		if ns == "" {
-			ns = c.Namespace
-		}
-		if (ref.Kind == "" || ref.Kind == "Service") && ref.Name == service && ns == namespace {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(DestinationKeys(c), namespace+"/"+service)
 }
 
-// DestinationKeys returns "namespace/name" of each Service a PluginConfig names: the
-// webhook indexes PluginConfigs by them.
+// DestinationKeys returns "namespace/name" of each Service a PluginConfig names (a
+// destination without a namespace means the PluginConfig's own): the webhook indexes
+// PluginConfigs by them.
 func DestinationKeys(c *v1alpha1.PluginConfig) []string {
 	var keys []string
 	for _, ref := range c.Spec.DestinationRefs {
-		if ref.Kind != "" && ref.Kind != "Service" {
+		if ref.Kind != "" && ref.Kind != v1alpha1.DestinationKindService {
 			continue
 		}
 		ns := ref.Namespace

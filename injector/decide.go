@@ -259,8 +259,8 @@ func (in *Injector) corsPlugins(ctx context.Context, cluster Cluster, chains []*
 					d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: Plugin %q does not exist", c.Namespace, c.Name, name))
 				case !in.IsCORSPlugin(plugin):
 					d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: Plugin %q is not implemented by corsmesh (only CORS is) and is ignored", c.Namespace, c.Name, name))
-				case chain.Name != ChainInboundHTTP:
-					d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: CORS plugin %q on chain %q is ignored (only %s is served)", c.Namespace, c.Name, name, chain.Name, ChainInboundHTTP))
+				case chain.Name != v1alpha1.ChainInboundHTTP:
+					d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: CORS plugin %q on chain %q is ignored (only %s is served)", c.Namespace, c.Name, name, chain.Name, v1alpha1.ChainInboundHTTP))
 				case !slices.Contains(names, name):
 					names = append(names, name)
 				}
@@ -268,7 +268,7 @@ func (in *Injector) corsPlugins(ctx context.Context, cluster Cluster, chains []*
 		}
 	}
 	if len(names) == 0 {
-		d.Reason, d.Message = ReasonNoCORSPlugin, fmt.Sprintf("the PluginChains selecting the pod mount no CORS plugin on %s", ChainInboundHTTP)
+		d.Reason, d.Message = ReasonNoCORSPlugin, fmt.Sprintf("the PluginChains selecting the pod mount no CORS plugin on %s", v1alpha1.ChainInboundHTTP)
 		if len(missing) > 0 {
 			d.Reason, d.Message = ReasonPluginNotFound, fmt.Sprintf("the PluginChains selecting the pod name Plugins that do not exist: %s", strings.Join(missing, ", "))
 		}

@@ -29,9 +29,6 @@ const (
 	AnnotationProxyMemoryLimit   = "corsmesh.io/proxy-memory-limit"
 	// AnnotationImplements on a Plugin declares it the CORS plugin whatever its name.
 	AnnotationImplements = "corsmesh.io/implements"
-
-	// ChainInboundHTTP is the osm-edge chain CORS plugins are mounted on.
-	ChainInboundHTTP = "inbound-http"
 )
 
 // Names of what the injector adds to a pod.

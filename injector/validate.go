@@ -1,0 +1,127 @@
+package injector
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/corsmesh/corsmesh/corsproxy/config"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+)
+
+// The policy checks the validating webhook runs, and corsmeshctl too: errors reject the
+// resource and name the field; warnings accept it and say what is probably wrong.
+
+// ValidatePlugin checks a Plugin. Nothing about a Plugin is invalid to corsmesh, but one it
+// does not implement is worth a warning at once, not at the first pod.
+func (in *Injector) ValidatePlugin(p *v1alpha1.Plugin) (field.ErrorList, []string) {
+	if in.IsCORSPlugin(p) {
+		return nil, []string{fmt.Sprintf("corsmesh implements Plugin %q natively as CORS; spec.pipyscript is not run", p.Name)}
+	}
+	return nil, []string{fmt.Sprintf("corsmesh does not implement Plugin %q (only CORS: name it one of %s or annotate it %s: cors); chains mounting it are reported and it is not applied",
+		p.Name, strings.Join(in.opts.CORSPluginNames, ", "), AnnotationImplements)}
+}
+
+// ValidatePluginChain checks a PluginChain: selectors that parse and chains that name
+// plugins. lookup returns the named Plugin, or nil when it does not exist.
+func (in *Injector) ValidatePluginChain(c *v1alpha1.PluginChain, lookup func(name string) *v1alpha1.Plugin) (field.ErrorList, []string) {
+	var errs field.ErrorList
+	var warnings []string
+	spec := field.NewPath("spec")
+	opts := metav1validation.LabelSelectorValidationOptions{}
+	if s := c.Spec.Selectors.PodSelector; s != nil {
+		errs = append(errs, metav1validation.ValidateLabelSelector(s, opts, spec.Child("selectors", "podSelector"))...)
+	}
+	if s := c.Spec.Selectors.NamespaceSelector; s != nil {
+		errs = append(errs, metav1validation.ValidateLabelSelector(s, opts, spec.Child("selectors", "namespaceSelector"))...)
+	}
+	for i, chain := range c.Spec.Chains {
+		path := spec.Child("chains").Index(i)
+		if len(chain.Plugins) == 0 {
+			errs = append(errs, field.Required(path.Child("plugins"), "list at least one plugin"))
+		}
+		for j, name := range chain.Plugins {
+			ppath := path.Child("plugins").Index(j)
+			plugin := lookup(name)
+			switch {
+			case name == "":
+				errs = append(errs, field.Required(ppath, "a plugin name"))
+			case plugin == nil:
+				warnings = append(warnings, fmt.Sprintf("%s: Plugin %q does not exist (yet); pods are not injected for it until it does", ppath, name))
+			case !in.IsCORSPlugin(plugin):
+				warnings = append(warnings, fmt.Sprintf("%s: corsmesh does not implement Plugin %q; it is not applied", ppath, name))
+			case chain.Name != v1alpha1.ChainInboundHTTP:
+				warnings = append(warnings, fmt.Sprintf("%s: CORS is served on %s only; on %s it is not applied", ppath, v1alpha1.ChainInboundHTTP, chain.Name))
+			}
+		}
+	}
+	if c.Spec.Selectors.PodSelector == nil || (len(c.Spec.Selectors.PodSelector.MatchLabels) == 0 && len(c.Spec.Selectors.PodSelector.MatchExpressions) == 0) {
+		warnings = append(warnings, "spec.selectors.podSelector selects every pod in every monitored namespace")
+	}
+	return errs, warnings
+}
+
+// ValidatePluginConfig checks a PluginConfig. For a CORS plugin, spec.config must be a
+// valid policy: every problem is reported under its path in spec.config.
+func (in *Injector) ValidatePluginConfig(c *v1alpha1.PluginConfig, lookup func(name string) *v1alpha1.Plugin) (field.ErrorList, []string) {
+	var errs field.ErrorList
+	var warnings []string
+	spec := field.NewPath("spec")
+	if c.Spec.Plugin == "" {
+		errs = append(errs, field.Required(spec.Child("plugin"), "the Plugin this configures"))
+	}
+	for i, ref := range c.Spec.DestinationRefs {
+		path := spec.Child("destinationRefs").Index(i)
+		if ref.Kind != v1alpha1.DestinationKindService {
+			errs = append(errs, field.NotSupported(path.Child("kind"), ref.Kind, []string{v1alpha1.DestinationKindService}))
+		}
+		if ref.Name == "" {
+			errs = append(errs, field.Required(path.Child("name"), "the Service's name"))
+		}
+		if ref.Namespace != "" && ref.Namespace != c.Namespace {
+			warnings = append(warnings, fmt.Sprintf("%s: Service %s/%s is in another namespace than this PluginConfig; it applies all the same", path, ref.Namespace, ref.Name))
+		}
+	}
+	plugin := lookup(c.Spec.Plugin)
+	isCORS := plugin != nil && in.IsCORSPlugin(plugin)
+	if plugin == nil && c.Spec.Plugin != "" {
+		// Allowed, since resources may be applied in any order; validated as CORS if named so.
+		isCORS = slices.Contains(in.opts.CORSPluginNames, c.Spec.Plugin)
+		warnings = append(warnings, fmt.Sprintf("spec.plugin: Plugin %q does not exist (yet)", c.Spec.Plugin))
+	}
+	if !isCORS {
+		if c.Spec.Plugin != "" {
+			warnings = append(warnings, fmt.Sprintf("spec.plugin: corsmesh does not implement Plugin %q; this configuration is not applied", c.Spec.Plugin))
+		}
+		return errs, warnings
+	}
+	raw := c.Spec.Config.Raw
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	policy, err := config.ParseCORS(raw)
+	if err != nil {
+		return append(errs, configErrors(spec.Child("config"), raw, err)...), warnings
+	}
+	for _, w := range policy.Lint("") {
+		warnings = append(warnings, "spec.config."+w)
+	}
+	return errs, warnings
+}
+
+// configErrors turns the parser's FieldErrors into Kubernetes field errors under path.
+func configErrors(path *field.Path, raw []byte, err error) field.ErrorList {
+	list, ok := err.(config.ErrorList)
+	if !ok {
+		return field.ErrorList{field.Invalid(path, string(raw), err.Error())}
+	}
+	var errs field.ErrorList
+	for _, fe := range list {
+		// The parser's paths ("allowOrigins[2].regex") already read like field paths.
+		errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: path.Child(fe.Field).String(), BadValue: field.OmitValueType{}, Detail: fe.Detail})
+	}
+	return errs
+}
