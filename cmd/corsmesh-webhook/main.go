@@ -1,0 +1,101 @@
+// Command corsmesh-webhook is the admission webhook: it injects the CORS sidecar into pods
+// that PluginChains select, validates the plugin resources, and runs the controllers that
+// keep injected pods' policies and the resources' statuses current.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/webhook"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	opts := webhook.Options{Injector: injector.DefaultOptions()}
+	fs := flag.NewFlagSet("corsmesh-webhook", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&opts.CertDir, "cert-dir", "/etc/corsmesh/tls", "directory with tls.crt and tls.key (reloaded when they change)")
+	fs.StringVar(&opts.Host, "host", "", "address to serve admission on (default: all)")
+	fs.IntVar(&opts.Port, "port", 9443, "port to serve admission on")
+	fs.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address (0 disables)")
+	fs.StringVar(&opts.HealthAddr, "health-addr", ":8081", "/healthz and /readyz address (0 disables)")
+	fs.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader for the controllers (admission is served by every replica)")
+	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: in-cluster namespace)")
+	fs.StringVar(&opts.LeaderElectionID, "leader-election-id", "corsmesh-webhook", "name of the leader election lease")
+	in := &opts.Injector
+	fs.StringVar(&in.MeshName, "mesh-name", in.MeshName, "value of the openservicemesh.io/monitored-by label that opts a namespace in")
+	fs.StringVar(&in.OwnNamespace, "namespace", envOr("POD_NAMESPACE", in.OwnNamespace), "the webhook's own namespace (never injected)")
+	fs.StringVar(&in.ProxyImage, "proxy-image", in.ProxyImage, "image of the corsproxy sidecar")
+	fs.StringVar(&in.InitImage, "init-image", in.InitImage, "image of the corsproxy-init container")
+	fs.StringVar(&in.ClusterDomain, "cluster-domain", in.ClusterDomain, "cluster DNS domain, for matching Service host names")
+	proxyPort := fs.Int("proxy-port", int(in.ProxyPort), "port the proxy listens on inside pods")
+	adminPort := fs.Int("admin-port", int(in.AdminPort), "proxy admin port inside pods (never redirected)")
+	corsPlugins := fs.String("cors-plugins", strings.Join(in.CORSPluginNames, ","), "Plugin names implemented as CORS")
+	nativeSidecars := fs.String("native-sidecars", "auto", "inject the proxy as a native sidecar: auto (Kubernetes >= 1.29), true or false")
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster, or $KUBECONFIG)")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	in.ProxyPort, in.AdminPort = int32(*proxyPort), int32(*adminPort)
+	in.CORSPluginNames = strings.Split(*corsPlugins, ",")
+	switch *nativeSidecars {
+	case "auto":
+	case "true", "false":
+		v := *nativeSidecars == "true"
+		opts.NativeSidecars = &v
+	default:
+		fmt.Fprintf(stderr, "corsmesh-webhook: --native-sidecars=%q: want auto, true or false\n", *nativeSidecars)
+		return 2
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
+	ctrl.SetLogger(log)
+	opts.Log = log
+	if err := serve(ctx, *kubeconfig, opts, log); err != nil {
+		log.Error(err, "corsmesh-webhook stopped")
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, kubeconfig string, opts webhook.Options, log logr.Logger) error {
+	cfg, err := ctrl.GetConfig()
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	srv, err := webhook.New(ctx, cfg, opts)
+	if err != nil {
+		return err
+	}
+	log.Info("serving admission", "port", opts.Port, "certDir", opts.CertDir)
+	return srv.Start(ctx)
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}

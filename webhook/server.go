@@ -1,0 +1,230 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+)
+
+// Paths the webhook configurations point at.
+const (
+	PathMutatePods       = "/mutate-pods"
+	PathValidatePolicies = "/validate-policies"
+)
+
+// nativeSidecarsSince is the first Kubernetes minor with native sidecars on by default.
+var nativeSidecarsSince = version.MajorMinor(1, 29)
+
+// Options configure a Server.
+type Options struct {
+	// CertDir holds tls.crt and tls.key (cert-manager's Secret, mounted); they are
+	// reloaded when they change.
+	CertDir string
+	Host    string
+	Port    int
+	// MetricsAddr and HealthAddr are the metrics and probe listen addresses ("0" disables).
+	MetricsAddr string
+	HealthAddr  string
+
+	// LeaderElection guards the controllers; admission is served by every replica.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+
+	Injector injector.Options
+	// NativeSidecars overrides detection from the API server's version (nil: detect).
+	NativeSidecars *bool
+	// Registerer receives the webhook's metrics (default: controller-runtime's registry,
+	// which the metrics endpoint serves).
+	Registerer prometheus.Registerer
+	Log        logr.Logger
+}
+
+// Server is the webhook: admission handlers and controllers in one controller-runtime
+// manager.
+type Server struct {
+	mgr      manager.Manager
+	Injector *injector.Injector
+	Cluster  *CacheCluster
+	Metrics  *Metrics
+}
+
+// Scheme returns the types the webhook reads and writes.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// New builds a Server against the API server of cfg. Start runs it.
+func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
+	if opts.Registerer == nil {
+		opts.Registerer = crmetrics.Registry
+	}
+	log := opts.Log
+	scheme, err := Scheme()
+	if err != nil {
+		return nil, fmt.Errorf("building scheme: %w", err)
+	}
+	native, err := detectNativeSidecars(cfg, opts.NativeSidecars)
+	if err != nil {
+		return nil, err
+	}
+	opts.Injector.NativeSidecars = native
+	log.Info("injection settings", "nativeSidecars", native, "mesh", opts.Injector.MeshName, "ownNamespace", opts.Injector.OwnNamespace)
+
+	hookServer := crwebhook.NewServer(crwebhook.Options{
+		Host:    opts.Host,
+		Port:    opts.Port,
+		CertDir: opts.CertDir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+	})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        log,
+		WebhookServer:                 hookServer,
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        opts.HealthAddr,
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionID:              opts.LeaderElectionID,
+		LeaderElectionReleaseOnCancel: true,
+		Cache: cache.Options{
+			// Managed fields are a large part of every object and nothing here reads them.
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.PluginConfig{}, IndexPluginConfigDestination, func(o client.Object) []string {
+		return injector.DestinationKeys(o.(*v1alpha1.PluginConfig))
+	}); err != nil {
+		return nil, fmt.Errorf("indexing PluginConfigs: %w", err)
+	}
+	// Start the informers with the manager rather than at the first admission, which
+	// would otherwise wait for a full list of every Service in the cluster.
+	for _, obj := range []client.Object{&corev1.Namespace{}, &corev1.Service{}, &v1alpha1.Plugin{}, &v1alpha1.PluginChain{}, &v1alpha1.PluginConfig{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return nil, fmt.Errorf("starting informer for %T: %w", obj, err)
+		}
+	}
+	metrics, err := NewMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	s := &Server{
+		mgr:      mgr,
+		Injector: injector.New(opts.Injector),
+		Cluster:  &CacheCluster{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()},
+		Metrics:  metrics,
+	}
+	hookServer.Register(PathMutatePods, &reviewHandler{name: "mutate-pods", metrics: metrics, log: log.WithName("mutate-pods"), handler: &PodMutator{
+		Injector: s.Injector, Cluster: s.Cluster, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
+	}})
+	hookServer.Register(PathValidatePolicies, &reviewHandler{name: "validate-policies", metrics: metrics, log: log.WithName("validate-policies"), handler: &PolicyValidator{
+		Injector: s.Injector, Cluster: s.Cluster, Log: log.WithName("validate-policies"),
+	}})
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	for name, check := range map[string]healthz.Checker{
+		"webhook":     hookServer.StartedChecker(),
+		"certificate": certificateChecker(opts.CertDir),
+		"cache":       cacheSyncedChecker(mgr.GetCache()),
+	} {
+		if err := mgr.AddReadyzCheck(name, check); err != nil {
+			return nil, err
+		}
+	}
+	if err := SetupControllers(mgr, s.Injector, s.Cluster, log); err != nil {
+		return nil, fmt.Errorf("setting up controllers: %w", err)
+	}
+	return s, nil
+}
+
+// Start runs the webhook and the controllers until ctx ends.
+func (s *Server) Start(ctx context.Context) error { return s.mgr.Start(ctx) }
+
+// Manager exposes the controller-runtime manager (tests wait on its cache).
+func (s *Server) Manager() manager.Manager { return s.mgr }
+
+func detectNativeSidecars(cfg *rest.Config, override *bool) (bool, error) {
+	if override != nil {
+		return *override, nil
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return false, fmt.Errorf("creating discovery client: %w", err)
+	}
+	info, err := dc.ServerVersion()
+	if err != nil {
+		return false, fmt.Errorf("reading the API server's version: %w", err)
+	}
+	v, err := version.ParseGeneric(info.GitVersion)
+	if err != nil {
+		return false, fmt.Errorf("parsing API server version %q: %w", info.GitVersion, err)
+	}
+	return v.AtLeast(nativeSidecarsSince), nil
+}
+
+// certificateChecker is ready while the serving certificate on disk parses and is within
+// its validity period: a replica with an expired certificate fails every admission.
+func certificateChecker(dir string) healthz.Checker {
+	return func(*http.Request) error {
+		pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+		if err != nil {
+			return fmt.Errorf("loading serving certificate: %w", err)
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			return fmt.Errorf("parsing serving certificate: %w", err)
+		}
+		if now := time.Now(); now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+			return fmt.Errorf("serving certificate valid %s to %s, not now", leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+		}
+		return nil
+	}
+}
+
+func cacheSyncedChecker(c cache.Cache) healthz.Checker {
+	return func(r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return errors.New("informer caches not synced")
+		}
+		return nil
+	}
+}
