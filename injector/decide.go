@@ -87,6 +87,16 @@ func (in *Injector) Options() Options { return in.opts }
 // Decide evaluates DESIGN.md's injection decision for a pod in namespace ns (the pod's own
 // Namespace field is empty at admission for generated names; the request's is used).
 func (in *Injector) Decide(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, error) {
+	return in.decide(ctx, cluster, pod, ns, false)
+}
+
+// Desired is the decision for a running, already injected pod as if it were created now:
+// the config sync controller compares its Config and Ports with what the pod carries.
+func (in *Injector) Desired(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, error) {
+	return in.decide(ctx, cluster, pod, ns, true)
+}
+
+func (in *Injector) decide(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string, injected bool) (*Decision, error) {
 	switch {
 	case slices.Contains(in.opts.SystemNamespaces, ns):
 		return skip(ReasonSystemNamespace, "namespace %s is a system namespace", ns), nil
@@ -94,7 +104,7 @@ func (in *Injector) Decide(ctx context.Context, cluster Cluster, pod *corev1.Pod
 		return skip(ReasonOwnNamespace, "namespace %s is corsmesh's own", ns), nil
 	case pod.Spec.HostNetwork:
 		return skip(ReasonHostNetwork, "the pod uses the host's network: redirecting its traffic would redirect the node's"), nil
-	case pod.Annotations[AnnotationStatus] != "" || hasContainer(pod, ProxyContainerName):
+	case !injected && (pod.Annotations[AnnotationStatus] != "" || hasContainer(pod, ProxyContainerName)):
 		return skip(ReasonAlreadyInjected, "the pod already has the corsproxy sidecar"), nil
 	}
 	namespace, err := cluster.Namespace(ctx, ns)

@@ -146,3 +146,25 @@ func TestEditedChainTakesEffect(t *testing.T) {
 		t.Errorf("version 2 no longer selects the pod, got inject=%v reason=%s", d.Inject, d.Reason)
 	}
 }
+
+// Desired recomputes an injected pod's policy: a PluginConfig edit shows up in it.
+func TestDesiredFollowsPluginConfigEdits(t *testing.T) {
+	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+	in := injector.New(testOptions())
+	_, pod, err := in.Inject(context.Background(), objs, w.Pod, w.Namespace)
+	if err != nil || pod == nil {
+		t.Fatal(err)
+	}
+	objs.Configs[0].Spec.Config.Raw = []byte(`{"allowOrigins":[{"exact":"http://edited.example"}]}`)
+	d, err := in.Desired(context.Background(), objs, pod, w.Namespace)
+	if err != nil || !d.Inject {
+		t.Fatalf("desired: %+v %v", d, err)
+	}
+	if got := d.Config.Ports[0].CORS.AllowOrigins[0].Exact; got != "http://edited.example" {
+		t.Errorf("desired origin = %q, want the edited one", got)
+	}
+	status, err := injector.ParseStatus(pod)
+	if err != nil || status == nil || len(status.Ports) != 1 || status.Ports[0] != 8080 {
+		t.Errorf("status = %+v, %v", status, err)
+	}
+}

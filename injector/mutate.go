@@ -25,6 +25,19 @@ type Status struct {
 	NativeSidecar  bool     `json:"nativeSidecar"`
 }
 
+// ParseStatus reads an injected pod's status annotation (nil when the pod is not injected).
+func ParseStatus(pod *corev1.Pod) (*Status, error) {
+	v, ok := pod.Annotations[AnnotationStatus]
+	if !ok {
+		return nil, nil
+	}
+	var s Status
+	if err := json.Unmarshal([]byte(v), &s); err != nil {
+		return nil, fmt.Errorf("annotation %s: %w", AnnotationStatus, err)
+	}
+	return &s, nil
+}
+
 // Mutate returns a copy of pod with the sidecar, the init container, the config
 // annotation and its volume added, as decided by d (which must say Inject).
 func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
