@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -18,30 +19,47 @@ const MaxAgeLimit = math.MaxInt32
 // Parse reads a whole document strictly: unknown fields, wrong types and invalid policies
 // are errors naming the field, and nothing is returned unless all of it is valid.
 func Parse(data []byte) (*Config, error) {
-	var c Config
-	if err := decodeStrict(data, &c); err != nil {
-		return nil, err
-	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return &c, nil
+	return parse(data, func(c *Config) ErrorList { return c.validate() })
 }
 
 // ParseCORS reads one CORS policy strictly, as found in a PluginConfig's spec.config.
 func ParseCORS(data []byte) (*CORS, error) {
-	var c CORS
-	if err := decodeStrict(data, &c); err != nil {
+	return parse(data, func(c *CORS) ErrorList { return c.validate("") })
+}
+
+// parse decodes strictly and validates, reporting every problem at once: unknown fields
+// and wrong types (see decodeStrict) together with the policy errors of the rest, so a
+// user fixes a document in one round.
+func parse[T any](data []byte, validate func(*T) ErrorList) (*T, error) {
+	v := new(T)
+	shapeErrs, err := decodeStrict(data, v)
+	if err != nil {
 		return nil, err
 	}
-	if err := c.Validate(""); err != nil {
-		return nil, err
+	all := shapeErrs
+	for _, e := range validate(v) {
+		// A field already reported for its shape was skipped by the decoder; what the
+		// validator says of its zero value would only repeat that.
+		if !slices.ContainsFunc(shapeErrs, func(s FieldError) bool { return e.Field == s.Field || strings.HasPrefix(e.Field, s.Field+".") || strings.HasPrefix(e.Field, s.Field+"[") }) {
+			all = append(all, e)
+		}
 	}
-	return &c, nil
+	if len(all) > 0 {
+		sortErrors(all)
+		return nil, all
+	}
+	return v, nil
 }
 
 // Validate checks the whole document.
 func (c *Config) Validate() error {
+	if list := c.validate(); len(list) > 0 {
+		return list
+	}
+	return nil
+}
+
+func (c *Config) validate() ErrorList {
 	var e errs
 	if c.Version != Version {
 		e.add("version", "unsupported version %d (this proxy reads version %d)", c.Version, Version)
@@ -74,7 +92,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
-	return e.err()
+	return e.list
 }
 
 // Validate checks one policy; path prefixes the field names in errors ("" for none).
@@ -169,30 +187,30 @@ func ParseMaxAge(raw json.RawMessage) (int64, error) {
 // wrong type by its full path with indexes ("ports[0].cors.allowOrigins[1].exactt"), which
 // encoding/json does not do: DisallowUnknownFields stops at the first unknown field, and
 // UnmarshalTypeError names the first wrong value without its indexes ("ports.port").
-func decodeStrict(data []byte, v any) error {
+func decodeStrict(data []byte, v any) (ErrorList, error) {
 	var generic any
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&generic); err != nil {
-		return fmt.Errorf("not valid JSON: %w", err)
+		return nil, fmt.Errorf("not valid JSON: %w", err)
 	}
 	if dec.More() {
-		return errors.New("not valid JSON: data after the top-level value")
+		return nil, errors.New("not valid JSON: data after the top-level value")
 	}
 	var e errs
 	checkShape(&e, "", generic, reflect.TypeOf(v).Elem())
-	if len(e.list) > 0 {
-		sortErrors(e.list)
-		return e.list
-	}
+	// encoding/json skips a field of the wrong type and decodes the rest, so the rest can
+	// still be validated; checkShape has reported the skipped ones by path.
 	if err := json.Unmarshal(data, v); err != nil {
 		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return ErrorList{{Field: typeErr.Field, Detail: fmt.Sprintf("want %s, got JSON %s", typeErr.Type, typeErr.Value)}}
+		if !errors.As(err, &typeErr) {
+			return nil, fmt.Errorf("decoding: %w", err)
 		}
-		return fmt.Errorf("decoding: %w", err)
+		if len(e.list) == 0 {
+			e.add(typeErr.Field, "want %s, got JSON %s", typeErr.Type, typeErr.Value)
+		}
 	}
-	return nil
+	return e.list, nil
 }
 
 var rawMessageType = reflect.TypeFor[json.RawMessage]()

@@ -1,0 +1,232 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"sigs.k8s.io/yaml"
+
+	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/manifest"
+)
+
+// seedCluster is the seed guide's cluster, from the injector's golden test data.
+func seedCluster(t *testing.T) *injector.Objects {
+	t.Helper()
+	f, err := os.Open(filepath.Join("..", "injector", "testdata", "inject", "_cluster.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	docs, err := manifest.Split(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := &injector.Objects{}
+	if err := manifest.AddObjects(objs, docs); err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+func testInjector() *injector.Injector {
+	o := injector.DefaultOptions()
+	o.ProxyImage, o.InitImage = "corsproxy:test", "corsproxy-init:test"
+	return injector.New(o)
+}
+
+// newTestHandlers returns the two webhooks' HTTP handlers over an in-memory cluster.
+func newTestHandlers(t *testing.T, cluster injector.Cluster) (mutate, validate http.Handler, m *Metrics) {
+	t.Helper()
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := testInjector()
+	mutate = &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{Injector: in, Cluster: cluster, Metrics: m, Log: logr.Discard()}}
+	validate = &reviewHandler{name: "validate-policies", metrics: m, log: logr.Discard(), handler: &PolicyValidator{Injector: in, Cluster: cluster, Log: logr.Discard()}}
+	return mutate, validate, m
+}
+
+// reviewFor wraps an object's YAML in the AdmissionReview the API server would send.
+func reviewFor(t *testing.T, kind, group, namespace, objectYAML string) []byte {
+	t.Helper()
+	obj, err := yaml.YAMLToJSON([]byte(objectYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	review := map[string]any{
+		"apiVersion": "admission.k8s.io/v1",
+		"kind":       "AdmissionReview",
+		"request": map[string]any{
+			"uid":       "7f0c1d2e-0000-4000-8000-000000000001",
+			"kind":      map[string]string{"group": group, "version": "v1", "kind": kind},
+			"resource":  map[string]string{"group": group, "version": "v1", "resource": strings.ToLower(kind) + "s"},
+			"namespace": namespace,
+			"operation": "CREATE",
+			"userInfo":  map[string]any{"username": "system:serviceaccount:kube-system:replicaset-controller"},
+			"object":    json.RawMessage(obj),
+		},
+	}
+	b, err := json.Marshal(review)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func post(t *testing.T, h http.Handler, body []byte, contentType string) (*httptest.ResponseRecorder, *admissionv1.AdmissionReview) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/mutate-pods", bytes.NewReader(body))
+	req.Header.Set("Content-Type", contentType)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return rec, nil
+	}
+	var out admissionv1.AdmissionReview
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("response is not an AdmissionReview: %v\n%s", err, rec.Body)
+	}
+	return rec, &out
+}
+
+const seedPod = `
+apiVersion: v1
+kind: Pod
+metadata:
+  generateName: pipy-ok-v1-5d8f7c9b7d-
+  namespace: pipy
+  labels: {app: pipy-ok, version: v1, pod-template-hash: 5d8f7c9b7d}
+  ownerReferences:
+  - {apiVersion: apps/v1, kind: ReplicaSet, name: pipy-ok-v1-5d8f7c9b7d, uid: 0a1b2c3d-0000-4000-8000-000000000002, controller: true}
+spec:
+  serviceAccountName: pipy-ok-v1
+  containers:
+  - name: pipy
+    image: flomesh/pipy:latest
+    command: [pipy, -e, "pipy().listen(8080).serveHTTP(new Message('Hi, I am PIPY-OK v1!'))"]
+    ports: [{name: pipy, containerPort: 8080}]
+`
+
+func TestMutatePodReview(t *testing.T) {
+	mutate, _, metrics := newTestHandlers(t, seedCluster(t))
+	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	if review == nil {
+		t.Fatal("no review")
+	}
+	resp := review.Response
+	if review.APIVersion != "admission.k8s.io/v1" || review.Kind != "AdmissionReview" {
+		t.Errorf("response review type %s %s", review.APIVersion, review.Kind)
+	}
+	if resp.UID != "7f0c1d2e-0000-4000-8000-000000000001" || !resp.Allowed {
+		t.Fatalf("uid %q allowed %v: %+v", resp.UID, resp.Allowed, resp.Result)
+	}
+	if resp.PatchType == nil || *resp.PatchType != admissionv1.PatchTypeJSONPatch {
+		t.Fatalf("patch type %v", resp.PatchType)
+	}
+	var ops []map[string]any
+	if err := json.Unmarshal(resp.Patch, &ops); err != nil {
+		t.Fatal(err)
+	}
+	patched := string(resp.Patch)
+	for _, want := range []string{`"corsproxy-init"`, `"name":"corsproxy"`, `corsmesh.io/cors-config`, `--inbound-ports=8080`, `"restartPolicy":"Always"`} {
+		if !strings.Contains(patched, want) {
+			t.Errorf("patch lacks %s", want)
+		}
+	}
+	if got := testutil.ToFloat64(metrics.Injected); got != 1 {
+		t.Errorf("injected metric = %v", got)
+	}
+}
+
+func TestSkippedPodGetsWarning(t *testing.T) {
+	cluster := seedCluster(t)
+	cluster.Namespaces[0].Labels[injector.LabelPodSecurityEnforce] = "restricted"
+	mutate, _, metrics := newTestHandlers(t, cluster)
+	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	resp := review.Response
+	if !resp.Allowed || resp.Patch != nil {
+		t.Fatalf("allowed=%v patch=%s: a skipped pod is admitted unchanged", resp.Allowed, resp.Patch)
+	}
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "NET_ADMIN") {
+		t.Errorf("warnings %q do not explain the Pod Security skip", resp.Warnings)
+	}
+	if got := testutil.ToFloat64(metrics.Skipped.WithLabelValues(string(injector.ReasonPodSecurity))); got != 1 {
+		t.Errorf("skipped{pod-security} = %v", got)
+	}
+}
+
+func TestMalformedReviewsGet4xx(t *testing.T) {
+	mutate, _, metrics := newTestHandlers(t, seedCluster(t))
+	valid := reviewFor(t, "Pod", "", "pipy", seedPod)
+	tests := []struct {
+		name        string
+		method      string
+		body        string
+		contentType string
+		want        int
+		message     string
+	}{
+		{"GET", http.MethodGet, "", "application/json", 405, "POST"},
+		{"wrong content type", http.MethodPost, string(valid), "text/plain", 415, "application/json"},
+		{"empty body", http.MethodPost, "", "application/json", 400, "malformed"},
+		{"not JSON", http.MethodPost, "{not json", "application/json", 400, "malformed"},
+		{"JSON array", http.MethodPost, "[]", "application/json", 400, "malformed"},
+		{"wrong kind", http.MethodPost, `{"apiVersion":"v1","kind":"Pod"}`, "application/json", 400, "AdmissionReview"},
+		{"no request", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, "application/json", 400, "no request"},
+		{"no uid", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`, "application/json", 400, "uid"},
+		{"too large", http.MethodPost, `{"x":"` + strings.Repeat("a", maxReviewBytes) + `"}`, "application/json", 413, "over"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, "/mutate-pods", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", tt.contentType)
+			rec := httptest.NewRecorder()
+			mutate.ServeHTTP(rec, req)
+			if rec.Code != tt.want || !strings.Contains(rec.Body.String(), tt.message) {
+				t.Errorf("got %d %q, want %d mentioning %q", rec.Code, rec.Body.String(), tt.want, tt.message)
+			}
+		})
+	}
+	if got := testutil.ToFloat64(metrics.Errors.WithLabelValues(errMalformed)); got != float64(len(tests)) {
+		t.Errorf("errors{malformed} = %v, want %d", got, len(tests))
+	}
+}
+
+// A review whose object is not a pod the handler can decode is answered inside the review
+// (the API server sent it) with a 400 result, and never panics.
+func TestUndecodablePodIsRejectedInReview(t *testing.T) {
+	mutate, _, _ := newTestHandlers(t, seedCluster(t))
+	body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"pipy","object":{"spec":{"containers":"not-a-list"}}}}`)
+	_, review := post(t, mutate, body, "application/json")
+	if review == nil || review.Response.Allowed || review.Response.Result.Code != 400 {
+		t.Fatalf("want a denied review with code 400, got %+v", review)
+	}
+}
+
+func TestHandlerPanicBecomes500(t *testing.T) {
+	m, _ := NewMetrics(prometheus.NewRegistry())
+	h := &reviewHandler{name: "x", metrics: m, log: logr.Discard(), handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+		var pod *corev1.Pod
+		_ = pod.Name // nil dereference
+		return admission.Allowed("")
+	})}
+	_, review := post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	if review == nil || review.Response.Allowed || review.Response.Result.Code != 500 {
+		t.Fatalf("want a 500 result, got %+v", review)
+	}
+}
