@@ -40,7 +40,9 @@ func parse[T any](data []byte, validate func(*T) ErrorList) (*T, error) {
 	for _, e := range validate(v) {
 		// A field already reported for its shape was skipped by the decoder; what the
 		// validator says of its zero value would only repeat that.
-		if !slices.ContainsFunc(shapeErrs, func(s FieldError) bool { return e.Field == s.Field || strings.HasPrefix(e.Field, s.Field+".") || strings.HasPrefix(e.Field, s.Field+"[") }) {
+		if !slices.ContainsFunc(shapeErrs, func(s FieldError) bool {
+			return e.Field == s.Field || strings.HasPrefix(e.Field, s.Field+".") || strings.HasPrefix(e.Field, s.Field+"[")
+		}) {
 			all = append(all, e)
 		}
 	}
@@ -181,6 +183,11 @@ func ParseMaxAge(raw json.RawMessage) (int64, error) {
 		return 0, fmt.Errorf("%q is too large (at most %d seconds)", text, int64(MaxAgeLimit))
 	}
 	return n * unit, nil
+}
+
+// within reports whether field is path or inside it.
+func within(field, path string) bool {
+	return field == path || strings.HasPrefix(field, path+".") || strings.HasPrefix(field, path+"[")
 }
 
 // decodeStrict decodes JSON into v, reporting every unknown field and every value of the
