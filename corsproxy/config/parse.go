@@ -36,13 +36,12 @@ func parse[T any](data []byte, validate func(*T) ErrorList) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
-	all := shapeErrs
+	all := slices.Clone(shapeErrs)
 	for _, e := range validate(v) {
-		// A field already reported for its shape was skipped by the decoder; what the
-		// validator says of its zero value would only repeat that.
-		if !slices.ContainsFunc(shapeErrs, func(s FieldError) bool {
-			return e.Field == s.Field || strings.HasPrefix(e.Field, s.Field+".") || strings.HasPrefix(e.Field, s.Field+"[")
-		}) {
+		// A field reported for its shape was skipped by the decoder: what the validator says
+		// of it, or of the object holding it ("empty entry" for a misspelt "exactt"), would
+		// only repeat that.
+		if !slices.ContainsFunc(shapeErrs, func(s FieldError) bool { return within(e.Field, s.Field) || within(s.Field, e.Field) }) {
 			all = append(all, e)
 		}
 	}
