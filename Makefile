@@ -4,28 +4,45 @@ SHELL := /usr/bin/env bash
 
 BIN      ?= bin
 GO       ?= go
-BINARIES := corsproxy
+BINARIES := corsproxy corsproxy-init corsmesh-webhook corsmeshctl
 LDFLAGS  := -s -w
-# How long each fuzz target runs in `make test`; run longer by hand with `make fuzz FUZZTIME=5m`.
+# How long each fuzz target runs in `make test`; run longer by hand: make fuzz FUZZTIME=5m
 FUZZTIME ?= 5s
 FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/cors:FuzzDecide
+# The real control plane (kube-apiserver, etcd, kube-controller-manager, kubectl),
+# built once per machine from the Go module proxy and cached under bin/k8s/.
+export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
+ARGS ?=
 
-.PHONY: all build test unit fuzz lint bench demo clean
+.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-proxy demo clean
 
 all: build
 
+## build: every binary into bin/
 build:
 	@mkdir -p $(BIN)
 	@for b in $(BINARIES); do \
 		echo "==> $(BIN)/$$b"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/$$b ./cmd/$$b; \
 	done
+	@$(GO) build -o $(BIN)/pipyok ./test/pipyok
 
-## test: everything CI runs: lint, unit and integration tests, brief fuzzing.
-test: lint unit fuzz
+## controlplane: build kube-apiserver, etcd, kube-controller-manager, kubectl (cached)
+controlplane:
+	@./hack/build-controlplane.sh >/dev/null
+
+## generate: deepcopy code and CRDs from injector/api
+generate:
+	./hack/generate.sh
+
+verify-generate:
+	./hack/generate.sh --check
+
+## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
+test: lint verify-generate controlplane unit fuzz
 
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -timeout 30m ./...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
@@ -35,15 +52,17 @@ fuzz:
 	done
 
 lint:
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+## bench: Go benchmarks of the CORS decision, the proxy and the admission handler
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./corsproxy/...
+	$(GO) test -run='^$$' -bench=. -benchmem ./corsproxy/... ./injector/... ./webhook/...
 
+## demo: the seed's walkthrough on this machine (make demo ARGS=--keep leaves it running)
 demo:
-	./hack/demo-proxy.sh
+	./hack/demo-proxy.sh $(ARGS)
 
 clean:
 	rm -rf $(BIN)
