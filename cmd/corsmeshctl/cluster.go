@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -58,12 +59,13 @@ func (l *liveCluster) list(ctx context.Context) error {
 	if l.listed {
 		return nil
 	}
+	// A cluster without the CRDs has no policies: the files may still bring some.
 	var chains v1alpha1.PluginChainList
-	if err := l.c.List(ctx, &chains); err != nil {
+	if err := l.c.List(ctx, &chains); err != nil && !meta.IsNoMatchError(err) {
 		return fmt.Errorf("listing PluginChains: %w", err)
 	}
 	var configs v1alpha1.PluginConfigList
-	if err := l.c.List(ctx, &configs); err != nil {
+	if err := l.c.List(ctx, &configs); err != nil && !meta.IsNoMatchError(err) {
 		return fmt.Errorf("listing PluginConfigs: %w", err)
 	}
 	l.chains, l.configs, l.listed = pointers(chains.Items), pointers(configs.Items), true
@@ -94,7 +96,7 @@ func (l *liveCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plugin
 	var p v1alpha1.Plugin
 	err := l.c.Get(ctx, types.NamespacedName{Name: name}, &p)
 	switch {
-	case apierrors.IsNotFound(err):
+	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("getting Plugin %s: %w", name, err)

@@ -108,6 +108,9 @@ func inject(ctx context.Context, f injectFlags, remote client.Reader, stdin io.R
 	if err != nil {
 		return err
 	}
+	if err := checkDocuments(name, docs); err != nil {
+		return err
+	}
 	objs := &injector.Objects{}
 	for _, path := range f.policies {
 		if err := addPolicyPath(objs, path, f.namespace); err != nil {
@@ -115,9 +118,6 @@ func inject(ctx context.Context, f injectFlags, remote client.Reader, stdin io.R
 		}
 	}
 	// The input's own documents come last: what is about to be applied wins.
-	if err := checkDocuments(name, docs); err != nil {
-		return err
-	}
 	if err := addPolicies(objs, name, docs, f.namespace); err != nil {
 		return err
 	}
@@ -126,54 +126,19 @@ func inject(ctx context.Context, f injectFlags, remote client.Reader, stdin io.R
 		cluster.remote = newLiveCluster(remote)
 	}
 
-	in := injector.New(f.opts)
+	w := &workloadInjector{in: injector.New(f.opts), cluster: cluster, namespace: f.namespace, report: stderr}
 	out := make([][]byte, len(docs))
-	var report bytes.Buffer
 	for i, doc := range docs {
-		out[i] = doc
-		w, err := manifest.ParseWorkload(doc)
-		if err != nil {
-			return fmt.Errorf("%s: document %d (%s): %w", name, i+1, describe(doc), err)
+		where := fmt.Sprintf("%s: document %d", name, i+1)
+		injected, err := w.inject(ctx, doc, where)
+		switch {
+		case err != nil:
+			return err
+		case injected == nil:
+			out[i] = doc
+		default:
+			out[i] = append(leadingComments(doc), injected...)
 		}
-		if w == nil {
-			continue
-		}
-		ns := w.Namespace
-		if ns == "" {
-			ns = f.namespace
-		}
-		wname := w.Name
-		if wname == "" {
-			wname = w.Pod.GenerateName
-		}
-		id := fmt.Sprintf("%s/%s (%s)", strings.ToLower(w.Kind), wname, ns)
-		d, mutated, err := in.Inject(ctx, cluster, w.Pod, ns)
-		if err != nil {
-			return fmt.Errorf("%s: document %d, %s: %w", name, i+1, id, err)
-		}
-		if d.Inject {
-			fmt.Fprintf(&report, "%s: injected, ports %v\n", id, d.Ports)
-		} else {
-			fmt.Fprintf(&report, "%s: not injected: %s: %s\n", id, d.Reason, d.Message)
-		}
-		for _, warning := range d.Warnings {
-			fmt.Fprintf(&report, "  warning: %s\n", warning)
-		}
-		// The notice about an assumed namespace precedes the workload's line.
-		stderr.Write(report.Bytes())
-		report.Reset()
-		if !d.Inject {
-			continue
-		}
-		encoded, err := w.Encode(mutated)
-		if err != nil {
-			return fmt.Errorf("%s: document %d, %s: encoding: %w", name, i+1, id, err)
-		}
-		encoded, err = applyable(encoded)
-		if err != nil {
-			return fmt.Errorf("%s: document %d, %s: encoding: %w", name, i+1, id, err)
-		}
-		out[i] = append(leadingComments(doc), encoded...)
 	}
 	var buf bytes.Buffer
 	for i, doc := range out {
@@ -187,6 +152,110 @@ func inject(ctx context.Context, f injectFlags, remote client.Reader, stdin io.R
 	}
 	_, err = stdout.Write(buf.Bytes())
 	return err
+}
+
+// workloadInjector injects the workloads of documents and reports each on stderr.
+type workloadInjector struct {
+	in        *injector.Injector
+	cluster   injector.Cluster
+	namespace string // of workloads that name none
+	report    io.Writer
+}
+
+// inject returns the injected form of a document holding a workload, or of a List holding
+// some, and nil when nothing in it is injected.
+func (w *workloadInjector) inject(ctx context.Context, doc []byte, where string) ([]byte, error) {
+	if tm, _ := typeMetaOf(doc); tm.Kind == "List" {
+		return w.injectList(ctx, doc, where)
+	}
+	wl, err := manifest.ParseWorkload(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s (%s): %w", where, describe(doc), err)
+	}
+	if wl == nil {
+		return nil, nil
+	}
+	ns := wl.Namespace
+	if ns == "" {
+		ns = w.namespace
+	}
+	name := wl.Name
+	if name == "" {
+		name = wl.Pod.GenerateName
+	}
+	id := fmt.Sprintf("%s/%s (%s)", strings.ToLower(wl.Kind), name, ns)
+	d, mutated, err := w.in.Inject(ctx, w.cluster, wl.Pod, ns)
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s: %w", where, id, err)
+	}
+	if d.Inject {
+		fmt.Fprintf(w.report, "%s: injected, ports %v\n", id, d.Ports)
+	} else {
+		fmt.Fprintf(w.report, "%s: not injected: %s: %s\n", id, d.Reason, d.Message)
+	}
+	for _, warning := range d.Warnings {
+		fmt.Fprintf(w.report, "  warning: %s\n", warning)
+	}
+	if !d.Inject {
+		return nil, nil
+	}
+	encoded, err := wl.Encode(mutated)
+	if err == nil {
+		encoded, err = applyable(encoded)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s, %s: encoding: %w", where, id, err)
+	}
+	return encoded, nil
+}
+
+// injectList injects the items of a List (kubectl get -o yaml): the List is re-encoded
+// only when one of its items is injected.
+func (w *workloadInjector) injectList(ctx context.Context, doc []byte, where string) ([]byte, error) {
+	j, err := yaml.YAMLToJSON(doc)
+	if err != nil {
+		return nil, fmt.Errorf("%s (List): %w", where, err)
+	}
+	var list map[string]json.RawMessage
+	var items []json.RawMessage
+	if err := json.Unmarshal(j, &list); err != nil {
+		return nil, fmt.Errorf("%s (List): %w", where, err)
+	}
+	if raw, ok := list["items"]; ok {
+		if err := json.Unmarshal(raw, &items); err != nil {
+			return nil, fmt.Errorf("%s (List): items: %w", where, err)
+		}
+	}
+	changed := false
+	for i, item := range items {
+		injected, err := w.inject(ctx, item, fmt.Sprintf("%s, item %d", where, i+1))
+		if err != nil {
+			return nil, err
+		}
+		if injected == nil {
+			continue
+		}
+		if items[i], err = yaml.YAMLToJSON(injected); err != nil {
+			return nil, fmt.Errorf("%s, item %d: %w", where, i+1, err)
+		}
+		changed = true
+	}
+	if !changed {
+		return nil, nil
+	}
+	if list["items"], err = json.Marshal(items); err != nil {
+		return nil, err
+	}
+	if j, err = json.Marshal(list); err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(j)
+}
+
+func typeMetaOf(doc []byte) (metav1.TypeMeta, error) {
+	var tm metav1.TypeMeta
+	err := yaml.Unmarshal(doc, &tm)
+	return tm, err
 }
 
 func readInput(file string, stdin io.Reader) (string, [][]byte, error) {
@@ -213,8 +282,8 @@ func readInput(file string, stdin io.Reader) (string, [][]byte, error) {
 // object with apiVersion and kind.
 func checkDocuments(name string, docs [][]byte) error {
 	for i, doc := range docs {
-		var tm metav1.TypeMeta
-		if err := yaml.Unmarshal(doc, &tm); err != nil {
+		tm, err := typeMetaOf(doc)
+		if err != nil {
 			return fmt.Errorf("%s: document %d: not a Kubernetes object: %w", name, i+1, err)
 		}
 		if tm.APIVersion == "" || tm.Kind == "" {
@@ -330,7 +399,8 @@ func replace[T any, PT interface {
 }
 
 // applyable drops from an encoded object what the Go types add and kubectl apply would
-// trip on or show as a diff: the top-level status and null creationTimestamps.
+// trip on or show as a diff: the top-level status, empty nested ones and null
+// creationTimestamps.
 func applyable(doc []byte) ([]byte, error) {
 	j, err := yaml.YAMLToJSON(doc)
 	if err != nil {
@@ -343,25 +413,28 @@ func applyable(doc []byte) ([]byte, error) {
 		return nil, err
 	}
 	delete(obj, "status")
-	dropNullTimestamps(obj)
+	dropEmptyFields(obj)
 	if j, err = json.Marshal(obj); err != nil {
 		return nil, err
 	}
 	return yaml.JSONToYAML(j)
 }
 
-func dropNullTimestamps(v any) {
+func dropEmptyFields(v any) {
 	switch v := v.(type) {
 	case map[string]any:
 		if ts, ok := v["creationTimestamp"]; ok && ts == nil {
 			delete(v, "creationTimestamp")
 		}
+		if s, ok := v["status"].(map[string]any); ok && len(s) == 0 {
+			delete(v, "status") // volumeClaimTemplates' empty status
+		}
 		for _, e := range v {
-			dropNullTimestamps(e)
+			dropEmptyFields(e)
 		}
 	case []any:
 		for _, e := range v {
-			dropNullTimestamps(e)
+			dropEmptyFields(e)
 		}
 	}
 }

@@ -20,11 +20,12 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/corsmesh/corsmesh/webhook"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
 func main() {
@@ -121,14 +122,15 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return nil, fmt.Errorf("loading kubeconfig: %w", err)
 }
 
-// Scheme is the webhook's scheme plus the CRD types check reads.
+// Scheme has the types corsmeshctl reads and writes: the webhook's (Kubernetes' and the
+// plugin resources) and the CRDs that check reads. It does not import the webhook package,
+// so the CLI stays light.
 func Scheme() (*runtime.Scheme, error) {
-	s, err := webhook.Scheme()
-	if err != nil {
-		return nil, err
-	}
-	if err := apiextensionsv1.AddToScheme(s); err != nil {
-		return nil, err
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, apiextensionsv1.AddToScheme} {
+		if err := add(s); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
