@@ -1,13 +1,137 @@
 package webhook
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/corsmesh/corsmesh/injector"
 )
 
+// RBAC of the controllers (the webhook's ClusterRole also needs what admission reads):
+//
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
+// +kubebuilder:rbac:groups="",resources=namespaces;services,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=patch
+// +kubebuilder:rbac:groups=plugin.flomesh.io,resources=plugins;pluginchains;pluginconfigs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=plugin.flomesh.io,resources=pluginchains,verbs=patch
+// +kubebuilder:rbac:groups=plugin.flomesh.io,resources=pluginchains/status;pluginconfigs/status,verbs=patch
+
+// IndexPodInjected indexes Pods carrying the status annotation under "true": the controllers
+// map a policy change to the injected pods it may affect without scanning every pod.
+const IndexPodInjected = "corsmesh.io/injected"
+
+// indexInjectedPod is the IndexPodInjected indexer. Pods without the annotation are left out
+// of the index entirely, so it stays as small as the number of injected pods.
+func indexInjectedPod(o client.Object) []string {
+	if isInjected(o) {
+		return []string{"true"}
+	}
+	return nil
+}
+
+func isInjected(o client.Object) bool {
+	_, ok := o.GetAnnotations()[injector.AnnotationStatus]
+	return ok
+}
+
+// controllerRecorder is the reportingController of the controllers' Events (admission's
+// are "corsmesh-webhook"), so `kubectl events` tells them apart.
+const controllerRecorder = "corsmesh-controller"
+
 // SetupControllers registers the controllers with the manager.
 func SetupControllers(mgr manager.Manager, in *injector.Injector, cluster *CacheCluster, log logr.Logger) error {
+	// The index must exist before the cache starts, which is after this returns; the
+	// context only bounds the creation of the Pod informer.
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &corev1.Pod{}, IndexPodInjected, indexInjectedPod); err != nil {
+		return fmt.Errorf("indexing injected pods: %w", err)
+	}
+	events := mgr.GetEventRecorder(controllerRecorder)
+	sync := &ConfigSyncReconciler{Client: mgr.GetClient(), Injector: in, Cluster: cluster, Events: events}
+	if err := sync.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("config sync controller: %w", err)
+	}
+	configs := &PluginConfigReconciler{Client: mgr.GetClient(), Injector: in, Cluster: cluster}
+	if err := configs.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("PluginConfig status controller: %w", err)
+	}
+	chains := &PluginChainReconciler{Client: mgr.GetClient(), Injector: in, Cluster: cluster, Events: events}
+	if err := chains.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("PluginChain status controller: %w", err)
+	}
+	log.V(1).Info("controllers registered", "controllers", []string{configSyncName, pluginConfigName, pluginChainName})
 	return nil
+}
+
+// controllerOptions are shared by the three controllers. Name validation is skipped
+// because the names are process-global in controller-runtime, and tests start several
+// webhook servers in one process.
+func controllerOptions() controller.Options {
+	return controller.Options{SkipNameValidation: ptr.To(true)}
+}
+
+// injectedPodRequests lists the injected pods of a namespace ("" for all) that match
+// keep (nil: all), as requests. It reads the cache through IndexPodInjected.
+func injectedPodRequests(ctx context.Context, c client.Reader, namespace string, keep func(*corev1.Pod) bool) []reconcile.Request {
+	var pods corev1.PodList
+	opts := []client.ListOption{client.MatchingFields{IndexPodInjected: "true"}, client.UnsafeDisableDeepCopy}
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := c.List(ctx, &pods, opts...); err != nil {
+		// A map function cannot return an error; the next event or resync maps again.
+		logf.FromContext(ctx).Error(err, "listing injected pods", "namespace", namespace)
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range pods.Items {
+		if keep == nil || keep(&pods.Items[i]) {
+			reqs = append(reqs, requestFor(&pods.Items[i]))
+		}
+	}
+	return reqs
+}
+
+func requestFor(o client.Object) reconcile.Request {
+	return reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}
+}
+
+// metadataChanged passes creations, deletions and updates of labels or annotations:
+// namespace selection and opt-outs live there, while status updates (the bulk of the
+// update traffic) change neither.
+func metadataChanged() predicate.Predicate {
+	return predicate.Or[client.Object](predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+}
+
+// specChanged passes creations, deletions and updates that change what the injector
+// reads of the object: for Plugins, PluginChains and PluginConfigs the generation (the
+// spec) or the annotations (corsmesh.io/implements on a Plugin).
+func specChanged() predicate.Predicate {
+	return predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+}
+
+// serviceChanged passes creations, deletions and updates of a Service's spec (its selector
+// and ports decide what is intercepted); Services carry no generation to compare.
+func serviceChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, okOld := e.ObjectOld.(*corev1.Service)
+		cur, okNew := e.ObjectNew.(*corev1.Service)
+		return !okOld || !okNew || !equality.Semantic.DeepEqual(old.Spec.Selector, cur.Spec.Selector) ||
+			!equality.Semantic.DeepEqual(old.Spec.Ports, cur.Spec.Ports)
+	}}
 }

@@ -1,0 +1,158 @@
+package webhook
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+)
+
+// ctlPluginConfig is a PluginConfig of the seed's namespace.
+func ctlPluginConfig(name, plugin, cfg string, created time.Time, services ...string) *v1alpha1.PluginConfig {
+	pc := &v1alpha1.PluginConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name, Generation: 1, CreationTimestamp: metav1.NewTime(created)},
+		Spec:       v1alpha1.PluginConfigSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(cfg)}},
+	}
+	for _, s := range services {
+		pc.Spec.DestinationRefs = append(pc.Spec.DestinationRefs, v1alpha1.DestinationRef{Kind: "Service", Name: s, Namespace: "pipy"})
+	}
+	return pc
+}
+
+func TestDesiredPluginConfigCondition(t *testing.T) {
+	valid := `{"allowOrigins":[{"exact":"http://a.example"}]}`
+	cors := pluginConfigFacts{PluginFound: true, PluginIsCORS: true}
+	tests := []struct {
+		name     string
+		pc       *v1alpha1.PluginConfig
+		facts    pluginConfigFacts
+		status   metav1.ConditionStatus
+		reason   string
+		mentions []string
+	}{
+		{"accepted", ctlPluginConfig("c", "cors-policy", valid, time.Time{}, "a"), cors,
+			metav1.ConditionTrue, v1alpha1.ReasonAccepted, []string{"Service pipy/a"}},
+		{"plugin missing", ctlPluginConfig("c", "cors-polcy", valid, time.Time{}, "a"), pluginConfigFacts{},
+			metav1.ConditionFalse, v1alpha1.ReasonPluginNotFound, []string{`"cors-polcy"`}},
+		{"plugin not CORS", ctlPluginConfig("c", "rate-limit", valid, time.Time{}, "a"), pluginConfigFacts{PluginFound: true},
+			metav1.ConditionFalse, v1alpha1.ReasonUnsupportedPlugin, []string{`"rate-limit"`}},
+		{"invalid config names the fields", ctlPluginConfig("c", "cors-policy", `{"allowOrigins":[{"regex":"("}],"maxAge":"soon"}`, time.Time{}, "a"), cors,
+			metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"spec.config.allowOrigins[0].regex", "spec.config.maxAge"}},
+		{"config not an object", ctlPluginConfig("c", "cors-policy", `[1]`, time.Time{}, "a"), cors,
+			metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"spec.config: "}},
+		{"no destination", ctlPluginConfig("c", "cors-policy", valid, time.Time{}), cors,
+			metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"spec.destinationRefs"}},
+		{"a Service missing", ctlPluginConfig("c", "cors-policy", valid, time.Time{}, "a", "b"), pluginConfigFacts{PluginFound: true, PluginIsCORS: true, MissingServices: []string{"pipy/b"}},
+			metav1.ConditionFalse, v1alpha1.ReasonDestinationNotFound, []string{"Service pipy/b not found", "applies to Service pipy/a"}},
+		{"conflict names the winner", ctlPluginConfig("c", "cors-policy", valid, time.Time{}, "a", "b"),
+			pluginConfigFacts{PluginFound: true, PluginIsCORS: true, Winners: map[string]string{"pipy/b": "pipy/old", "pipy/a": "pipy/older"}},
+			metav1.ConditionFalse, v1alpha1.ReasonConflict, []string{"PluginConfig pipy/older is older and in effect for Service pipy/a; PluginConfig pipy/old"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.pc.Generation = 7
+			got := desiredPluginConfigCondition(tt.pc, tt.facts)
+			if got.Type != v1alpha1.ConditionAccepted || got.Status != tt.status || got.Reason != tt.reason || got.ObservedGeneration != 7 {
+				t.Errorf("condition = %+v, want %s/%s at generation 7", got, tt.status, tt.reason)
+			}
+			for _, m := range tt.mentions {
+				if !strings.Contains(got.Message, m) {
+					t.Errorf("message %q does not mention %q", got.Message, m)
+				}
+			}
+		})
+	}
+}
+
+// The reconciler against the seed cluster plus one PluginConfig per case.
+func TestPluginConfigReconcile(t *testing.T) {
+	valid := `{"allowOrigins":[{"exact":"http://a.example"}]}`
+	later := ctlChainCreated.Add(time.Hour)
+	tests := []struct {
+		name     string
+		pc       *v1alpha1.PluginConfig
+		reason   string
+		mentions string
+	}{
+		{"the seed's own", nil, v1alpha1.ReasonAccepted, "CORS policy in effect for Service pipy/pipy-ok"},
+		{"PluginNotFound", ctlPluginConfig("typo", "cors-polcy", valid, later, "pipy-ok-v1"), v1alpha1.ReasonPluginNotFound, `Plugin "cors-polcy" does not exist`},
+		{"UnsupportedPlugin", ctlPluginConfig("limits", "rate-limit", valid, later, "pipy-ok-v1"), v1alpha1.ReasonUnsupportedPlugin, `Plugin "rate-limit"`},
+		{"Invalid", ctlPluginConfig("bad", "cors-policy", `{"allowOrigins":[{"regex":"("}]}`, later, "pipy-ok-v1"), v1alpha1.ReasonInvalid, "spec.config.allowOrigins[0].regex: "},
+		{"DestinationNotFound", ctlPluginConfig("lost", "cors-policy", valid, later, "pipy-ok-v3"), v1alpha1.ReasonDestinationNotFound, "Service pipy/pipy-ok-v3 not found"},
+		{"Conflict: a newer one for the seed's Service", ctlPluginConfig("newer", "cors-policy", valid, later, "pipy-ok"), v1alpha1.ReasonConflict,
+			"PluginConfig pipy/cors-policy-config is older and in effect for Service pipy/pipy-ok"},
+		{"no conflict with an older invalid one", ctlPluginConfig("older-invalid", "cors-policy", `{"maxAge":"x"}`, ctlChainCreated.Add(-time.Hour), "pipy-ok"), v1alpha1.ReasonInvalid, "spec.config.maxAge"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seed := ctlLoadSeed(t)
+			objs := append(seed.clientObjects(), &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "rate-limit"}})
+			name := "cors-policy-config"
+			if tt.pc != nil {
+				objs, name = append(objs, tt.pc), tt.pc.Name
+			}
+			c, writes := ctlClient(t, objs...)
+			r := &PluginConfigReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+
+			ctlReconcile(t, r, "pipy", name)
+			got := ctlGet(t, c, &v1alpha1.PluginConfig{}, "pipy", name)
+			cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionAccepted)
+			if cond == nil || cond.Reason != tt.reason || !strings.Contains(cond.Message, tt.mentions) {
+				t.Fatalf("Accepted = %+v, want reason %s mentioning %q", cond, tt.reason, tt.mentions)
+			}
+			wantStatus := metav1.ConditionFalse
+			if tt.reason == v1alpha1.ReasonAccepted {
+				wantStatus = metav1.ConditionTrue
+			}
+			if cond.Status != wantStatus {
+				t.Errorf("Accepted status = %s, want %s", cond.Status, wantStatus)
+			}
+			if cond.ObservedGeneration != 1 || got.Status.ObservedGeneration != 1 {
+				t.Errorf("observedGeneration = %d/%d, want 1", cond.ObservedGeneration, got.Status.ObservedGeneration)
+			}
+			if n := writes.get("status"); n != 1 {
+				t.Errorf("%d status writes, want 1", n)
+			}
+
+			// No hot loop: the same state again writes nothing.
+			ctlReconcile(t, r, "pipy", name)
+			if n := writes.get("status"); n != 1 {
+				t.Errorf("second reconcile wrote the status again (%d writes)", n)
+			}
+		})
+	}
+}
+
+// When the winner of a conflict goes, the loser is accepted; the change reaches it through
+// the map function of the winner.
+func TestPluginConfigConflictResolves(t *testing.T) {
+	seed := ctlLoadSeed(t)
+	newer := ctlPluginConfig("newer", "cors-policy", `{}`, ctlChainCreated.Add(time.Hour), "pipy-ok")
+	c, _ := ctlClient(t, append(seed.clientObjects(), newer)...)
+	r := &PluginConfigReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+	ctx := context.Background()
+
+	winner := ctlGet(t, c, &v1alpha1.PluginConfig{}, "pipy", "cors-policy-config")
+	if got := ctlRequestNames(r.configsSharingDestinations(ctx, winner)); strings.Join(got, ",") != "pipy/cors-policy-config,pipy/newer" {
+		t.Errorf("configs sharing the winner's Service = %v", got)
+	}
+	ctlReconcile(t, r, "pipy", "newer")
+	ctlDelete(t, c, winner)
+	ctlReconcile(t, r, "pipy", "newer")
+	got := ctlGet(t, c, &v1alpha1.PluginConfig{}, "pipy", "newer")
+	if cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionAccepted); cond == nil || cond.Status != metav1.ConditionTrue {
+		t.Errorf("Accepted = %+v, want True once the older one is gone", cond)
+	}
+	if got := ctlRequestNames(r.configsForPlugin(ctx, seed.objs.Plugins[0])); strings.Join(got, ",") != "pipy/newer" {
+		t.Errorf("configs of Plugin cors-policy = %v", got)
+	}
+	if got := ctlRequestNames(r.configsForService(ctx, seed.objs.ServiceList[0])); strings.Join(got, ",") != "pipy/newer" {
+		t.Errorf("configs of Service pipy-ok = %v", got)
+	}
+}
