@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"net/http"
 	"testing"
 
@@ -39,7 +40,7 @@ func TestSetupControllers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := SetupControllers(mgr, ctlInjector(), &CacheCluster{Cache: mgr.GetCache()}, logr.Discard()); err != nil {
+		if err := SetupControllers(context.Background(), mgr, ctlInjector(), &CacheCluster{Cache: mgr.GetCache()}, logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
 	}

@@ -168,7 +168,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := SetupControllers(mgr, s.Injector, s.Cluster, log); err != nil {
+	if err := SetupControllers(ctx, mgr, s.Injector, s.Cluster, log); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return s, nil
