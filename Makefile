@@ -61,8 +61,12 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./corsproxy/... ./injector/... ./webhook/...
 
 ## demo: the seed's walkthrough on this machine (make demo ARGS=--keep leaves it running)
-demo:
-	./hack/demo-proxy.sh $(ARGS)
+demo: build controlplane
+	$(GO) run ./test/demo --bin $(BIN) $(ARGS)
+
+## bench-proxy: corsproxy vs nginx vs net/http+rs/cors, each on one core (see hack/bench/proxy.sh)
+bench-proxy:
+	./hack/bench/proxy.sh
 
 clean:
 	rm -rf $(BIN)

@@ -94,7 +94,15 @@ if ((need_etcd)) && [[ ${ETCD_VERSION} != "${PINNED_ETCD_VERSION}" ]]; then
   etcd_mod=$(mktemp -d); tmpdirs+=("${etcd_mod}")
   echo "==> resolving wrapper module for etcd ${ETCD_VERSION} (pinned: ${PINNED_ETCD_VERSION})" >&2
   cp "${src}/etcd/go.mod" "${src}/etcd/go.sum" "${etcd_mod}/"
-  (cd "${etcd_mod}" && GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" && GOFLAGS=-mod=mod go mod tidy) >&2
+  # Move every go.etcd.io/etcd/* module together: go.etcd.io/etcd/api/v3
+  # carries the version that `etcd --version` and the cluster report.
+  (
+    cd "${etcd_mod}"
+    mods=$(go mod edit -json | sed -n 's/.*"Path": "\(go\.etcd\.io\/etcd\/[^"]*\)".*/\1/p' | sort -u)
+    # shellcheck disable=SC2086
+    GOFLAGS=-mod=mod go get $(printf "%s@${ETCD_VERSION} " ${mods})
+    GOFLAGS=-mod=mod go mod tidy
+  ) >&2
 fi
 
 kube_ldflags() {

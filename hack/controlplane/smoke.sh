@@ -24,9 +24,13 @@ done
 work=$(mktemp -d)
 pids=()
 cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "${p}" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "${p}" 2>/dev/null || true; done
+  local i
+  # Newest first: kube-apiserver must go before etcd, or its shutdown hangs
+  # for minutes retrying etcd.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   rm -rf "${work}"
 }
 trap cleanup EXIT
@@ -38,15 +42,16 @@ free_port() { # a loopback port nothing listens on (bash /dev/tcp probe)
     (exec 3<>"/dev/tcp/127.0.0.1/${p}") 2>/dev/null || { echo "${p}"; return; }
   done
 }
-wait_for() { # what seconds command...
-  local what=$1 secs=$2 i
-  shift 2
+wait_for() { # what pid seconds command...
+  local what=$1 pid=$2 secs=$3 i
+  shift 3
   for ((i = 0; i < secs * 4; i++)); do
     "$@" >/dev/null 2>&1 && return 0
+    kill -0 "${pid}" 2>/dev/null || { echo "smoke: ${what} exited:" >&2; tail -n 5 "${work}/${what}.log" >&2; return 1; }
     sleep 0.25
   done
-  echo "smoke: ${what} not ready after ${secs}s" >&2
-  tail -n 30 "${work}"/*.log >&2 || true
+  echo "smoke: ${what} not ready after ${secs}s:" >&2
+  tail -n 20 "${work}/${what}.log" >&2
   return 1
 }
 
@@ -58,18 +63,23 @@ start=${SECONDS}
   --initial-cluster "smoke=http://127.0.0.1:${etcd_peer}" --unsafe-no-fsync \
   >"${work}/etcd.log" 2>&1 &
 pids+=($!)
-wait_for etcd 30 curl -fsS "http://127.0.0.1:${etcd_client}/health"
+wait_for etcd "$!" 30 curl -fsS "http://127.0.0.1:${etcd_client}/health"
 echo "etcd healthy on 127.0.0.1:${etcd_client} after $((SECONDS - start))s"
 
 openssl genrsa -out "${work}/sa.key" 2048 2>/dev/null
 openssl rsa -in "${work}/sa.key" -pubout -out "${work}/sa.pub" 2>/dev/null
 token=smoke-$RANDOM$RANDOM
+# A loopback --advertise-address is rejected by the default (lease) endpoint
+# reconciler ("may not be in the loopback range"), hence
+# --endpoint-reconciler-type none; it also works where no non-loopback
+# interface exists (without --advertise-address the apiserver picks one).
 echo "${token},smoke-admin,smoke-admin,system:masters" >"${work}/tokens.csv"
 
 start=${SECONDS}
 "${dir}/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:${etcd_client}" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "${api_port}" \
+  --bind-address 127.0.0.1 --secure-port "${api_port}" \
+  --advertise-address 127.0.0.1 --endpoint-reconciler-type none \
   --cert-dir "${work}/certs" \
   --service-cluster-ip-range 10.0.0.0/24 \
   --service-account-issuer https://kubernetes.default.svc \
@@ -79,7 +89,7 @@ start=${SECONDS}
   --token-auth-file "${work}/tokens.csv" \
   >"${work}/kube-apiserver.log" 2>&1 &
 pids+=($!)
-wait_for kube-apiserver 120 curl -kfsS "https://127.0.0.1:${api_port}/readyz"
+wait_for kube-apiserver "$!" 120 curl -kfsS "https://127.0.0.1:${api_port}/readyz"
 echo "kube-apiserver ready on 127.0.0.1:${api_port} after $((SECONDS - start))s"
 
 version=$(curl -kfsS "https://127.0.0.1:${api_port}/version")
@@ -93,4 +103,8 @@ kc=("${dir}/kubectl" --server "https://127.0.0.1:${api_port}" --token "${token}"
 [[ $("${kc[@]}" -n smoke get configmap hello -o jsonpath='{.data.k}') == v ]] ||
   { echo "smoke: kubectl round trip failed" >&2; exit 1; }
 echo "kubectl round trip OK (namespace + configmap)"
+stop=${SECONDS}
+cleanup
+trap - EXIT
+echo "stopped kube-apiserver and etcd in $((SECONDS - stop))s"
 echo "smoke: PASS"
