@@ -127,6 +127,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
+	// The manager runs its webhook server only once GetWebhookServer has been called (that
+	// call adds it as a runnable); registering handlers on hookServer alone never serves.
+	hookServer = mgr.GetWebhookServer()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.PluginConfig{}, IndexPluginConfigDestination, func(o client.Object) []string {
 		return injector.DestinationKeys(o.(*v1alpha1.PluginConfig))
 	}); err != nil {
