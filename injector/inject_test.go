@@ -27,7 +27,7 @@ func testOptions() injector.Options {
 	return o
 }
 
-func readDocs(t *testing.T, path string) [][]byte {
+func readDocs(t testing.TB, path string) [][]byte {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -43,7 +43,7 @@ func readDocs(t *testing.T, path string) [][]byte {
 
 // loadCase returns the cluster (the shared seed cluster plus the case's own objects) and
 // the case's one workload.
-func loadCase(t *testing.T, path string) (*injector.Objects, *manifest.Workload) {
+func loadCase(t testing.TB, path string) (*injector.Objects, *manifest.Workload) {
 	t.Helper()
 	objs := &injector.Objects{}
 	shared := readDocs(t, filepath.Join("testdata", "inject", "_cluster.yaml"))
