@@ -26,6 +26,9 @@ func largeCluster(b *testing.B, chains, services int) (*injector.Objects, *corev
 		objs.Chains = append(objs.Chains, c)
 	}
 	objs.Chains[0].ResourceVersion = "1"
+	for _, c := range objs.Configs {
+		c.ResourceVersion = "1"
+	}
 	for i := range services {
 		ns := fmt.Sprintf("ns-%d", i%100)
 		if i%100 == 0 {

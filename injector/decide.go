@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -66,19 +65,18 @@ func skip(reason Reason, format string, args ...any) *Decision {
 type Injector struct {
 	opts Options
 
-	mu        sync.Mutex
-	selectors map[string]compiledChain // by namespace/name
+	selectors derivedCache[compiledChain]
+	policies  derivedCache[parsedPolicy]
 }
 
 type compiledChain struct {
-	resourceVersion string
-	pod, namespace  labels.Selector
-	err             error
+	pod, namespace labels.Selector
+	err            error
 }
 
 // New returns an Injector.
 func New(opts Options) *Injector {
-	return &Injector{opts: opts, selectors: make(map[string]compiledChain)}
+	return &Injector{opts: opts}
 }
 
 // Options returns the injector's options.
@@ -211,37 +209,16 @@ func (in *Injector) selectingChains(ctx context.Context, cluster Cluster, pod *c
 	return out, nil
 }
 
-// compiled returns a chain's selectors, compiled once per version of the chain: with a
-// thousand chains, compiling on every admission would dominate its cost. Objects without
-// a resourceVersion (read from files) have no version to cache by and are compiled each time.
+// compiled returns a chain's selectors, compiled once per version of the chain.
 func (in *Injector) compiled(c *v1alpha1.PluginChain) compiledChain {
-	key := c.Namespace + "/" + c.Name
-	if c.ResourceVersion != "" {
-		in.mu.Lock()
-		cc, ok := in.selectors[key]
-		in.mu.Unlock()
-		if ok && cc.resourceVersion == c.ResourceVersion {
-			return cc
+	return in.selectors.get(c, func() compiledChain {
+		var cc compiledChain
+		cc.pod, cc.err = selector(c.Spec.Selectors.PodSelector)
+		if cc.err == nil {
+			cc.namespace, cc.err = selector(c.Spec.Selectors.NamespaceSelector)
 		}
-	}
-	cc := compiledChain{resourceVersion: c.ResourceVersion}
-	cc.pod, cc.err = selector(c.Spec.Selectors.PodSelector)
-	if cc.err == nil {
-		cc.namespace, cc.err = selector(c.Spec.Selectors.NamespaceSelector)
-	}
-	if c.ResourceVersion != "" {
-		in.mu.Lock()
-		in.selectors[key] = cc
-		in.mu.Unlock()
-	}
-	return cc
-}
-
-// Forget drops a deleted chain's compiled selectors.
-func (in *Injector) Forget(namespace, name string) {
-	in.mu.Lock()
-	delete(in.selectors, namespace+"/"+name)
-	in.mu.Unlock()
+		return cc
+	})
 }
 
 // selector treats a nil selector as "everything", as osm-edge does.
@@ -299,3 +276,6 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	}
 	return false
 }
+
+// Forget drops a deleted chain's compiled selectors.
+func (in *Injector) Forget(namespace, name string) { in.selectors.forget(namespace, name) }

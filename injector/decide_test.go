@@ -151,10 +151,13 @@ func TestEditedChainTakesEffect(t *testing.T) {
 func TestDesiredFollowsPluginConfigEdits(t *testing.T) {
 	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 	in := injector.New(testOptions())
+	objs.Configs[0].ResourceVersion = "1" // parsed once per version, as from an informer
 	_, pod, err := in.Inject(context.Background(), objs, w.Pod, w.Namespace)
 	if err != nil || pod == nil {
 		t.Fatal(err)
 	}
+	objs.Configs[0] = objs.Configs[0].DeepCopy()
+	objs.Configs[0].ResourceVersion = "2"
 	objs.Configs[0].Spec.Config.Raw = []byte(`{"allowOrigins":[{"exact":"http://edited.example"}]}`)
 	d, err := in.Desired(context.Background(), objs, pod, w.Namespace)
 	if err != nil || !d.Inject {

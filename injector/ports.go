@@ -137,7 +137,11 @@ func (in *Injector) servicePolicy(ctx context.Context, cluster Cluster, svc *cor
 	}
 	slices.SortFunc(candidates, ComparePluginConfigs)
 	for i, c := range candidates {
-		policy, err := config.ParseCORS(c.Spec.Config.Raw)
+		parsed := in.policies.get(c, func() parsedPolicy {
+			policy, err := config.ParseCORS(c.Spec.Config.Raw)
+			return parsedPolicy{policy, err}
+		})
+		policy, err := parsed.policy, parsed.err
 		if err != nil {
 			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginConfig %s/%s ignored: spec.config: %v", c.Namespace, c.Name, err))
 			continue
@@ -148,6 +152,12 @@ func (in *Injector) servicePolicy(ctx context.Context, cluster Cluster, svc *cor
 		return policy, nil
 	}
 	return nil, nil
+}
+
+// parsedPolicy is a PluginConfig's spec.config, parsed once per version.
+type parsedPolicy struct {
+	policy *config.CORS
+	err    error
 }
 
 // ComparePluginConfigs orders PluginConfigs oldest first, then by namespace and name: the
