@@ -100,7 +100,6 @@ func New(routes *Routes, metrics *Metrics, opts Options) *Proxy {
 	p.routes.Store(routes)
 	p.server = &fasthttp.Server{
 		Handler:                      p.serve,
-		Name:                         "corsproxy",
 		ReadBufferSize:               opts.MaxHeaderBytes,
 		ReadTimeout:                  opts.ReadHeaderTimeout,
 		IdleTimeout:                  opts.IdleTimeout,

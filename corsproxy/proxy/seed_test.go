@@ -61,6 +61,10 @@ func TestSeedResponses(t *testing.T) {
 					t.Errorf("%s = %q, want exactly one line %q", name, got, want)
 				}
 			}
+			// Transparent: the app sends no Server header, so neither does the proxy.
+			if got := resp.Header.Values("Server"); len(got) != 0 {
+				t.Errorf("Server = %q, want none", got)
+			}
 			if body := readBody(t, resp); body != tt.body {
 				t.Errorf("body = %q, want %q", body, tt.body)
 			}
