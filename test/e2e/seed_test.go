@@ -39,6 +39,15 @@ func TestSeedGuideEndToEnd(t *testing.T) {
 		}
 	}
 
+	t.Run("IPv6: the redirect and the original destination work the same", func(t *testing.T) {
+		out, err := p.ClientCommand(ctx, "curl", "-ksi", "-m", "5", "-g", "-H", "Host: pipy-ok.pipy:8080", "-H", "Origin: http://www.bbb.com",
+			"http://["+p.IP6.String()+"]:8080/").CombinedOutput()
+		got := strings.ToLower(strings.ReplaceAll(string(out), "\r\n", "\n"))
+		if err != nil || !strings.HasPrefix(got, "http/1.1 200") || !strings.Contains(got, "access-control-allow-origin: http://www.bbb.com") || !strings.Contains(got, "hi, i am pipy-ok v1!") {
+			t.Errorf("over IPv6 (err %v):\n%s\nproxy log:\n%s", err, out, p.Log("corsproxy"))
+		}
+	})
+
 	t.Run("app down: 502 with CORS headers", func(t *testing.T) {
 		p.StopApp("pipy")
 		got := curl(t, ctx, p, "pipy-ok.pipy:8080", "-H", "Origin: http://www.bbb.com")

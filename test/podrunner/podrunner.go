@@ -46,6 +46,9 @@ type Pod struct {
 	ClientNS string // network namespace of the client
 	IP       netip.Addr
 	ClientIP netip.Addr
+	// IP6 and ClientIP6 are the pod's and the client's IPv6 addresses on the same link.
+	IP6       netip.Addr
+	ClientIP6 netip.Addr
 
 	opts      Options
 	pod       *corev1.Pod
@@ -85,7 +88,9 @@ func Run(ctx context.Context, pod *corev1.Pod, opts Options) (_ *Pod, err error)
 	p := &Pod{
 		Name: pod.Name, PodNS: "cm-pod-" + suffix, ClientNS: "cm-cli-" + suffix,
 		IP: netip.AddrFrom4([4]byte{10, 214, byte(octet), 2}), ClientIP: netip.AddrFrom4([4]byte{10, 214, byte(octet), 1}),
-		opts: opts, pod: pod, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{},
+		IP6:       netip.AddrFrom16([16]byte{0xfd, 0, 0x02, 0x14, 0, byte(octet), 15: 2}),
+		ClientIP6: netip.AddrFrom16([16]byte{0xfd, 0, 0x02, 0x14, 0, byte(octet), 15: 1}),
+		opts:      opts, pod: pod, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{},
 	}
 	defer func() {
 		if err != nil {
@@ -141,6 +146,9 @@ func (p *Pod) network(ctx context.Context, suffix string) error {
 		{"-n", p.PodNS, "link", "add", vethPod, "type", "veth", "peer", "name", vethClient, "netns", p.ClientNS},
 		{"-n", p.PodNS, "addr", "add", p.IP.String() + "/30", "dev", vethPod},
 		{"-n", p.ClientNS, "addr", "add", p.ClientIP.String() + "/30", "dev", vethClient},
+		// nodad: the addresses are usable at once, not after duplicate detection.
+		{"-n", p.PodNS, "addr", "add", p.IP6.String() + "/64", "dev", vethPod, "nodad"},
+		{"-n", p.ClientNS, "addr", "add", p.ClientIP6.String() + "/64", "dev", vethClient, "nodad"},
 		{"-n", p.PodNS, "link", "set", "lo", "up"},
 		{"-n", p.ClientNS, "link", "set", "lo", "up"},
 		{"-n", p.PodNS, "link", "set", vethPod, "up"},
@@ -151,7 +159,7 @@ func (p *Pod) network(ctx context.Context, suffix string) error {
 			return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, out)
 		}
 	}
-	p.opts.Log("pod %s: network namespace %s, address %s (client %s in %s)", p.Name, p.PodNS, p.IP, p.ClientIP, p.ClientNS)
+	p.opts.Log("pod %s: network namespace %s, addresses %s and %s (client %s and %s in %s)", p.Name, p.PodNS, p.IP, p.IP6, p.ClientIP, p.ClientIP6, p.ClientNS)
 	return nil
 }
 
