@@ -55,7 +55,7 @@ func isInjected(o client.Object) bool {
 const controllerRecorder = "corsmesh-controller"
 
 // SetupControllers registers the controllers with the manager.
-func SetupControllers(ctx context.Context, mgr manager.Manager, in *injector.Injector, cluster *CacheCluster, log logr.Logger) error {
+func SetupControllers(ctx context.Context, mgr manager.Manager, in *injector.Injector, cluster injector.Cluster, log logr.Logger) error {
 	// The index must exist before the cache starts, which is after this returns.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodInjected, indexInjectedPod); err != nil {
 		return fmt.Errorf("indexing injected pods: %w", err)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
@@ -70,7 +69,7 @@ type Options struct {
 type Server struct {
 	mgr      manager.Manager
 	Injector *injector.Injector
-	Cluster  *CacheCluster
+	Cluster  *InformerCluster
 	Metrics  *Metrics
 }
 
@@ -135,12 +134,11 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("indexing PluginConfigs: %w", err)
 	}
-	// Start the informers with the manager rather than at the first admission, which
-	// would otherwise wait for a full list of every Service in the cluster.
-	for _, obj := range []client.Object{&corev1.Namespace{}, &corev1.Service{}, &v1alpha1.Plugin{}, &v1alpha1.PluginChain{}, &v1alpha1.PluginConfig{}} {
-		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
-			return nil, fmt.Errorf("starting informer for %T: %w", obj, err)
-		}
+	// Getting the informers now starts them with the manager rather than at the first
+	// admission, which would otherwise wait for a full list of every Service.
+	cluster, err := NewInformerCluster(ctx, mgr.GetCache(), mgr.GetAPIReader())
+	if err != nil {
+		return nil, err
 	}
 	metrics, err := NewMetrics(opts.Registerer)
 	if err != nil {
@@ -149,7 +147,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	s := &Server{
 		mgr:      mgr,
 		Injector: injector.New(opts.Injector),
-		Cluster:  &CacheCluster{Cache: mgr.GetCache(), Live: mgr.GetAPIReader()},
+		Cluster:  cluster,
 		Metrics:  metrics,
 	}
 	hookServer.Register(PathMutatePods, &reviewHandler{name: "mutate-pods", metrics: metrics, log: log.WithName("mutate-pods"), handler: &PodMutator{

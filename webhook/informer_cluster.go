@@ -1,0 +1,130 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+)
+
+// indexDestination is InformerCluster's own index of PluginConfigs by the Services they
+// name, on the shared informer itself (controller-runtime's field indexes are reached only
+// through List, which copies every object it returns).
+const indexDestination = "corsmesh.io/destination"
+
+// InformerCluster is the injector's view of the cluster read straight from the manager's
+// shared informers: lookups return the informers' own objects, without the per-List copy
+// of each item that the cache's client.Reader makes (with 1,000 PluginChains that copy
+// alone was most of an admission's cost). The objects are shared: read them, never modify.
+type InformerCluster struct {
+	namespaces, services, chains, configs, plugins toolscache.Indexer
+	// Live reads a namespace the informer does not know yet (created a moment ago).
+	Live client.Reader
+}
+
+var _ injector.Cluster = (*InformerCluster)(nil)
+
+// NewInformerCluster gets (and so starts with the manager) the informers admission reads.
+func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) (*InformerCluster, error) {
+	indexer := func(obj client.Object, indexers toolscache.Indexers) (toolscache.Indexer, error) {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return nil, fmt.Errorf("informer for %T: %w", obj, err)
+		}
+		shared, ok := inf.(toolscache.SharedIndexInformer)
+		if !ok {
+			return nil, fmt.Errorf("informer for %T is a %T, not a shared index informer", obj, inf)
+		}
+		if indexers != nil {
+			if err := shared.AddIndexers(indexers); err != nil {
+				return nil, fmt.Errorf("indexing %T: %w", obj, err)
+			}
+		}
+		return shared.GetIndexer(), nil
+	}
+	ic := &InformerCluster{Live: live}
+	var err error
+	if ic.namespaces, err = indexer(&corev1.Namespace{}, nil); err != nil {
+		return nil, err
+	}
+	if ic.services, err = indexer(&corev1.Service{}, nil); err != nil {
+		return nil, err
+	}
+	if ic.chains, err = indexer(&v1alpha1.PluginChain{}, nil); err != nil {
+		return nil, err
+	}
+	if ic.configs, err = indexer(&v1alpha1.PluginConfig{}, toolscache.Indexers{indexDestination: func(obj any) ([]string, error) {
+		pc, ok := obj.(*v1alpha1.PluginConfig)
+		if !ok {
+			return nil, nil
+		}
+		return injector.DestinationKeys(pc), nil
+	}}); err != nil {
+		return nil, err
+	}
+	if ic.plugins, err = indexer(&v1alpha1.Plugin{}, nil); err != nil {
+		return nil, err
+	}
+	return ic, nil
+}
+
+func (c *InformerCluster) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	if ns, err := byKey[corev1.Namespace](c.namespaces, name); ns != nil || err != nil || c.Live == nil {
+		return ns, err
+	}
+	return (&CacheCluster{Cache: c.Live}).Namespace(ctx, name)
+}
+
+func (c *InformerCluster) Services(_ context.Context, namespace string) ([]*corev1.Service, error) {
+	return byIndex[corev1.Service](c.services, toolscache.NamespaceIndex, namespace)
+}
+
+func (c *InformerCluster) PluginChains(context.Context) ([]*v1alpha1.PluginChain, error) {
+	return typed[v1alpha1.PluginChain](c.chains.List())
+}
+
+func (c *InformerCluster) PluginConfigsFor(_ context.Context, namespace, service string) ([]*v1alpha1.PluginConfig, error) {
+	return byIndex[v1alpha1.PluginConfig](c.configs, indexDestination, namespace+"/"+service)
+}
+
+func (c *InformerCluster) Plugin(_ context.Context, name string) (*v1alpha1.Plugin, error) {
+	return byKey[v1alpha1.Plugin](c.plugins, name)
+}
+
+func byKey[T any](idx toolscache.Indexer, key string) (*T, error) {
+	obj, ok, err := idx.GetByKey(key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	t, ok := obj.(*T)
+	if !ok {
+		return nil, fmt.Errorf("informer holds a %T for %s", obj, key)
+	}
+	return t, nil
+}
+
+func byIndex[T any](idx toolscache.Indexer, index, value string) ([]*T, error) {
+	objs, err := idx.ByIndex(index, value)
+	if err != nil {
+		return nil, fmt.Errorf("index %s: %w", index, err)
+	}
+	return typed[T](objs)
+}
+
+func typed[T any](objs []any) ([]*T, error) {
+	out := make([]*T, 0, len(objs))
+	for _, o := range objs {
+		t, ok := o.(*T)
+		if !ok {
+			return nil, fmt.Errorf("informer holds a %T, want %T", o, new(T))
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
