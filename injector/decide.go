@@ -213,12 +213,20 @@ func (in *Injector) selectingChains(ctx context.Context, cluster Cluster, pod *c
 func (in *Injector) compiled(c *v1alpha1.PluginChain) compiledChain {
 	return in.selectors.get(c, func() compiledChain {
 		var cc compiledChain
-		cc.pod, cc.err = selector(c.Spec.Selectors.PodSelector)
-		if cc.err == nil {
-			cc.namespace, cc.err = selector(c.Spec.Selectors.NamespaceSelector)
+		if cc.pod, cc.err = selector(c.Spec.Selectors.PodSelector); cc.err != nil {
+			cc.err = fmt.Errorf("spec.selectors.podSelector: %w", cc.err)
+		} else if cc.namespace, cc.err = selector(c.Spec.Selectors.NamespaceSelector); cc.err != nil {
+			cc.err = fmt.Errorf("spec.selectors.namespaceSelector: %w", cc.err)
 		}
 		return cc
 	})
+}
+
+// ChainSelectors returns a chain's pod and namespace selectors, compiled once per version
+// of the chain (the controllers evaluate them on every pod event).
+func (in *Injector) ChainSelectors(c *v1alpha1.PluginChain) (pods, namespaces labels.Selector, err error) {
+	cc := in.compiled(c)
+	return cc.pod, cc.namespace, cc.err
 }
 
 // selector treats a nil selector as "everything", as osm-edge does.

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
@@ -36,10 +35,9 @@ func (in *Injector) resolvePorts(ctx context.Context, cluster Cluster, pod *core
 	if err != nil {
 		return fmt.Errorf("listing Services in %s: %w", ns, err)
 	}
-	podLabels := labels.Set(pod.Labels)
 	byPort := make(map[int32][]servicePolicy)
 	for _, svc := range services {
-		if len(svc.Spec.Selector) == 0 || !labels.SelectorFromValidatedSet(svc.Spec.Selector).Matches(podLabels) {
+		if !ServiceSelects(svc, pod.Labels) {
 			continue
 		}
 		sp := servicePolicy{service: svc}
@@ -71,6 +69,21 @@ func (in *Injector) resolvePorts(ctx context.Context, cluster Cluster, pod *core
 	}
 	d.Config = cfg
 	return nil
+}
+
+// ServiceSelects reports whether a Service's selector matches pod labels: every key and
+// value of it among the labels (a Service without a selector selects no pod by itself).
+// A plain map walk: building a labels.Selector per Service on every admission was a cost.
+func ServiceSelects(svc *corev1.Service, podLabels map[string]string) bool {
+	if len(svc.Spec.Selector) == 0 {
+		return false
+	}
+	for k, v := range svc.Spec.Selector {
+		if got, ok := podLabels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // targetPort resolves a Service port to the container port it reaches on this pod.

@@ -108,15 +108,15 @@ func podCounted(p *corev1.Pod) bool {
 }
 
 func (r *PluginChainReconciler) listChains(ctx context.Context, keep func(*v1alpha1.PluginChain) bool) []reconcile.Request {
-	var list v1alpha1.PluginChainList
-	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+	chains, err := r.Cluster.PluginChains(ctx)
+	if err != nil {
 		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range list.Items {
-		if keep == nil || keep(&list.Items[i]) {
-			reqs = append(reqs, requestFor(&list.Items[i]))
+	for _, c := range chains {
+		if keep == nil || keep(c) {
+			reqs = append(reqs, requestFor(c))
 		}
 	}
 	return reqs
@@ -128,10 +128,17 @@ func (r *PluginChainReconciler) allChains(ctx context.Context, _ client.Object) 
 
 // chainsSelectingPod maps a pod to the chains whose podSelector matches it (old and new
 // labels are both mapped on update); the namespace selector is left to the reconcile.
+//
+// Pods outside the mesh's namespaces map to nothing: the chains count only monitored
+// namespaces' pods, and every pod event of the cluster passes through here.
 func (r *PluginChainReconciler) chainsSelectingPod(ctx context.Context, o client.Object) []reconcile.Request {
+	ns, err := r.Cluster.Namespace(ctx, o.GetNamespace())
+	if err != nil || ns == nil || ns.Labels[injector.LabelMonitoredBy] != r.Injector.Options().MeshName {
+		return nil
+	}
 	podLabels := labels.Set(o.GetLabels())
 	return r.listChains(ctx, func(c *v1alpha1.PluginChain) bool {
-		sel, err := labelSelector(c.Spec.Selectors.PodSelector)
+		sel, _, err := r.Injector.ChainSelectors(c)
 		return err != nil || sel.Matches(podLabels)
 	})
 }
@@ -156,7 +163,7 @@ func (r *PluginChainReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	podSel, nsSel, selErr := chainSelectors(&chain)
+	podSel, nsSel, selErr := r.Injector.ChainSelectors(&chain)
 	cond := desiredPluginChainCondition(&chain, plugins, r.Injector.IsCORSPlugin, selErr)
 	var selected int32
 	var withoutSidecar []*corev1.Pod
@@ -202,24 +209,6 @@ func (r *PluginChainReconciler) plugins(ctx context.Context, c *v1alpha1.PluginC
 		}
 	}
 	return out, nil
-}
-
-func chainSelectors(c *v1alpha1.PluginChain) (pods, namespaces labels.Selector, err error) {
-	if pods, err = labelSelector(c.Spec.Selectors.PodSelector); err != nil {
-		return nil, nil, fmt.Errorf("spec.selectors.podSelector: %w", err)
-	}
-	if namespaces, err = labelSelector(c.Spec.Selectors.NamespaceSelector); err != nil {
-		return nil, nil, fmt.Errorf("spec.selectors.namespaceSelector: %w", err)
-	}
-	return pods, namespaces, nil
-}
-
-// labelSelector treats a nil selector as "everything", as osm-edge and the injector do.
-func labelSelector(s *metav1.LabelSelector) (labels.Selector, error) {
-	if s == nil {
-		return labels.Everything(), nil
-	}
-	return metav1.LabelSelectorAsSelector(s)
 }
 
 // selectPods counts the running pods of the mesh's namespaces that the selectors match,

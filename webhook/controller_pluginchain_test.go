@@ -316,8 +316,8 @@ func TestPluginChainRestartOptIn(t *testing.T) {
 	}
 }
 
-// The map functions: pods to the chains whose podSelector matches them, Plugins to the
-// chains naming them.
+// The map functions: pods of the mesh's namespaces to the chains whose podSelector matches
+// them, Plugins to the chains naming them.
 func TestPluginChainMapping(t *testing.T) {
 	seed := ctlLoadSeed(t)
 	other := &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "web", Name: "other"}, Spec: v1alpha1.PluginChainSpec{
@@ -327,7 +327,12 @@ func TestPluginChainMapping(t *testing.T) {
 	c, _ := ctlClient(t, append(seed.clientObjects(), other)...)
 	r := &PluginChainReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
 	ctx := t.Context()
-	podWith := func(l map[string]string) *corev1.Pod { return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Labels: l}} }
+	// In the seed's monitored namespace; a chain's own namespace does not limit it.
+	podWith := func(l map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Labels: l}}
+	}
+	outside := podWith(map[string]string{"app": "pipy-ok"})
+	outside.Namespace = "unmonitored"
 	tests := []struct {
 		name string
 		got  []string
@@ -336,6 +341,7 @@ func TestPluginChainMapping(t *testing.T) {
 		{"seed pod", ctlRequestNames(r.chainsSelectingPod(ctx, podWith(map[string]string{"app": "pipy-ok"}))), "pipy/cors-policy-chain"},
 		{"web pod", ctlRequestNames(r.chainsSelectingPod(ctx, podWith(map[string]string{"app": "web"}))), "web/other"},
 		{"unselected pod", ctlRequestNames(r.chainsSelectingPod(ctx, podWith(nil))), ""},
+		{"pod outside the mesh's namespaces", ctlRequestNames(r.chainsSelectingPod(ctx, outside)), ""},
 		{"Plugin cors-policy", ctlRequestNames(r.chainsNamingPlugin(ctx, seed.objs.Plugins[0])), "pipy/cors-policy-chain"},
 		{"all", ctlRequestNames(r.allChains(ctx, nil)), "pipy/cors-policy-chain,web/other"},
 	}
