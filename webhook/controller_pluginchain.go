@@ -108,15 +108,15 @@ func podCounted(p *corev1.Pod) bool {
 }
 
 func (r *PluginChainReconciler) listChains(ctx context.Context, keep func(*v1alpha1.PluginChain) bool) []reconcile.Request {
-	chains, err := r.Cluster.PluginChains(ctx)
-	if err != nil {
+	var list v1alpha1.PluginChainList
+	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
 	}
 	var reqs []reconcile.Request
-	for _, c := range chains {
-		if keep == nil || keep(c) {
-			reqs = append(reqs, requestFor(c))
+	for i := range list.Items {
+		if keep == nil || keep(&list.Items[i]) {
+			reqs = append(reqs, requestFor(&list.Items[i]))
 		}
 	}
 	return reqs
