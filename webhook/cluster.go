@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -69,11 +70,13 @@ func (c *CacheCluster) PluginConfigsFor(ctx context.Context, namespace, service 
 	return pointers(list.Items), nil
 }
 
+// Plugin returns nil when the Plugin does not exist, also when the cluster does not even
+// have the Plugin CRD.
 func (c *CacheCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plugin, error) {
 	var p v1alpha1.Plugin
 	err := c.Cache.Get(ctx, types.NamespacedName{Name: name}, &p)
 	switch {
-	case apierrors.IsNotFound(err):
+	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("getting Plugin %s: %w", name, err)

@@ -6,13 +6,12 @@ import (
 	"io"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/webhook"
 )
 
 // liveCluster is the injector's view of a cluster read with a plain client (no informer
@@ -32,15 +31,7 @@ func newLiveCluster(c client.Reader) *liveCluster {
 }
 
 func (l *liveCluster) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	var ns corev1.Namespace
-	err := l.c.Get(ctx, types.NamespacedName{Name: name}, &ns)
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("getting namespace %s: %w", name, err)
-	}
-	return &ns, nil
+	return (&webhook.CacheCluster{Cache: l.c}).Namespace(ctx, name)
 }
 
 func (l *liveCluster) Services(ctx context.Context, namespace string) ([]*corev1.Service, error) {
@@ -93,15 +84,7 @@ func (l *liveCluster) PluginConfigsFor(ctx context.Context, namespace, service s
 }
 
 func (l *liveCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plugin, error) {
-	var p v1alpha1.Plugin
-	err := l.c.Get(ctx, types.NamespacedName{Name: name}, &p)
-	switch {
-	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("getting Plugin %s: %w", name, err)
-	}
-	return &p, nil
+	return (&webhook.CacheCluster{Cache: l.c}).Plugin(ctx, name)
 }
 
 // layeredCluster is what inject hands the injector: the objects of the files, over the
