@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	"sigs.k8s.io/yaml"
 
@@ -228,5 +229,40 @@ func TestHandlerPanicBecomes500(t *testing.T) {
 	_, review := post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
 	if review == nil || review.Response.Allowed || review.Response.Result.Code != 500 {
 		t.Fatalf("want a 500 result, got %+v", review)
+	}
+}
+
+// Admission records an Event on the pod's controller (the pod has no name or UID yet):
+// Normal when injected, Warning when skipped for a reason the user should act on.
+func TestAdmissionEvents(t *testing.T) {
+	tests := []struct {
+		name    string
+		cluster func(*injector.Objects)
+		want    string
+	}{
+		{"injected", nil, "Normal CORSProxyInjected CORS proxy injected for ports [8080]"},
+		{"skipped", func(o *injector.Objects) { o.Namespaces[0].Labels[injector.LabelPodSecurityEnforce] = "baseline" }, "Warning CORSProxyNotInjected Not injected (pod-security)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cluster := seedCluster(t)
+			if tt.cluster != nil {
+				tt.cluster(cluster)
+			}
+			m, _ := NewMetrics(prometheus.NewRegistry())
+			recorder := events.NewFakeRecorder(10)
+			h := &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{
+				Injector: testInjector(), Cluster: cluster, Events: recorder, Metrics: m, Log: logr.Discard(),
+			}}
+			post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+			select {
+			case got := <-recorder.Events:
+				if !strings.HasPrefix(got, tt.want) {
+					t.Errorf("event %q, want it to start with %q", got, tt.want)
+				}
+			default:
+				t.Fatal("no event recorded")
+			}
+		})
 	}
 }
