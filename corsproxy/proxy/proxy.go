@@ -304,12 +304,30 @@ var corsResponseHeaders = [...]string{
 	"Access-Control-Allow-Private-Network",
 }
 
-// applyActual sets the CORS headers of a proxied (or proxy-made error) response.
-func applyActual(resp *fasthttp.Response, policy *cors.Policy, decision cors.Decision, origin []byte) {
-	h := &resp.Header
+// stripAppCORS removes the app's Access-Control-* headers. Each Del scans every header,
+// so one scan first finds out whether the app sent any (apps behind the proxy rarely do).
+func stripAppCORS(h *fasthttp.ResponseHeader) {
+	found := false
+	for name := range h.All() {
+		if len(name) > len(accessControlPrefix) && bytes.EqualFold(name[:len(accessControlPrefix)], []byte(accessControlPrefix)) {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return
+	}
 	for _, name := range corsResponseHeaders {
 		h.Del(name)
 	}
+}
+
+const accessControlPrefix = "Access-Control-"
+
+// applyActual sets the CORS headers of a proxied (or proxy-made error) response.
+func applyActual(resp *fasthttp.Response, policy *cors.Policy, decision cors.Decision, origin []byte) {
+	h := &resp.Header
+	stripAppCORS(h)
 	h.Add(cors.HeaderVary, cors.VaryActual)
 	if decision != cors.Allowed {
 		return
