@@ -67,7 +67,7 @@ func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
 		out.Annotations = map[string]string{}
 	}
 	out.Annotations[AnnotationConfig] = string(cfg)
-	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName}, Ports: d.Ports, NativeSidecar: native}
+	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: d.Ports, NativeSidecar: native}
 	// The redirect must be in place, and the proxy ready, before anything of the app runs.
 	if native {
 		status.InitContainers = append(status.InitContainers, ProxyContainerName)
@@ -90,9 +90,16 @@ func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationConfig + "']"},
 			}},
 		}},
+	}, corev1.Volume{
+		Name:         NoTokenVolumeName,
+		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}, // mounted read-only: stays empty
 	})
 	return out, nil
 }
+
+// noTokenMount hides the ServiceAccount token from an injected container (see
+// NoTokenVolumeName).
+var noTokenMount = corev1.VolumeMount{Name: NoTokenVolumeName, MountPath: ServiceAccountTokenPath, ReadOnly: true}
 
 func (in *Injector) nativeSidecar(pod *corev1.Pod) (bool, error) {
 	v, ok := pod.Annotations[AnnotationNativeSidecar]
@@ -145,11 +152,12 @@ func (in *Injector) initContainer(ports []int32) (corev1.Container, error) {
 		return corev1.Container{}, fmt.Errorf("init container rules: %w", err)
 	}
 	return corev1.Container{
-		Name:      InitContainerName,
-		Image:     in.opts.InitImage,
-		Command:   []string{"corsproxy-init"},
-		Args:      opts.Args(),
-		Resources: *in.opts.InitResources.DeepCopy(),
+		Name:         InitContainerName,
+		Image:        in.opts.InitImage,
+		Command:      []string{"corsproxy-init"},
+		Args:         opts.Args(),
+		Resources:    *in.opts.InitResources.DeepCopy(),
+		VolumeMounts: []corev1.VolumeMount{noTokenMount},
 		SecurityContext: &corev1.SecurityContext{
 			// iptables needs root and these two capabilities, nothing more.
 			RunAsUser:                ptr.To[int64](0),
@@ -185,7 +193,7 @@ func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native
 			fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort),
 		},
 		Ports:          []corev1.ContainerPort{{Name: "corsproxy-admin", ContainerPort: in.opts.AdminPort, Protocol: corev1.ProtocolTCP}},
-		VolumeMounts:   []corev1.VolumeMount{{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true}},
+		VolumeMounts:   []corev1.VolumeMount{{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true}, noTokenMount},
 		Resources:      resources,
 		ReadinessProbe: probe("/readyz", 3),
 		LivenessProbe: func() *corev1.Probe {

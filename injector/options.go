@@ -38,6 +38,13 @@ const (
 	ConfigVolumeName   = "corsproxy-config"
 	ConfigMountPath    = "/etc/corsproxy"
 	ConfigFileName     = "config.json"
+	// NoTokenVolumeName is an empty volume mounted over the ServiceAccount token path in
+	// the injected containers: neither talks to the API server, and a mount already at that
+	// path stops the ServiceAccount admission plugin from adding the token to them after our
+	// patch, which would make the API server call the webhook a second time for every pod.
+	NoTokenVolumeName = "corsproxy-no-token"
+	// ServiceAccountTokenPath is where the ServiceAccount admission plugin mounts the token.
+	ServiceAccountTokenPath = "/var/run/secrets/kubernetes.io/serviceaccount"
 )
 
 // Options configure the injector; DefaultOptions gives working values.
