@@ -46,7 +46,7 @@ func largeCluster(b *testing.B, chains, services int) (*injector.Objects, *corev
 }
 
 // BenchmarkInject is the webhook's whole job for one typical pod in a large cluster:
-// decide, build the mutated pod, compute the JSON patch. (The in-memory Objects scans its
+// decide, build the mutation and its JSON patch. (The in-memory Objects scans its
 // lists; the webhook's cache indexes Services by namespace, so this overstates that part.)
 func BenchmarkInject(b *testing.B) {
 	for _, size := range []struct{ chains, services int }{{1, 3}, {1000, 10000}} {
@@ -56,13 +56,15 @@ func BenchmarkInject(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				d, mutated, err := in.Inject(ctx, objs, pod, ns)
+				d, err := in.Decide(ctx, objs, pod, ns)
 				if err != nil || !d.Inject {
 					b.Fatalf("%v %v", d, err)
 				}
-				if _, err := injector.Patch(pod, mutated); err != nil {
+				m, err := in.Mutation(pod, d)
+				if err != nil {
 					b.Fatal(err)
 				}
+				_ = m.Patch(pod)
 			}
 		})
 	}

@@ -1,10 +1,15 @@
 package injector
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
+	"strings"
+
+	"gomodules.xyz/jsonpatch/v2"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -38,9 +43,41 @@ func ParseStatus(pod *corev1.Pod) (*Status, error) {
 	return &s, nil
 }
 
+// Mutation is what injection adds to a pod. Apply gives the injected pod and Patch the
+// JSON patch an admission response carries, both from the additions themselves: encoding
+// two whole pods and diffing them was most of an admission's cost.
+type Mutation struct {
+	Annotations    map[string]string  // set, replacing values of the same keys
+	InitContainers []corev1.Container // put first, in this order
+	Containers     []corev1.Container // put first, in this order
+	Volumes        []corev1.Volume    // appended
+}
+
+// Inject decides for a pod and, when it is injected, returns the mutated pod too.
+func (in *Injector) Inject(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, *corev1.Pod, error) {
+	d, err := in.Decide(ctx, cluster, pod, ns)
+	if err != nil || !d.Inject {
+		return d, nil, err
+	}
+	mutated, err := in.Mutate(pod, d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d, mutated, nil
+}
+
 // Mutate returns a copy of pod with the sidecar, the init container, the config
 // annotation and its volume added, as decided by d (which must say Inject).
 func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
+	m, err := in.Mutation(pod, d)
+	if err != nil {
+		return nil, err
+	}
+	return m.Apply(pod), nil
+}
+
+// Mutation builds what injecting pod adds, as decided by d (which must say Inject).
+func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if !d.Inject {
 		return nil, fmt.Errorf("mutate called for a pod that is not injected (%s)", d.Reason)
 	}
@@ -62,27 +99,23 @@ func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
 	}
 	proxy := in.proxyContainer(resources, native)
 
-	out := pod.DeepCopy()
-	if out.Annotations == nil {
-		out.Annotations = map[string]string{}
-	}
-	out.Annotations[AnnotationConfig] = string(cfg)
+	m := &Mutation{}
 	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: d.Ports, NativeSidecar: native}
 	// The redirect must be in place, and the proxy ready, before anything of the app runs.
 	if native {
 		status.InitContainers = append(status.InitContainers, ProxyContainerName)
-		out.Spec.InitContainers = slices.Concat([]corev1.Container{initC, proxy}, out.Spec.InitContainers)
+		m.InitContainers = []corev1.Container{initC, proxy}
 	} else {
 		status.Containers = []string{ProxyContainerName}
-		out.Spec.InitContainers = slices.Concat([]corev1.Container{initC}, out.Spec.InitContainers)
-		out.Spec.Containers = slices.Concat([]corev1.Container{proxy}, out.Spec.Containers)
+		m.InitContainers = []corev1.Container{initC}
+		m.Containers = []corev1.Container{proxy}
 	}
 	statusJSON, err := json.Marshal(status)
 	if err != nil {
 		return nil, fmt.Errorf("encoding status annotation: %w", err)
 	}
-	out.Annotations[AnnotationStatus] = string(statusJSON)
-	out.Spec.Volumes = append(out.Spec.Volumes, corev1.Volume{
+	m.Annotations = map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: string(statusJSON)}
+	m.Volumes = []corev1.Volume{{
 		Name: ConfigVolumeName,
 		VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 			Items: []corev1.DownwardAPIVolumeFile{{
@@ -90,16 +123,74 @@ func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + AnnotationConfig + "']"},
 			}},
 		}},
-	}, corev1.Volume{
+	}, {
 		Name:         NoTokenVolumeName,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}, // mounted read-only: stays empty
-	})
-	return out, nil
+	}}
+	return m, nil
+}
+
+// Apply returns a copy of pod with the mutation applied.
+func (m *Mutation) Apply(pod *corev1.Pod) *corev1.Pod {
+	out := pod.DeepCopy()
+	if out.Annotations == nil {
+		out.Annotations = make(map[string]string, len(m.Annotations))
+	}
+	maps.Copy(out.Annotations, m.Annotations)
+	if len(m.InitContainers) > 0 {
+		out.Spec.InitContainers = slices.Concat(m.InitContainers, out.Spec.InitContainers)
+	}
+	if len(m.Containers) > 0 {
+		out.Spec.Containers = slices.Concat(m.Containers, out.Spec.Containers)
+	}
+	out.Spec.Volumes = append(out.Spec.Volumes, m.Volumes...)
+	return out
+}
+
+// Patch is the JSON patch (RFC 6902) that applies the mutation to pod as the API server
+// encoded it. A list or map the pod leaves empty is added whole, since the request may
+// carry it as absent, null or empty; otherwise each element is added in place ("add" on an
+// existing annotation replaces it).
+func (m *Mutation) Patch(pod *corev1.Pod) []jsonpatch.Operation {
+	var ops []jsonpatch.Operation
+	if len(pod.Annotations) == 0 {
+		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", m.Annotations))
+	} else {
+		for _, k := range slices.Sorted(maps.Keys(m.Annotations)) {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapeJSONPointer(k), m.Annotations[k]))
+		}
+	}
+	prepend := func(path string, existing, added []corev1.Container) {
+		switch {
+		case len(added) == 0:
+		case len(existing) == 0:
+			ops = append(ops, jsonpatch.NewOperation("add", path, added))
+		default:
+			for i, c := range added {
+				ops = append(ops, jsonpatch.NewOperation("add", path+"/"+strconv.Itoa(i), c))
+			}
+		}
+	}
+	prepend("/spec/initContainers", pod.Spec.InitContainers, m.InitContainers)
+	prepend("/spec/containers", pod.Spec.Containers, m.Containers)
+	if len(pod.Spec.Volumes) == 0 {
+		ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes", m.Volumes))
+	} else {
+		for _, v := range m.Volumes {
+			ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes/-", v))
+		}
+	}
+	return ops
 }
 
 // noTokenMount hides the ServiceAccount token from an injected container (see
 // NoTokenVolumeName).
 var noTokenMount = corev1.VolumeMount{Name: NoTokenVolumeName, MountPath: ServiceAccountTokenPath, ReadOnly: true}
+
+// escapeJSONPointer escapes a map key as one JSON Pointer (RFC 6901) token.
+func escapeJSONPointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
 
 func (in *Injector) nativeSidecar(pod *corev1.Pod) (bool, error) {
 	v, ok := pod.Annotations[AnnotationNativeSidecar]

@@ -53,7 +53,7 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		m.Metrics.Errors.WithLabelValues(errDecode).Inc()
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
 	}
-	d, mutated, err := m.Injector.Inject(ctx, m.Cluster, &pod, req.Namespace)
+	d, err := m.Injector.Decide(ctx, m.Cluster, &pod, req.Namespace)
 	if err != nil {
 		m.Metrics.Errors.WithLabelValues(errClusterRead).Inc()
 		m.Log.Error(err, "injection failed", "namespace", req.Namespace, "pod", podName(&pod))
@@ -70,11 +70,13 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		m.event(&pod, req.Namespace, corev1.EventTypeWarning, EventSkipped, "Skip", "Not injected (%s): %s", d.Reason, d.Message)
 		return resp.WithWarnings(append([]string{"corsmesh: pod not injected: " + d.Message}, prefixed(d.Warnings)...)...)
 	}
-	ops, err := injector.Patch(&pod, mutated)
+	mutation, err := m.Injector.Mutation(&pod, d)
 	if err != nil {
+		// A per-pod annotation the injector cannot read (a resource quantity, say).
 		m.Metrics.Errors.WithLabelValues(errMutate).Inc()
-		return admission.Errored(http.StatusInternalServerError, err)
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("corsmesh: %w", err))
 	}
+	ops := mutation.Patch(&pod)
 	m.Metrics.Injected.Inc()
 	log.V(1).Info("injected", "ports", d.Ports, "chains", d.Chains)
 	m.event(&pod, req.Namespace, corev1.EventTypeNormal, EventInjected, "Inject", "CORS proxy injected for ports %v (PluginChains %s)", d.Ports, strings.Join(d.Chains, ", "))

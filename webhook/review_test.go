@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -151,6 +152,53 @@ func TestMutatePodReview(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(metrics.Injected); got != 1 {
 		t.Errorf("injected metric = %v", got)
+	}
+
+	// Applied to the object the review carried, as the API server does, the patch gives
+	// the app's container after ours and the policy's annotation.
+	obj, err := yaml.YAMLToJSON([]byte(seedPod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := jsonpatch.DecodePatch(resp.Patch)
+	if err != nil {
+		t.Fatalf("patch does not decode: %v", err)
+	}
+	out, err := patch.Apply(obj)
+	if err != nil {
+		t.Fatalf("patch does not apply: %v", err)
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(out, &pod); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
+		names = append(names, c.Name)
+	}
+	if got := strings.Join(names, ","); got != "corsproxy-init,corsproxy,pipy" {
+		t.Errorf("containers after the patch: %s", got)
+	}
+	if _, err := injector.ParseStatus(&pod); err != nil || pod.Annotations[injector.AnnotationConfig] == "" {
+		t.Errorf("annotations after the patch: %v (%v)", pod.Annotations, err)
+	}
+}
+
+// A per-pod annotation the injector cannot read rejects the pod with a 400 that names it:
+// admitting it without the sidecar would run it without its CORS policy.
+func TestBadProxyAnnotationIsRejected(t *testing.T) {
+	mutate, _, metrics := newTestHandlers(t, seedCluster(t))
+	pod := strings.Replace(seedPod, "  labels:", "  annotations: {corsmesh.io/proxy-cpu-limit: lots}\n  labels:", 1)
+	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", pod), "application/json")
+	if review == nil {
+		t.Fatal("no review")
+	}
+	resp := review.Response
+	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest || !strings.Contains(resp.Result.Message, injector.AnnotationProxyCPULimit) {
+		t.Fatalf("allowed=%v result=%+v: want a 400 naming %s", resp.Allowed, resp.Result, injector.AnnotationProxyCPULimit)
+	}
+	if got := testutil.ToFloat64(metrics.Errors.WithLabelValues(errMutate)); got != 1 {
+		t.Errorf("errors{mutate} = %v", got)
 	}
 }
 
