@@ -17,7 +17,7 @@ type Cluster interface {
 	// Services lists the Services of a namespace.
 	Services(ctx context.Context, namespace string) ([]*corev1.Service, error)
 	// PluginChains lists every PluginChain: a chain's own namespace does not limit which
-	// pods it selects (as in osm-edge).
+	// pods it selects (as in osm-edge). The list may be shared: read it, never modify it.
 	PluginChains(ctx context.Context) ([]*v1alpha1.PluginChain, error)
 	// PluginConfigsFor lists the PluginConfigs whose destinationRefs name the Service.
 	PluginConfigsFor(ctx context.Context, namespace, service string) ([]*v1alpha1.PluginConfig, error)

@@ -157,6 +157,13 @@ func informerCluster(tb testing.TB, objs *injector.Objects) *InformerCluster {
 // over it (its indexer must be added before the informers start).
 func memoryCache(tb testing.TB, objs *injector.Objects) (cache.Cache, *InformerCluster) {
 	tb.Helper()
+	return memoryCacheWith(tb, objs, nil)
+}
+
+// memoryCacheWith is memoryCache with some kinds' objects from the given sources (by kind,
+// "PluginChain" say), which tests change while the informers run.
+func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]toolscache.ListerWatcher) (cache.Cache, *InformerCluster) {
+	tb.Helper()
 	scheme, err := Scheme()
 	if err != nil {
 		tb.Fatal(err)
@@ -182,6 +189,9 @@ func memoryCache(tb testing.TB, objs *injector.Objects) (cache.Cache, *InformerC
 		NewInformer: func(_ toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 			kind := strings.TrimPrefix(fmt.Sprintf("%T", obj), "*")
 			kind = kind[strings.LastIndex(kind, ".")+1:]
+			if src, ok := sources[kind]; ok {
+				return toolscache.NewSharedIndexInformer(src, obj, resync, indexers)
+			}
 			list, ok := lists[kind]
 			if !ok {
 				tb.Fatalf("no objects for an informer of %T", obj)

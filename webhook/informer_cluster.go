@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -23,16 +24,46 @@ const indexDestination = "corsmesh.io/destination"
 // of each item that the cache's client.Reader makes (with 1,000 PluginChains that copy
 // alone was most of an admission's cost). The objects are shared: read them, never modify.
 type InformerCluster struct {
-	namespaces, services, chains, configs, plugins toolscache.Indexer
+	namespaces, services, configs, plugins toolscache.Indexer
+	chains                                 *chainSnapshot
 	// Live reads a namespace the informer does not know yet (created a moment ago).
 	Live client.Reader
+}
+
+// chainSnapshot is the PluginChain list every admission walks whole, kept between changes
+// instead of listed (and allocated) per admission. The informer updates its indexer before
+// it notifies handlers, so a rebuild after the notification sees the change.
+type chainSnapshot struct {
+	indexer toolscache.Indexer
+	mu      sync.Mutex
+	stale   bool
+	list    []*v1alpha1.PluginChain
+}
+
+func (s *chainSnapshot) invalidate() {
+	s.mu.Lock()
+	s.stale = true
+	s.mu.Unlock()
+}
+
+func (s *chainSnapshot) get() ([]*v1alpha1.PluginChain, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stale {
+		list, err := typed[v1alpha1.PluginChain](s.indexer.List())
+		if err != nil {
+			return nil, err
+		}
+		s.list, s.stale = list, false
+	}
+	return s.list, nil
 }
 
 var _ injector.Cluster = (*InformerCluster)(nil)
 
 // NewInformerCluster gets (and so starts with the manager) the informers admission reads.
 func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) (*InformerCluster, error) {
-	indexer := func(obj client.Object, indexers toolscache.Indexers) (toolscache.Indexer, error) {
+	informer := func(obj client.Object) (toolscache.SharedIndexInformer, error) {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return nil, fmt.Errorf("informer for %T: %w", obj, err)
@@ -40,6 +71,13 @@ func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) 
 		shared, ok := inf.(toolscache.SharedIndexInformer)
 		if !ok {
 			return nil, fmt.Errorf("informer for %T is a %T, not a shared index informer", obj, inf)
+		}
+		return shared, nil
+	}
+	indexer := func(obj client.Object, indexers toolscache.Indexers) (toolscache.Indexer, error) {
+		shared, err := informer(obj)
+		if err != nil {
+			return nil, err
 		}
 		if indexers != nil {
 			if err := shared.AddIndexers(indexers); err != nil {
@@ -56,8 +94,18 @@ func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) 
 	if ic.services, err = indexer(&corev1.Service{}, nil); err != nil {
 		return nil, err
 	}
-	if ic.chains, err = indexer(&v1alpha1.PluginChain{}, nil); err != nil {
+	chains, err := informer(&v1alpha1.PluginChain{})
+	if err != nil {
 		return nil, err
+	}
+	ic.chains = &chainSnapshot{indexer: chains.GetIndexer(), stale: true}
+	invalidate := func(any) { ic.chains.invalidate() }
+	if _, err := chains.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    invalidate,
+		UpdateFunc: func(_, obj any) { invalidate(obj) },
+		DeleteFunc: invalidate,
+	}); err != nil {
+		return nil, fmt.Errorf("watching PluginChains: %w", err)
 	}
 	if ic.configs, err = indexer(&v1alpha1.PluginConfig{}, toolscache.Indexers{indexDestination: func(obj any) ([]string, error) {
 		pc, ok := obj.(*v1alpha1.PluginConfig)
@@ -85,8 +133,10 @@ func (c *InformerCluster) Services(_ context.Context, namespace string) ([]*core
 	return byIndex[corev1.Service](c.services, toolscache.NamespaceIndex, namespace)
 }
 
+// PluginChains returns a list shared between callers until the next change: read it,
+// never modify it.
 func (c *InformerCluster) PluginChains(context.Context) ([]*v1alpha1.PluginChain, error) {
-	return typed[v1alpha1.PluginChain](c.chains.List())
+	return c.chains.get()
 }
 
 func (c *InformerCluster) PluginConfigsFor(_ context.Context, namespace, service string) ([]*v1alpha1.PluginConfig, error) {

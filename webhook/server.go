@@ -49,6 +49,8 @@ type Options struct {
 	// MetricsAddr and HealthAddr are the metrics and probe listen addresses ("0" disables).
 	MetricsAddr string
 	HealthAddr  string
+	// PprofAddr serves net/http/pprof when set (off by default: it exposes internals).
+	PprofAddr string
 
 	// LeaderElection guards the controllers; admission is served by every replica.
 	LeaderElection          bool
@@ -114,6 +116,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		WebhookServer:                 hookServer,
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:        opts.HealthAddr,
+		PprofBindAddress:              opts.PprofAddr,
 		LeaderElection:                opts.LeaderElection,
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
 		LeaderElectionID:              opts.LeaderElectionID,

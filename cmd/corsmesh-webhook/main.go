@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.IntVar(&opts.Port, "port", 9443, "port to serve admission on")
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address (0 disables)")
 	fs.StringVar(&opts.HealthAddr, "health-addr", ":8081", "/healthz and /readyz address (0 disables)")
+	fs.StringVar(&opts.PprofAddr, "pprof-addr", "", "net/http/pprof address, for profiling (default: off)")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader for the controllers (admission is served by every replica)")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: in-cluster namespace)")
 	fs.StringVar(&opts.LeaderElectionID, "leader-election-id", "corsmesh-webhook", "name of the leader election lease")

@@ -123,6 +123,7 @@ type options struct {
 	webhookBin             string
 	label                  string
 	quiesce                time.Duration
+	cpuProfile             string
 }
 
 func main() {
@@ -142,6 +143,7 @@ func main() {
 	flag.BoolVar(&o.chainsFirst, "chains-first", false, "create the PluginChains before the Services (every Service event then re-reconciles every chain: slow)")
 	flag.StringVar(&o.webhookBin, "webhook-bin", "", "run this corsmesh-webhook binary instead of building ./cmd/corsmesh-webhook (to compare a prototype)")
 	flag.StringVar(&o.label, "label", "", "a note for the report's title (what this run measures)")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write corsmesh-webhook's CPU profile over the measured pod creations to this file (pprof format)")
 	flag.DurationVar(&o.quiesce, "quiesce", 90*time.Second, "before measuring memory and pods, wait up to this long for the machine to go idle")
 	flag.Parse()
 	if o.batch <= 0 || o.pods < 0 || o.services < 0 || o.chains < 1 {
@@ -233,7 +235,7 @@ func run(ctx context.Context, o options) error {
 	if o.inProcess {
 		hook = &inProcessWebhook{s: s}
 	} else {
-		p := &processWebhook{s: s, bin: o.webhookBin}
+		p := &processWebhook{s: s, bin: o.webhookBin, pprof: o.cpuProfile != ""}
 		if p.bin == "" {
 			if err := p.build(ctx); err != nil {
 				return err
@@ -700,6 +702,14 @@ func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface
 	}
 	rounds := (o.pods + o.batch - 1) / o.batch
 	rep.rounds = rounds
+	if p, ok := hook.(*processWebhook); ok && p.pprofAddr != "" {
+		prof := startCPUProfile(ctx, p.pprofAddr, o.cpuProfile)
+		defer func() {
+			if err := prof.stop(); err != nil {
+				logf("%v", err)
+			}
+		}()
+	}
 	logf("creating %d pods per mode in %d rounds of %d", o.pods, rounds, o.batch)
 	for r := range rounds {
 		n := min(o.batch, o.pods-r*o.batch)
@@ -967,6 +977,8 @@ type processWebhook struct {
 	done        chan error
 	metricsAddr string
 	healthAddr  string
+	pprof       bool   // serve net/http/pprof (--cpu-profile)
+	pprofAddr   string // when pprof
 	logPath     string
 }
 
@@ -997,7 +1009,7 @@ func (p *processWebhook) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.cmd = exec.Command(p.bin,
+	args := []string{
 		"--cert-dir", p.s.WebhookCertDir,
 		"--port", strconv.Itoa(p.s.WebhookPort),
 		"--host", "127.0.0.1",
@@ -1005,7 +1017,16 @@ func (p *processWebhook) start(ctx context.Context) error {
 		"--leader-elect=false",
 		"--metrics-addr", p.metricsAddr,
 		"--health-addr", p.healthAddr,
-	)
+	}
+	if p.pprof {
+		pp, err := sandbox.FreePort()
+		if err != nil {
+			return err
+		}
+		p.pprofAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(pp))
+		args = append(args, "--pprof-addr", p.pprofAddr)
+	}
+	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	// Never outlive this program.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
