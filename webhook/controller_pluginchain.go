@@ -55,6 +55,10 @@ const (
 	EventRestartFailed      = "CORSWorkloadRestartFailed"
 )
 
+// podEventDelay batches the pod events of a chain: its status counts pods, and a rollout
+// creating a hundred of them should cost one reconcile and one status write, not a hundred.
+const podEventDelay = time.Second
+
 // maxHintWorkloads bounds restartHint: a status is no place for ten thousand names.
 const maxHintWorkloads = 50
 
@@ -80,7 +84,7 @@ func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controllerOptions()).
 		// Annotations too: the restart opt-in lives there. Our status writes pass neither.
 		For(&v1alpha1.PluginChain{}, builder.WithPredicates(specChanged())).
-		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(r.chainsSelectingPod), builder.WithPredicates(podSelectionChanged())).
+		Watches(&corev1.Pod{}, enqueueAfter(podEventDelay, r.chainsSelectingPod), builder.WithPredicates(podSelectionChanged())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(metadataChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(specChanged())).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(serviceChanged())).
@@ -126,21 +130,32 @@ func (r *PluginChainReconciler) allChains(ctx context.Context, _ client.Object) 
 	return r.listChains(ctx, nil)
 }
 
-// chainsSelectingPod maps a pod to the chains whose podSelector matches it (old and new
-// labels are both mapped on update); the namespace selector is left to the reconcile.
+// chainsSelectingPod maps a pod to the chains whose selectors match it (old and new labels
+// are both mapped on update). Every pod event of the cluster passes through here, so it
+// reads the chains without copying them.
 //
 // Pods outside the mesh's namespaces map to nothing: the chains count only monitored
-// namespaces' pods, and every pod event of the cluster passes through here.
+// namespaces' pods.
 func (r *PluginChainReconciler) chainsSelectingPod(ctx context.Context, o client.Object) []reconcile.Request {
 	ns, err := r.Cluster.Namespace(ctx, o.GetNamespace())
 	if err != nil || ns == nil || ns.Labels[injector.LabelMonitoredBy] != r.Injector.Options().MeshName {
 		return nil
 	}
-	podLabels := labels.Set(o.GetLabels())
-	return r.listChains(ctx, func(c *v1alpha1.PluginChain) bool {
-		sel, _, err := r.Injector.ChainSelectors(c)
-		return err != nil || sel.Matches(podLabels)
-	})
+	chains, err := r.Cluster.PluginChains(ctx)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "listing PluginChains")
+		return nil
+	}
+	podLabels, nsLabels := labels.Set(o.GetLabels()), labels.Set(ns.Labels)
+	var reqs []reconcile.Request
+	for _, c := range chains {
+		podSel, nsSel, err := r.Injector.ChainSelectors(c)
+		// A chain with a bad selector is reconciled too: its status says so.
+		if err != nil || podSel.Matches(podLabels) && nsSel.Matches(nsLabels) {
+			reqs = append(reqs, requestFor(c))
+		}
+	}
+	return reqs
 }
 
 func (r *PluginChainReconciler) chainsNamingPlugin(ctx context.Context, o client.Object) []reconcile.Request {

@@ -2,20 +2,27 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/corsmesh/corsmesh/injector"
 )
@@ -130,4 +137,53 @@ func ctlRESTMapper(scheme *runtime.Scheme) meta.RESTMapper {
 		m.Add(gvk, scope)
 	}
 	return m
+}
+
+// enqueueAfter turns a burst of events into one request, added only once the delay passed.
+func TestEnqueueAfterBatchesABurst(t *testing.T) {
+	ctx := context.Background()
+	mapped := 0
+	toChain := func(context.Context, client.Object) []reconcile.Request {
+		mapped++
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: "pipy", Name: "chain"}}}
+	}
+	burst := func(h handler.EventHandler, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for i := range 50 {
+			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: fmt.Sprintf("p%d", i)}}
+			h.Create(ctx, event.CreateEvent{Object: pod}, q)
+			h.Update(ctx, event.UpdateEvent{ObjectOld: pod, ObjectNew: pod}, q)
+			h.Delete(ctx, event.DeleteEvent{Object: pod}, q)
+		}
+	}
+	newQueue := func() workqueue.TypedRateLimitingInterface[reconcile.Request] {
+		q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+		t.Cleanup(q.ShutDown)
+		return q
+	}
+
+	// Not before the delay.
+	later := newQueue()
+	burst(enqueueAfter(time.Hour, toChain), later)
+	if mapped != 200 {
+		t.Errorf("mapped %d objects for 50 creates, updates (old and new) and deletes, want 200", mapped)
+	}
+	if n := later.Len(); n != 0 {
+		t.Errorf("%d requests ready before the delay, want 0", n)
+	}
+
+	// After it, once.
+	soon := newQueue()
+	burst(enqueueAfter(10*time.Millisecond, toChain), soon)
+	if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		return soon.Len() > 0, nil
+	}); err != nil {
+		t.Fatal("the request never became ready")
+	}
+	time.Sleep(50 * time.Millisecond) // anything else would be ready by now too
+	if n := soon.Len(); n != 1 {
+		t.Errorf("%d requests ready for a burst on one chain, want 1", n)
+	}
+	if req, _ := soon.Get(); req.Name != "chain" {
+		t.Errorf("request %v", req)
+	}
 }
