@@ -124,6 +124,7 @@ type options struct {
 	label                  string
 	quiesce                time.Duration
 	cpuProfile             string
+	heapProfiles           string
 }
 
 func main() {
@@ -144,6 +145,7 @@ func main() {
 	flag.StringVar(&o.webhookBin, "webhook-bin", "", "run this corsmesh-webhook binary instead of building ./cmd/corsmesh-webhook (to compare a prototype)")
 	flag.StringVar(&o.label, "label", "", "a note for the report's title (what this run measures)")
 	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write corsmesh-webhook's CPU profile over the measured pod creations to this file (pprof format)")
+	flag.StringVar(&o.heapProfiles, "heap-profiles", "", "write corsmesh-webhook's heap profile (pprof format) at each memory reading into this directory (forces a GC before each reading)")
 	flag.DurationVar(&o.quiesce, "quiesce", 90*time.Second, "before measuring memory and pods, wait up to this long for the machine to go idle")
 	flag.Parse()
 	if o.batch <= 0 || o.pods < 0 || o.services < 0 || o.chains < 1 {
@@ -235,7 +237,7 @@ func run(ctx context.Context, o options) error {
 	if o.inProcess {
 		hook = &inProcessWebhook{s: s}
 	} else {
-		p := &processWebhook{s: s, bin: o.webhookBin, pprof: o.cpuProfile != ""}
+		p := &processWebhook{s: s, bin: o.webhookBin, pprof: o.cpuProfile != "" || o.heapProfiles != "", heapDir: o.heapProfiles}
 		if p.bin == "" {
 			if err := p.build(ctx); err != nil {
 				return err
@@ -979,6 +981,7 @@ type processWebhook struct {
 	healthAddr  string
 	pprof       bool   // serve net/http/pprof (--cpu-profile)
 	pprofAddr   string // when pprof
+	heapDir     string // heap profiles at each memory reading (needs pprof)
 	logPath     string
 }
 
@@ -1124,6 +1127,11 @@ func (p *processWebhook) pid() int { return p.cmd.Process.Pid }
 
 func (p *processWebhook) memory(ctx context.Context, when string) (memSample, error) {
 	m := memSample{when: when}
+	if p.heapDir != "" {
+		if err := p.heapProfile(ctx, when); err != nil {
+			return m, err
+		}
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return m, err
@@ -1650,7 +1658,7 @@ func (r *report) write(dir string) error {
 	if h := r.handler; h != nil {
 		p("## Admission handler alone (`BenchmarkAdmission`)")
 		p("")
-		p("`%s`: `reviewHandler.ServeHTTP` through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *cache* is the realistic one: a real controller-runtime informer cache (field index, namespace index, no deep copy on List) fed from memory; *objects* scans every Service; *fakeclient* JSON-copies every List (see webhook/bench_test.go).", h.command, o.benchcount)
+		p("`%s`: `reviewHandler.ServeHTTP` through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *informers* is what corsmesh-webhook admits through (webhook.InformerCluster: the shared informers' indexes, no copy, the PluginChain list kept between changes) over a real controller-runtime cache fed from memory; *cache* reads that cache through its client.Reader (each List copies every item); *objects* scans in-memory lists; *fakeclient* JSON-copies every List (see webhook/bench_test.go).", h.command, o.benchcount)
 		p("")
 		p("| cluster | ns/op | p50 µs | p99 µs | B/op | allocs/op |")
 		p("| --- | --- | --- | --- | --- | --- |")
@@ -1659,10 +1667,10 @@ func (r *report) write(dir string) error {
 			p("| %s | %.0f | %.1f | %.1f | %.0f | %.0f |", name, medianFloat(row.metrics["ns/op"]), medianFloat(row.metrics["p50-ns"])/1e3, medianFloat(row.metrics["p99-ns"])/1e3, medianFloat(row.metrics["B/op"]), medianFloat(row.metrics["allocs/op"]))
 		}
 		for _, row := range h.rows {
-			if strings.HasPrefix(row.name, "cluster=cache/") {
+			if strings.HasPrefix(row.name, "cluster=informers/") {
 				p99 := medianFloat(row.metrics["p99-ns"]) / 1e6
 				p("")
-				p("Target handler p99 ≤ 1 ms (cache): %.3f ms — %s", p99, passFail(p99 <= 1))
+				p("Target handler p99 ≤ 1 ms (informers, as served): %.3f ms — %s", p99, passFail(p99 <= 1))
 			}
 		}
 		p("")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -77,4 +78,44 @@ func (p *cpuProfiler) stop() error {
 	abs, _ := filepath.Abs(p.out)
 	logf("corsmesh-webhook CPU profile: %s (go tool pprof -top %s)", abs, abs)
 	return nil
+}
+
+// heapProfile saves corsmesh-webhook's heap profile (after a GC, so it shows what is live)
+// as heap-<when>.pb.gz under heapDir.
+func (p *processWebhook) heapProfile(ctx context.Context, when string) error {
+	if err := os.MkdirAll(p.heapDir, 0o755); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.pprofAddr+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: %s", resp.Status)
+	}
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(when))
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	path := filepath.Join(p.heapDir, "heap-"+name+".pb.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	logf("corsmesh-webhook heap profile (%s): %s", when, path)
+	return f.Close()
 }
