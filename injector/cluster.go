@@ -25,6 +25,13 @@ type Cluster interface {
 	Plugin(ctx context.Context, name string) (*v1alpha1.Plugin, error)
 }
 
+// CompiledChainLister is a Cluster that keeps its PluginChains compiled between changes
+// (the webhook's informers): the injector then compiles nothing per admission. The list
+// may be shared: read it, never modify it.
+type CompiledChainLister interface {
+	CompiledPluginChains(ctx context.Context) ([]CompiledChain, error)
+}
+
 // Objects is a Cluster held in memory: for corsmeshctl's offline injection and for tests.
 type Objects struct {
 	Namespaces  []*corev1.Namespace

@@ -65,13 +65,33 @@ func skip(reason Reason, format string, args ...any) *Decision {
 type Injector struct {
 	opts Options
 
-	selectors derivedCache[compiledChain]
+	selectors derivedCache[CompiledChain]
 	policies  derivedCache[parsedPolicy]
 }
 
-type compiledChain struct {
-	pod, namespace labels.Selector
-	err            error
+// CompiledChain is a PluginChain with its selectors compiled (Err says why they do not
+// compile; the chain then selects nothing).
+type CompiledChain struct {
+	Chain            *v1alpha1.PluginChain
+	Pods, Namespaces labels.Selector
+	Err              error
+}
+
+// Selects reports whether the chain selects a pod with these labels in a namespace with
+// these labels.
+func (c *CompiledChain) Selects(podLabels, namespaceLabels labels.Labels) bool {
+	return c.Err == nil && c.Pods.Matches(podLabels) && c.Namespaces.Matches(namespaceLabels)
+}
+
+// CompileChain compiles a chain's selectors; nil selects everything, as in osm-edge.
+func CompileChain(c *v1alpha1.PluginChain) CompiledChain {
+	cc := CompiledChain{Chain: c}
+	if cc.Pods, cc.Err = selector(c.Spec.Selectors.PodSelector); cc.Err != nil {
+		cc.Err = fmt.Errorf("spec.selectors.podSelector: %w", cc.Err)
+	} else if cc.Namespaces, cc.Err = selector(c.Spec.Selectors.NamespaceSelector); cc.Err != nil {
+		cc.Err = fmt.Errorf("spec.selectors.namespaceSelector: %w", cc.Err)
+	}
+	return cc
 }
 
 // New returns an Injector.
@@ -190,43 +210,59 @@ func parseEnabled(v string) (enabled, ok bool) {
 
 // selectingChains returns the PluginChains whose selectors match the pod and its namespace.
 func (in *Injector) selectingChains(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns *corev1.Namespace, d *Decision) ([]*v1alpha1.PluginChain, error) {
-	all, err := cluster.PluginChains(ctx)
+	all, err := in.Chains(ctx, cluster)
 	if err != nil {
-		return nil, fmt.Errorf("listing PluginChains: %w", err)
+		return nil, err
 	}
 	podLabels, nsLabels := labels.Set(pod.Labels), labels.Set(ns.Labels)
 	var out []*v1alpha1.PluginChain
-	for _, c := range all {
-		sel := in.compiled(c)
-		if sel.err != nil {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s ignored: %v", c.Namespace, c.Name, sel.err))
+	for i := range all {
+		c := &all[i]
+		if c.Err != nil {
+			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s ignored: %v", c.Chain.Namespace, c.Chain.Name, c.Err))
 			continue
 		}
-		if sel.pod.Matches(podLabels) && sel.namespace.Matches(nsLabels) {
-			out = append(out, c)
+		if c.Selects(podLabels, nsLabels) {
+			out = append(out, c.Chain)
 		}
 	}
 	return out, nil
 }
 
-// compiled returns a chain's selectors, compiled once per version of the chain.
-func (in *Injector) compiled(c *v1alpha1.PluginChain) compiledChain {
-	return in.selectors.get(c, func() compiledChain {
-		var cc compiledChain
-		if cc.pod, cc.err = selector(c.Spec.Selectors.PodSelector); cc.err != nil {
-			cc.err = fmt.Errorf("spec.selectors.podSelector: %w", cc.err)
-		} else if cc.namespace, cc.err = selector(c.Spec.Selectors.NamespaceSelector); cc.err != nil {
-			cc.err = fmt.Errorf("spec.selectors.namespaceSelector: %w", cc.err)
+// Chains returns every PluginChain of the cluster, compiled: as the cluster keeps them
+// when it can (CompiledChainLister), else compiled once per version of each chain. The
+// list may be shared: read it, never modify it.
+func (in *Injector) Chains(ctx context.Context, cluster Cluster) ([]CompiledChain, error) {
+	if cl, ok := cluster.(CompiledChainLister); ok {
+		chains, err := cl.CompiledPluginChains(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing PluginChains: %w", err)
 		}
-		return cc
-	})
+		return chains, nil
+	}
+	chains, err := cluster.PluginChains(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing PluginChains: %w", err)
+	}
+	out := make([]CompiledChain, len(chains))
+	for i, c := range chains {
+		out[i] = in.compiled(c)
+	}
+	return out, nil
+}
+
+// compiled returns a chain's selectors, compiled once per version of the chain.
+func (in *Injector) compiled(c *v1alpha1.PluginChain) CompiledChain {
+	cc := in.selectors.get(c, func() CompiledChain { return CompileChain(c) })
+	cc.Chain = c // the cache's entry may be for a copy of the same version
+	return cc
 }
 
 // ChainSelectors returns a chain's pod and namespace selectors, compiled once per version
-// of the chain (the controllers evaluate them on every pod event).
+// of the chain.
 func (in *Injector) ChainSelectors(c *v1alpha1.PluginChain) (pods, namespaces labels.Selector, err error) {
 	cc := in.compiled(c)
-	return cc.pod, cc.namespace, cc.err
+	return cc.Pods, cc.Namespaces, cc.Err
 }
 
 // selector treats a nil selector as "everything", as osm-edge does.

@@ -141,18 +141,17 @@ func (r *PluginChainReconciler) chainsSelectingPod(ctx context.Context, o client
 	if err != nil || ns == nil || ns.Labels[injector.LabelMonitoredBy] != r.Injector.Options().MeshName {
 		return nil
 	}
-	chains, err := r.Cluster.PluginChains(ctx)
+	chains, err := r.Injector.Chains(ctx, r.Cluster)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
 	}
 	podLabels, nsLabels := labels.Set(o.GetLabels()), labels.Set(ns.Labels)
 	var reqs []reconcile.Request
-	for _, c := range chains {
-		podSel, nsSel, err := r.Injector.ChainSelectors(c)
+	for i := range chains {
 		// A chain with a bad selector is reconciled too: its status says so.
-		if err != nil || podSel.Matches(podLabels) && nsSel.Matches(nsLabels) {
-			reqs = append(reqs, requestFor(c))
+		if c := &chains[i]; c.Err != nil || c.Selects(podLabels, nsLabels) {
+			reqs = append(reqs, requestFor(c.Chain))
 		}
 	}
 	return reqs

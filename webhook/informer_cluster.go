@@ -30,14 +30,16 @@ type InformerCluster struct {
 	Live client.Reader
 }
 
-// chainSnapshot is the PluginChain list every admission walks whole, kept between changes
-// instead of listed (and allocated) per admission. The informer updates its indexer before
-// it notifies handlers, so a rebuild after the notification sees the change.
+// chainSnapshot is the PluginChain list every admission walks whole, kept compiled between
+// changes instead of listed (and allocated, and looked up in a cache of compiled
+// selectors) per admission. The informer updates its indexer before it notifies handlers,
+// so a rebuild after the notification sees the change.
 type chainSnapshot struct {
-	indexer toolscache.Indexer
-	mu      sync.Mutex
-	stale   bool
-	list    []*v1alpha1.PluginChain
+	indexer  toolscache.Indexer
+	mu       sync.Mutex
+	stale    bool
+	chains   []*v1alpha1.PluginChain
+	compiled []injector.CompiledChain
 }
 
 func (s *chainSnapshot) invalidate() {
@@ -46,20 +48,37 @@ func (s *chainSnapshot) invalidate() {
 	s.mu.Unlock()
 }
 
-func (s *chainSnapshot) get() ([]*v1alpha1.PluginChain, error) {
+func (s *chainSnapshot) get() ([]*v1alpha1.PluginChain, []injector.CompiledChain, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stale {
-		list, err := typed[v1alpha1.PluginChain](s.indexer.List())
-		if err != nil {
-			return nil, err
-		}
-		s.list, s.stale = list, false
+	if !s.stale {
+		return s.chains, s.compiled, nil
 	}
-	return s.list, nil
+	chains, err := typed[v1alpha1.PluginChain](s.indexer.List())
+	if err != nil {
+		return nil, nil, err
+	}
+	// An unchanged chain is the same object: only changed ones are compiled again.
+	previous := make(map[*v1alpha1.PluginChain]injector.CompiledChain, len(s.compiled))
+	for _, c := range s.compiled {
+		previous[c.Chain] = c
+	}
+	compiled := make([]injector.CompiledChain, len(chains))
+	for i, c := range chains {
+		cc, ok := previous[c]
+		if !ok {
+			cc = injector.CompileChain(c)
+		}
+		compiled[i] = cc
+	}
+	s.chains, s.compiled, s.stale = chains, compiled, false
+	return s.chains, s.compiled, nil
 }
 
-var _ injector.Cluster = (*InformerCluster)(nil)
+var (
+	_ injector.Cluster             = (*InformerCluster)(nil)
+	_ injector.CompiledChainLister = (*InformerCluster)(nil)
+)
 
 // NewInformerCluster gets (and so starts with the manager) the informers admission reads.
 func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) (*InformerCluster, error) {
@@ -136,7 +155,15 @@ func (c *InformerCluster) Services(_ context.Context, namespace string) ([]*core
 // PluginChains returns a list shared between callers until the next change: read it,
 // never modify it.
 func (c *InformerCluster) PluginChains(context.Context) ([]*v1alpha1.PluginChain, error) {
-	return c.chains.get()
+	chains, _, err := c.chains.get()
+	return chains, err
+}
+
+// CompiledPluginChains returns the chains with their selectors compiled, shared like
+// PluginChains' list.
+func (c *InformerCluster) CompiledPluginChains(context.Context) ([]injector.CompiledChain, error) {
+	_, compiled, err := c.chains.get()
+	return compiled, err
 }
 
 func (c *InformerCluster) PluginConfigsFor(_ context.Context, namespace, service string) ([]*v1alpha1.PluginConfig, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	toolscache "k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
@@ -14,8 +15,8 @@ import (
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
-// The chain list admission walks is kept between changes; every add, update and delete
-// the informer sees must show in the next read.
+// The chain list admission walks is kept, compiled, between changes; every add, update and
+// delete the informer sees must show in the next read, with the selectors of that version.
 func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
 	src := fcache.NewFakeControllerSource()
 	t.Cleanup(src.Shutdown)
@@ -40,9 +41,21 @@ func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
 			if err != nil {
 				return false, err
 			}
+			compiled, err := ic.CompiledPluginChains(ctx)
+			if err != nil {
+				return false, err
+			}
+			if len(compiled) != len(chains) {
+				return false, nil
+			}
 			got = got[:0]
-			for _, c := range chains {
-				got = append(got, c.Name+"="+c.Spec.Selectors.PodSelector.MatchLabels["app"])
+			for i, c := range chains {
+				app := c.Spec.Selectors.PodSelector.MatchLabels["app"]
+				// The compiled selector is this version's.
+				if cc := compiled[i]; cc.Chain != c || !cc.Selects(labels.Set{"app": app}, labels.Set{}) {
+					return false, nil
+				}
+				got = append(got, c.Name+"="+app)
 			}
 			slices.Sort(got)
 			return slices.Equal(got, want), nil
