@@ -66,11 +66,11 @@ func (r *ConfigSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named(configSyncName).
 		WithOptions(controllerOptions()).
 		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(isInjected), metadataChanged())).
-		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.podsForPluginConfig), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.podsForService), builder.WithPredicates(serviceChanged())).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsForNamespace), builder.WithPredicates(metadataChanged())).
-		Watches(&v1alpha1.PluginChain{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(specChanged())).
+		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.podsForPluginConfig), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.podsForService), builder.WithPredicates(notInitialList(), serviceChanged())).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsForNamespace), builder.WithPredicates(notInitialList(), metadataChanged())).
+		Watches(&v1alpha1.PluginChain{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), specChanged())).
 		Complete(r)
 }
 

@@ -84,10 +84,10 @@ func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controllerOptions()).
 		// Annotations too: the restart opt-in lives there. Our status writes pass neither.
 		For(&v1alpha1.PluginChain{}, builder.WithPredicates(specChanged())).
-		Watches(&corev1.Pod{}, enqueueAfter(podEventDelay, r.chainsSelectingPod), builder.WithPredicates(podSelectionChanged())).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(metadataChanged())).
-		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(specChanged())).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(serviceChanged())).
+		Watches(&corev1.Pod{}, enqueueAfter(podEventDelay, r.chainsSelectingPod), builder.WithPredicates(notInitialList(), podSelectionChanged())).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), metadataChanged())).
+		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(notInitialList(), specChanged())).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), serviceChanged())).
 		Complete(r)
 }
 
@@ -111,16 +111,17 @@ func podCounted(p *corev1.Pod) bool {
 	return p.DeletionTimestamp == nil && p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed
 }
 
+// listChains maps to the chains keep accepts (nil: all), read without copying them.
 func (r *PluginChainReconciler) listChains(ctx context.Context, keep func(*v1alpha1.PluginChain) bool) []reconcile.Request {
-	var list v1alpha1.PluginChainList
-	if err := r.Client.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+	chains, err := r.Injector.Chains(ctx, r.Cluster)
+	if err != nil {
 		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range list.Items {
-		if keep == nil || keep(&list.Items[i]) {
-			reqs = append(reqs, requestFor(&list.Items[i]))
+	for i := range chains {
+		if keep == nil || keep(chains[i].Chain) {
+			reqs = append(reqs, requestFor(chains[i].Chain))
 		}
 	}
 	return reqs

@@ -48,9 +48,9 @@ func (r *PluginConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controllerOptions()).
 		// Generation only: our own status writes must not wake us up again.
 		For(&v1alpha1.PluginConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.configsSharingDestinations), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.configsForService), builder.WithPredicates(existenceChanged())).
-		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.configsForPlugin), builder.WithPredicates(specChanged())).
+		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.configsSharingDestinations), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.configsForService), builder.WithPredicates(notInitialList(), existenceChanged())).
+		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.configsForPlugin), builder.WithPredicates(notInitialList(), specChanged())).
 		Complete(r)
 }
 

@@ -80,6 +80,14 @@ func SetupControllers(ctx context.Context, mgr manager.Manager, in *injector.Inj
 	return nil
 }
 
+// notInitialList drops the creations an informer replays when it starts (or when a
+// controller joins a running one). A controller reconciles every object of its own kind
+// then anyway, once all its caches have synced, so mapping each of ten thousand existing
+// Services to the objects they affect would only repeat that work, ten thousand times.
+func notInitialList() predicate.Predicate {
+	return predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool { return !e.IsInInitialList }}
+}
+
 // enqueueAfter is handler.EnqueueRequestsFromMapFunc adding the requests after delay: the
 // queue holds a request once however often it is added meanwhile, so a burst of events
 // (a rollout creating pods) becomes one reconcile instead of one per event.

@@ -187,3 +187,23 @@ func TestEnqueueAfterBatchesABurst(t *testing.T) {
 		t.Errorf("request %v", req)
 	}
 }
+
+// The secondary watches ignore the objects an informer replays at start, nothing else.
+func TestNotInitialList(t *testing.T) {
+	p := notInitialList()
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: "pipy-ok"}}
+	for _, tc := range []struct {
+		name string
+		pass bool
+		got  bool
+	}{
+		{"replayed at start", false, p.Create(event.CreateEvent{Object: svc, IsInInitialList: true})},
+		{"created later", true, p.Create(event.CreateEvent{Object: svc})},
+		{"updated", true, p.Update(event.UpdateEvent{ObjectOld: svc, ObjectNew: svc})},
+		{"deleted", true, p.Delete(event.DeleteEvent{Object: svc})},
+	} {
+		if tc.got != tc.pass {
+			t.Errorf("%s: passes %v, want %v", tc.name, tc.got, tc.pass)
+		}
+	}
+}
