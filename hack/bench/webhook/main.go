@@ -952,13 +952,21 @@ type webhookUnderTest interface {
 type webhookCounters struct {
 	requests, injected float64
 	skipped            map[string]float64 // by reason
+	// reconciles are controller_runtime_reconcile_total by "controller result" (the
+	// process webhook only).
+	reconciles map[string]float64
 }
 
 func (c webhookCounters) sub(before webhookCounters) webhookCounters {
-	out := webhookCounters{requests: c.requests - before.requests, injected: c.injected - before.injected, skipped: map[string]float64{}}
+	out := webhookCounters{requests: c.requests - before.requests, injected: c.injected - before.injected, skipped: map[string]float64{}, reconciles: map[string]float64{}}
 	for r, v := range c.skipped {
 		if d := v - before.skipped[r]; d != 0 {
 			out.skipped[r] = d
+		}
+	}
+	for r, v := range c.reconciles {
+		if d := v - before.reconciles[r]; d != 0 {
+			out.reconciles[r] = d
 		}
 	}
 	return out
@@ -1105,7 +1113,7 @@ func (p *processWebhook) metrics(ctx context.Context) ([]sample, error) {
 }
 
 func (p *processWebhook) counters(ctx context.Context) (webhookCounters, error) {
-	c := webhookCounters{skipped: map[string]float64{}}
+	c := webhookCounters{skipped: map[string]float64{}, reconciles: map[string]float64{}}
 	samples, err := p.metrics(ctx)
 	if err != nil {
 		return c, err
@@ -1118,6 +1126,8 @@ func (p *processWebhook) counters(ctx context.Context) (webhookCounters, error) 
 			c.injected = s.value
 		case s.name == "corsmesh_webhook_skipped_total":
 			c.skipped[s.labels["reason"]] = s.value
+		case s.name == "controller_runtime_reconcile_total":
+			c.reconciles[s.labels["controller"]+" "+s.labels["result"]] = s.value
 		}
 	}
 	return c, nil
@@ -1765,6 +1775,14 @@ func (r *report) write(dir string) error {
 				w.calls/n, w.calls, r.calls.injected, r.calls.skipped, w.seconds/w.calls*1e3, w.seconds/n*1e3,
 				rw.calls/float64(max(1, len(r.results["replay"].latencies))), rw.seconds/max(1, rw.calls)*1e3,
 				r.apiCalls[noopWebhookName].seconds/max(1, r.apiCalls[noopWebhookName].calls)*1e3)
+			p("")
+		}
+		if len(r.calls.reconciles) > 0 {
+			var parts []string
+			for _, k := range slices.Sorted(maps.Keys(r.calls.reconciles)) {
+				parts = append(parts, fmt.Sprintf("%s %.0f", k, r.calls.reconciles[k]))
+			}
+			p("corsmesh-webhook's reconciles during the measured pods (controller_runtime_reconcile_total, controller and result): %s.", strings.Join(parts, ", "))
 			p("")
 		}
 		if r.mounts != "" {

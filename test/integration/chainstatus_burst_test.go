@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+)
+
+// TestChainStatusBatchesABurst checks that a burst of pod creations (a rollout, a scale-up)
+// costs a PluginChain about one status write per second, not one per pod, and that the
+// status still ends up counting every pod.
+func TestChainStatusBatchesABurst(t *testing.T) {
+	s := sb(t)
+	ctx := testContext(t, 2*time.Minute)
+	cs, _, _ := clients(t, s)
+	app := corsApp{Namespace: "burst", App: "burst-web", Port: 8080, Origin: "https://a.example"}
+	namespace(t, ctx, s, app.Namespace, true, nil)
+	app.install(t, ctx, s)
+	eventually(t, ctx, 30*time.Second, "the default ServiceAccount", func() error {
+		_, err := cs.CoreV1().ServiceAccounts(app.Namespace).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+
+	const pods = 60
+	before := statusPatches(t, ctx, cs)
+	start := time.Now()
+	for i := range pods {
+		if _, err := cs.CoreV1().Pods(app.Namespace).Create(ctx, app.pod(fmt.Sprintf("burst-%d", i)), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, ctx, 30*time.Second, "the chain's status counting every pod", func() error {
+		var chain v1alpha1.PluginChain
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: app.App}, &chain); err != nil {
+			return err
+		}
+		if chain.Status.SelectedPods != pods {
+			return fmt.Errorf("status.selectedPods %d, want %d", chain.Status.SelectedPods, pods)
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	writes := statusPatches(t, ctx, cs) - before
+	t.Logf("%d pods in %s: %.0f PluginChain status writes", pods, elapsed.Round(time.Millisecond), writes)
+	// One per second of the burst, and the first and last may fall either side of it.
+	if limit := elapsed.Seconds() + 2; writes > limit {
+		t.Errorf("%.0f status writes for %d pods created over %s, want at most %.0f (one per second)", writes, pods, elapsed.Round(time.Millisecond), limit)
+	}
+}
+
+// statusPatches is the API server's count of PATCH requests to pluginchains/status, all
+// chains, from apiserver_request_total.
+func statusPatches(t *testing.T, ctx context.Context, cs kubernetes.Interface) float64 {
+	t.Helper()
+	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("reading the API server's metrics: %v", err)
+	}
+	var total float64
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="pluginchains"`) ||
+			!strings.Contains(line, `subresource="status"`) || !strings.Contains(line, `verb="PATCH"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		total += v
+	}
+	return total
+}
