@@ -66,8 +66,8 @@ func (in *Injector) Inject(ctx context.Context, cluster Cluster, pod *corev1.Pod
 	return d, mutated, nil
 }
 
-// Mutate returns a copy of pod with the sidecar, the init container, the config
-// annotation and its volume added, as decided by d (which must say Inject).
+// Mutate returns a copy of pod with the mutation applied: the sidecar, the init container,
+// the config and status annotations and the volumes, as decided by d (which must say Inject).
 func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
 	m, err := in.Mutation(pod, d)
 	if err != nil {

@@ -1,12 +1,8 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -60,27 +56,8 @@ func TestChainStatusBatchesABurst(t *testing.T) {
 }
 
 // statusPatches is the API server's count of PATCH requests to pluginchains/status, all
-// chains, from apiserver_request_total.
+// chains.
 func statusPatches(t *testing.T, ctx context.Context, cs kubernetes.Interface) float64 {
 	t.Helper()
-	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		t.Fatalf("reading the API server's metrics: %v", err)
-	}
-	var total float64
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="pluginchains"`) ||
-			!strings.Contains(line, `subresource="status"`) || !strings.Contains(line, `verb="PATCH"`) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		total += v
-	}
-	return total
+	return apiServerCounter(t, ctx, cs, "apiserver_request_total", `resource="pluginchains"`, `subresource="status"`, `verb="PATCH"`)
 }

@@ -86,20 +86,26 @@ func tokenMount(c corev1.Container) string {
 }
 
 // webhookCalls reads how often the API server has called corsmesh's webhook, from its own
-// metric apiserver_admission_webhook_admission_duration_seconds_count (summed over labels).
+// metric apiserver_admission_webhook_admission_duration_seconds_count.
 func webhookCalls(t *testing.T, ctx context.Context, cs kubernetes.Interface) float64 {
+	t.Helper()
+	return apiServerCounter(t, ctx, cs, "apiserver_admission_webhook_admission_duration_seconds_count", `name="`+webhookName+`"`)
+}
+
+// apiServerCounter sums the API server's samples of a metric whose labels contain every one
+// of the given `label="value"` strings (0 before the first sample).
+func apiServerCounter(t *testing.T, ctx context.Context, cs kubernetes.Interface, metric string, labels ...string) float64 {
 	t.Helper()
 	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		t.Fatalf("reading the API server's metrics: %v", err)
 	}
-	var total float64 // no line yet: no call since the API server started
+	var total float64
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_admission_webhook_admission_duration_seconds_count{") ||
-			!strings.Contains(line, `name="`+webhookName+`"`) {
+		if !strings.HasPrefix(line, metric+"{") || !containsAll(line, labels) {
 			continue
 		}
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
@@ -112,4 +118,13 @@ func webhookCalls(t *testing.T, ctx context.Context, cs kubernetes.Interface) fl
 		t.Fatalf("reading the API server's metrics: %v", err)
 	}
 	return total
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
 }
