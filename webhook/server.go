@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
@@ -124,6 +125,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Cache: cache.Options{
 			// Managed fields are a large part of every object and nothing here reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: slimPod}},
 		},
 	})
 	if err != nil {
