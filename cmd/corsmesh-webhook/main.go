@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -79,12 +80,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 func serve(ctx context.Context, kubeconfig string, opts webhook.Options, log logr.Logger) error {
-	cfg, err := ctrl.GetConfig()
-	if kubeconfig != "" {
-		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
-	}
+	cfg, err := restConfig(kubeconfig)
 	if err != nil {
-		return fmt.Errorf("loading kubeconfig: %w", err)
+		return err
 	}
 	srv, err := webhook.New(ctx, cfg, opts)
 	if err != nil {
@@ -92,6 +90,24 @@ func serve(ctx context.Context, kubeconfig string, opts webhook.Options, log log
 	}
 	log.Info("serving admission", "port", opts.Port, "certDir", opts.CertDir)
 	return srv.Start(ctx)
+}
+
+// restConfig loads the kubeconfig file, or else the in-cluster (or $KUBECONFIG) config.
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	cfg, err := ctrl.GetConfig()
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	if cfg.QPS == 0 {
+		// As ctrl.GetConfig does in-cluster: no client-side limit, the API server's priority
+		// and fairness is the one. client-go's default of 5 requests/s took minutes to write
+		// the status of a thousand PluginChains or the config of a thousand pods.
+		cfg.QPS = -1
+	}
+	return cfg, nil
 }
 
 func envOr(name, fallback string) string {
