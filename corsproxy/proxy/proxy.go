@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,6 +147,25 @@ type interceptedConn struct {
 	upstream *upstream
 }
 
+func (c *interceptedConn) Write(p []byte) (int, error) { return yieldAfterWrite(c.Conn, p) }
+
+// yieldingConn is a connection to the app, yielding after each write like interceptedConn.
+type yieldingConn struct{ net.Conn }
+
+func (c yieldingConn) Write(p []byte) (int, error) { return yieldAfterWrite(c.Conn, p) }
+
+// yieldAfterWrite writes, then lets the other goroutines run before this one reads the
+// answer. Go reads a socket before waiting for it, so reading right after sending a
+// request (to the app) or a response (to a keep-alive client) mostly returns EAGAIN and
+// parks: a wasted system call per exchange, 1.2–1.6 per proxied request under load
+// (hack/bench/results/proxy-2026-11-26-syscalls.md). After the other connections' turn
+// the answer has usually arrived. With nothing else to run it costs a few nanoseconds.
+func yieldAfterWrite(c net.Conn, p []byte) (int, error) {
+	n, err := c.Write(p)
+	runtime.Gosched()
+	return n, err
+}
+
 func (p *Proxy) upstreamFor(conn net.Conn) *upstream {
 	addr, port := p.opts.Upstream, p.opts.PolicyPort
 	if !addr.IsValid() {
@@ -170,8 +190,14 @@ func (p *Proxy) upstreamFor(conn net.Conn) *upstream {
 func (p *Proxy) newClient(addr netip.AddrPort) *fasthttp.HostClient {
 	dialer := &net.Dialer{Timeout: p.opts.DialTimeout}
 	return &fasthttp.HostClient{
-		Addr:                     addr.String(),
-		Dial:                     func(a string) (net.Conn, error) { return dialer.Dial("tcp", a) },
+		Addr: addr.String(),
+		Dial: func(a string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", a)
+			if err != nil {
+				return nil, err
+			}
+			return yieldingConn{c}, nil
+		},
 		MaxConns:                 p.opts.MaxConnsPerUpstream,
 		MaxIdleConnDuration:      p.opts.IdleTimeout,
 		ReadTimeout:              p.opts.UpstreamTimeout,

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# A/B of two corsproxy builds on the forwarding path: same nginx upstream, same wrk load,
+# the two binaries alternating (A B A B ...) for ROUNDS pairs, each pinned to core 0 with
+# GOMAXPROCS=1 while wrk and the upstream share core 1. Prints each pair's ratios B/A of
+# req/s and CPU per request, and their geometric means: on a noisy shared machine only
+# paired ratios say anything.
+#
+#   hack/bench/proxy-ab.sh OLD_BINARY NEW_BINARY
+#   (build them with: CGO_ENABLED=0 go build -o /tmp/new ./cmd/corsproxy, and the same at
+#   another commit from a git worktree)
+#
+# Knobs (environment): ROUNDS=8 DURATION=5 (seconds) CONNS=64 PORT_BASE=19600
+set -euo pipefail
+
+[[ $# -eq 2 ]] || { sed -n '2,12p' "$0"; exit 2; }
+a=$(realpath "$1") b=$(realpath "$2")
+ROUNDS=${ROUNDS:-8}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-64}
+PORT_BASE=${PORT_BASE:-19600}
+for tool in nginx wrk taskset; do
+	command -v "$tool" >/dev/null || { echo "proxy-ab: $tool is missing (apt-get install nginx-light wrk util-linux)" >&2; exit 1; }
+done
+[[ $ROUNDS =~ ^[1-9][0-9]?$ && $DURATION =~ ^[1-9][0-9]?$ ]] || { echo "proxy-ab: ROUNDS and DURATION must be 1..99" >&2; exit 2; }
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+config=$root/corsproxy/proxy/testdata/seed-config.json
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	[[ -f $work/nginx.pid ]] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+upstream_port=$PORT_BASE
+cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+daemon on;
+pid $work/nginx.pid;
+error_log $work/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$upstream_port; location / { return 200 "Hi, I am PIPY-OK v1!"; } }
+}
+EOF
+taskset -c 1 nginx -c "$work/nginx.conf" -p "$work"
+
+# one BINARY PORT: prints "req/s cpu-µs-per-request".
+one() {
+	local bin=$1 port=$2
+	GOMAXPROCS=1 taskset -c 0 "$bin" --config "$config" --listen "127.0.0.1:$port" \
+		--admin-listen "127.0.0.1:$((port + 1))" --upstream "127.0.0.1:$upstream_port" --policy-port 8080 \
+		>"$work/proxy.log" 2>&1 &
+	local pid=$!
+	pids+=("$pid")
+	for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$((port + 1))/readyz" && break; sleep 0.1; done
+	taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H 'Origin: http://www.bbb.com' "http://127.0.0.1:$port/" >/dev/null
+	local t0 t1 out
+	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H 'Origin: http://www.bbb.com' "http://127.0.0.1:$port/")
+	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	awk -v out="$out" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+		n = split(out, lines, "\n")
+		for (i = 1; i <= n; i++) {
+			if (lines[i] ~ /Requests\/sec/) { split(lines[i], f, " "); rps = f[2] }
+			if (lines[i] ~ /requests in/) { split(lines[i], f, " "); reqs = f[1] }
+		}
+		printf "%.0f %.2f\n", rps, ticks / hz * 1e6 / reqs
+	}'
+}
+
+echo "A: $a"
+echo "B: $b"
+for i in $(seq "$ROUNDS"); do
+	read -r ra ca < <(one "$a" $((PORT_BASE + 10)))
+	read -r rb cb < <(one "$b" $((PORT_BASE + 20)))
+	echo "$i $ra $rb $ca $cb" | tee -a "$work/pairs" | awk '{printf "pair %s: A %s req/s %s µs/req, B %s req/s %s µs/req\n", $1, $2, $4, $3, $5}' >&2
+done
+awk '
+	BEGIN { printf "%-5s %10s %10s %10s %10s %8s %8s\n", "pair", "A req/s", "B req/s", "A µs/req", "B µs/req", "B/A rps", "B/A cpu" }
+	{
+		printf "%-5s %10d %10d %10.2f %10.2f %8.3f %8.3f\n", $1, $2, $3, $4, $5, $3 / $2, $5 / $4
+		r += log($3 / $2); c += log($5 / $4); n++
+	}
+	END { printf "geometric mean over %d pairs: B/A req/s %.3f, B/A CPU per request %.3f\n", n, exp(r / n), exp(c / n) }
+' "$work/pairs"
