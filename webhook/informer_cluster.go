@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -32,26 +33,40 @@ type InformerCluster struct {
 
 // chainSnapshot is the PluginChain list every admission walks whole, kept compiled between
 // changes instead of listed (and allocated, and looked up in a cache of compiled
-// selectors) per admission. The informer updates its indexer before it notifies handlers,
-// so a rebuild after the notification sees the change.
+// selectors) per admission.
+//
+// It learns of changes from the informer's store itself, through an index that indexes
+// nothing and only counts the store's updates as the store makes them. An event handler
+// would be too late: the informer notifies each handler on its own goroutine, so a
+// controller reconciling a new chain could read the list before the handler had marked it
+// stale, decide without the chain, and never be told again.
 type chainSnapshot struct {
-	indexer  toolscache.Indexer
+	indexer toolscache.Indexer
+	changes atomic.Uint64 // store updates so far (countChange)
+
 	mu       sync.Mutex
-	stale    bool
+	built    bool
+	seen     uint64 // changes when built
 	chains   []*v1alpha1.PluginChain
 	compiled []injector.CompiledChain
 }
 
-func (s *chainSnapshot) invalidate() {
-	s.mu.Lock()
-	s.stale = true
-	s.mu.Unlock()
+// indexChainChanges names countChange's index.
+const indexChainChanges = "corsmesh.io/changes"
+
+// countChange is an index function: the store calls it, under its lock, for every object
+// it adds, updates or deletes.
+func (s *chainSnapshot) countChange(any) ([]string, error) {
+	s.changes.Add(1)
+	return nil, nil
 }
 
 func (s *chainSnapshot) get() ([]*v1alpha1.PluginChain, []injector.CompiledChain, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.stale {
+	// Read before listing: a change made meanwhile is in the list or triggers a rebuild.
+	changes := s.changes.Load()
+	if s.built && s.seen == changes {
 		return s.chains, s.compiled, nil
 	}
 	chains, err := typed[v1alpha1.PluginChain](s.indexer.List())
@@ -71,7 +86,7 @@ func (s *chainSnapshot) get() ([]*v1alpha1.PluginChain, []injector.CompiledChain
 		}
 		compiled[i] = cc
 	}
-	s.chains, s.compiled, s.stale = chains, compiled, false
+	s.chains, s.compiled, s.built, s.seen = chains, compiled, true, changes
 	return s.chains, s.compiled, nil
 }
 
@@ -82,7 +97,7 @@ var (
 
 // NewInformerCluster gets (and so starts with the manager) the informers admission reads.
 func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) (*InformerCluster, error) {
-	informer := func(obj client.Object) (toolscache.SharedIndexInformer, error) {
+	indexer := func(obj client.Object, indexers toolscache.Indexers) (toolscache.Indexer, error) {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return nil, fmt.Errorf("informer for %T: %w", obj, err)
@@ -90,13 +105,6 @@ func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) 
 		shared, ok := inf.(toolscache.SharedIndexInformer)
 		if !ok {
 			return nil, fmt.Errorf("informer for %T is a %T, not a shared index informer", obj, inf)
-		}
-		return shared, nil
-	}
-	indexer := func(obj client.Object, indexers toolscache.Indexers) (toolscache.Indexer, error) {
-		shared, err := informer(obj)
-		if err != nil {
-			return nil, err
 		}
 		if indexers != nil {
 			if err := shared.AddIndexers(indexers); err != nil {
@@ -113,18 +121,9 @@ func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) 
 	if ic.services, err = indexer(&corev1.Service{}, nil); err != nil {
 		return nil, err
 	}
-	chains, err := informer(&v1alpha1.PluginChain{})
-	if err != nil {
+	ic.chains = &chainSnapshot{}
+	if ic.chains.indexer, err = indexer(&v1alpha1.PluginChain{}, toolscache.Indexers{indexChainChanges: ic.chains.countChange}); err != nil {
 		return nil, err
-	}
-	ic.chains = &chainSnapshot{indexer: chains.GetIndexer(), stale: true}
-	invalidate := func(any) { ic.chains.invalidate() }
-	if _, err := chains.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    invalidate,
-		UpdateFunc: func(_, obj any) { invalidate(obj) },
-		DeleteFunc: invalidate,
-	}); err != nil {
-		return nil, fmt.Errorf("watching PluginChains: %w", err)
 	}
 	if ic.configs, err = indexer(&v1alpha1.PluginConfig{}, toolscache.Indexers{indexDestination: func(obj any) ([]string, error) {
 		pc, ok := obj.(*v1alpha1.PluginConfig)

@@ -8,7 +8,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	toolscache "k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
 
@@ -32,36 +31,49 @@ func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
 	_, ic := memoryCacheWith(t, seedCluster(t), map[string]toolscache.ListerWatcher{"PluginChain": src})
 	ctx := context.Background()
 
-	// names reads the chains until they are want (the informer delivers asynchronously).
+	// expect waits for the informer's store to hold want, then reads the list at once: it
+	// must match then, not some time later (a controller reconciling a change reads it
+	// right after the store has it).
 	expect := func(what string, want ...string) {
 		t.Helper()
-		var got []string
-		err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-			chains, err := ic.PluginChains(ctx)
+		names := func(chains []*v1alpha1.PluginChain) []string {
+			var out []string
+			for _, c := range chains {
+				out = append(out, c.Name+"="+c.Spec.Selectors.PodSelector.MatchLabels["app"])
+			}
+			slices.Sort(out)
+			return out
+		}
+		// A tight loop rather than a poll: the list is read the moment the store changes.
+		var stored []string
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			objs, err := typed[v1alpha1.PluginChain](ic.chains.indexer.List())
 			if err != nil {
-				return false, err
+				t.Fatal(err)
 			}
-			compiled, err := ic.CompiledPluginChains(ctx)
-			if err != nil {
-				return false, err
+			if stored = names(objs); slices.Equal(stored, want) {
+				break
 			}
-			if len(compiled) != len(chains) {
-				return false, nil
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the store holds %v, want %v", what, stored, want)
 			}
-			got = got[:0]
-			for i, c := range chains {
-				app := c.Spec.Selectors.PodSelector.MatchLabels["app"]
-				// The compiled selector is this version's.
-				if cc := compiled[i]; cc.Chain != c || !cc.Selects(labels.Set{"app": app}, labels.Set{}) {
-					return false, nil
-				}
-				got = append(got, c.Name+"="+app)
-			}
-			slices.Sort(got)
-			return slices.Equal(got, want), nil
-		})
+		}
+		chains, err := ic.PluginChains(ctx)
 		if err != nil {
-			t.Fatalf("%s: chains %v, want %v (%v)", what, got, want, err)
+			t.Fatal(err)
+		}
+		compiled, err := ic.CompiledPluginChains(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := names(chains); !slices.Equal(got, want) {
+			t.Fatalf("%s: chains %v right after the store had %v", what, got, want)
+		}
+		for i, c := range chains {
+			// The compiled selector is this version's.
+			if cc := compiled[i]; cc.Chain != c || !cc.Selects(labels.Set{"app": c.Spec.Selectors.PodSelector.MatchLabels["app"]}, labels.Set{}) {
+				t.Errorf("%s: compiled chain %d is not %s's current version", what, i, c.Name)
+			}
 		}
 	}
 	expect("initial list", "a=a")
