@@ -8,9 +8,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
 // TestChainStatusBatchesABurst checks that a burst of pod creations (a rollout, a scale-up)
@@ -23,10 +20,7 @@ func TestChainStatusBatchesABurst(t *testing.T) {
 	app := corsApp{Namespace: "burst", App: "burst-web", Port: 8080, Origin: "https://a.example"}
 	namespace(t, ctx, s, app.Namespace, true, nil)
 	app.install(t, ctx, s)
-	eventually(t, ctx, 30*time.Second, "the default ServiceAccount", func() error {
-		_, err := cs.CoreV1().ServiceAccounts(app.Namespace).Get(ctx, "default", metav1.GetOptions{})
-		return err
-	})
+	waitForServiceAccount(t, ctx, cs, app.Namespace)
 
 	const pods = 60
 	before := statusPatches(t, ctx, cs)
@@ -36,16 +30,7 @@ func TestChainStatusBatchesABurst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, ctx, 30*time.Second, "the chain's status counting every pod", func() error {
-		var chain v1alpha1.PluginChain
-		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: app.App}, &chain); err != nil {
-			return err
-		}
-		if chain.Status.SelectedPods != pods {
-			return fmt.Errorf("status.selectedPods %d, want %d", chain.Status.SelectedPods, pods)
-		}
-		return nil
-	})
+	waitForSelectedPods(t, ctx, s, app.Namespace, app.App, pods, 30*time.Second)
 	elapsed := time.Since(start)
 	writes := statusPatches(t, ctx, cs) - before
 	t.Logf("%d pods in %s: %.0f PluginChain status writes", pods, elapsed.Round(time.Millisecond), writes)

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -10,10 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
-	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 	"github.com/corsmesh/corsmesh/webhook"
 )
@@ -35,16 +32,7 @@ func TestLeaderElection(t *testing.T) {
 	}
 	selected := func(want int32) {
 		t.Helper()
-		eventually(t, ctx, 60*time.Second, fmt.Sprintf("the chain's status counting %d pods", want), func() error {
-			var chain v1alpha1.PluginChain
-			if err := s.Client.Get(ctx, client.ObjectKey{Namespace: app.Namespace, Name: app.App}, &chain); err != nil {
-				return err
-			}
-			if chain.Status.SelectedPods != want {
-				return fmt.Errorf("status.selectedPods %d", chain.Status.SelectedPods)
-			}
-			return nil
-		})
+		waitForSelectedPods(t, ctx, s, app.Namespace, app.App, want, 60*time.Second)
 	}
 	selected(2)
 

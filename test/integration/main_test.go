@@ -30,6 +30,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
 
@@ -379,4 +380,29 @@ func corsmeshctl(t *testing.T, ctx context.Context, s *sandbox.Sandbox, args ...
 		t.Fatalf("corsmeshctl %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// waitForServiceAccount waits for the namespace's default ServiceAccount: until the
+// controller creates it, the ServiceAccount admission plugin refuses the namespace's pods.
+func waitForServiceAccount(t *testing.T, ctx context.Context, cs kubernetes.Interface, namespace string) {
+	t.Helper()
+	eventually(t, ctx, 30*time.Second, "the default ServiceAccount of "+namespace, func() error {
+		_, err := cs.CoreV1().ServiceAccounts(namespace).Get(ctx, "default", metav1.GetOptions{})
+		return err
+	})
+}
+
+// waitForSelectedPods waits for a PluginChain's status to count want pods.
+func waitForSelectedPods(t *testing.T, ctx context.Context, s *sandbox.Sandbox, namespace, name string, want int32, timeout time.Duration) {
+	t.Helper()
+	eventually(t, ctx, timeout, fmt.Sprintf("PluginChain %s/%s counting %d pods", namespace, name, want), func() error {
+		var chain v1alpha1.PluginChain
+		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &chain); err != nil {
+			return err
+		}
+		if chain.Status.SelectedPods != want {
+			return fmt.Errorf("status.selectedPods %d", chain.Status.SelectedPods)
+		}
+		return nil
+	})
 }

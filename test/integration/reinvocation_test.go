@@ -33,11 +33,7 @@ func TestInjectedPodAdmittedOnce(t *testing.T) {
 	namespace(t, ctx, s, ns, true, nil)
 	app := corsApp{Namespace: ns, App: "web", Port: 8080, Origin: "https://app.example"}
 	app.install(t, ctx, s)
-	// The ServiceAccount plugin refuses pods until the namespace's default account exists.
-	eventually(t, ctx, 30*time.Second, "the default ServiceAccount", func() error {
-		_, err := cs.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
-		return err
-	})
+	waitForServiceAccount(t, ctx, cs, ns)
 
 	// Other tests' leftovers (a ReplicaSet in a namespace being deleted) could create a pod
 	// meanwhile; one stray call is told apart by trying again, a reinvocation is not.
