@@ -1223,10 +1223,9 @@ type noopWebhook struct {
 	caPEM    []byte
 
 	// The replay webhook answers with the patch corsmesh-webhook gave for the same pod.
-	replayCalls  atomic.Int64
-	replayPatch  []byte
-	replayVolume string // the ServiceAccount token volume named in replayPatch
-	lastReview   atomic.Pointer[[]byte]
+	replayCalls atomic.Int64
+	replayPatch []byte
+	lastReview  atomic.Pointer[[]byte]
 
 	mu         sync.Mutex
 	namespaces map[string]bool
@@ -1311,16 +1310,31 @@ func startNoopWebhook(ctx context.Context, cl client.Client, cs kubernetes.Inter
 	return w, nil
 }
 
-func (w *noopWebhook) serve(rw http.ResponseWriter, r *http.Request) {
-	w.calls.Add(1)
+// readReview reads an AdmissionReview request, answering 400 itself when it cannot.
+func readReview(rw http.ResponseWriter, r *http.Request) ([]byte, *admissionv1.AdmissionReview, bool) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 7<<20))
 	if err != nil {
 		http.Error(rw, err.Error(), http.StatusBadRequest)
-		return
+		return nil, nil, false
 	}
 	var review admissionv1.AdmissionReview
 	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
 		http.Error(rw, "malformed AdmissionReview", http.StatusBadRequest)
+		return nil, nil, false
+	}
+	return body, &review, true
+}
+
+// writeReview answers a review with resp.
+func writeReview(rw http.ResponseWriter, review *admissionv1.AdmissionReview, resp *admissionv1.AdmissionResponse) {
+	rw.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(rw).Encode(&admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp})
+}
+
+func (w *noopWebhook) serve(rw http.ResponseWriter, r *http.Request) {
+	w.calls.Add(1)
+	body, review, ok := readReview(rw, r)
+	if !ok {
 		return
 	}
 	w.mu.Lock()
@@ -1336,53 +1350,28 @@ func (w *noopWebhook) serve(rw http.ResponseWriter, r *http.Request) {
 			w.capture <- body
 		}
 	}
-	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}}
-	rw.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(rw).Encode(&out)
+	writeReview(rw, review, &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true})
 }
 
 // replay answers as corsmesh-webhook would for the bench pod, without its work: the
-// patch it returned for that pod (with this pod's ServiceAccount token volume), or, on a
-// reinvocation, nothing for a pod already carrying the status annotation.
+// patch it returned for that pod (it names nothing of the pod's own, so it fits every bench
+// pod), or, on a reinvocation, nothing for a pod already carrying the status annotation.
 func (w *noopWebhook) replay(rw http.ResponseWriter, r *http.Request) {
 	w.replayCalls.Add(1)
-	body, err := io.ReadAll(io.LimitReader(r.Body, 7<<20))
-	if err != nil {
-		http.Error(rw, err.Error(), http.StatusBadRequest)
+	_, review, ok := readReview(rw, r)
+	if !ok {
 		return
 	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
-		http.Error(rw, "malformed AdmissionReview", http.StatusBadRequest)
-		return
-	}
-	var pod struct {
-		Metadata struct {
-			Annotations map[string]string `json:"annotations"`
-		} `json:"metadata"`
-		Spec struct {
-			Volumes []struct {
-				Name string `json:"name"`
-			} `json:"volumes"`
-		} `json:"spec"`
-	}
+	var pod metav1.PartialObjectMetadata
 	if err := json.Unmarshal(review.Request.Object.Raw, &pod); err != nil {
 		http.Error(rw, "malformed pod", http.StatusBadRequest)
 		return
 	}
 	resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
-	if _, injected := pod.Metadata.Annotations[replayStatus]; !injected {
-		patch := w.replayPatch
-		for _, v := range pod.Spec.Volumes {
-			if w.replayVolume != "" && strings.HasPrefix(v.Name, "kube-api-access-") {
-				patch = bytes.ReplaceAll(patch, []byte(w.replayVolume), []byte(v.Name))
-			}
-		}
-		resp.Patch, resp.PatchType = patch, ptr.To(admissionv1.PatchTypeJSONPatch)
+	if _, injected := pod.Annotations[replayStatus]; !injected {
+		resp.Patch, resp.PatchType = w.replayPatch, ptr.To(admissionv1.PatchTypeJSONPatch)
 	}
-	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
-	rw.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(rw).Encode(&out)
+	writeReview(rw, review, resp)
 }
 
 // startReplay asks corsmesh-webhook directly (as the API server would, over TLS) for its
@@ -1438,11 +1427,6 @@ func (w *noopWebhook) startReplay(ctx context.Context, s *sandbox.Sandbox, cl cl
 	w.replayPatch = bytes.ReplaceAll(w.replayPatch, []byte(strings.ReplaceAll(injector.AnnotationStatus, "/", "~1")), []byte(strings.ReplaceAll(replayStatus, "/", "~1")))
 	if len(w.replayPatch) != len(answer.Response.Patch) || !bytes.Contains(w.replayPatch, []byte("corsmesh.io")) {
 		return errors.New("could not rename the status annotation in corsmesh-webhook's patch")
-	}
-	for _, v := range pod.Spec.Volumes {
-		if strings.HasPrefix(v.Name, "kube-api-access-") {
-			w.replayVolume = v.Name
-		}
 	}
 	var ours admissionregistrationv1.MutatingWebhookConfiguration
 	if err := cl.Get(ctx, client.ObjectKey{Name: sandbox.MutatingWebhookConfigurationName}, &ours); err != nil {
