@@ -7,41 +7,17 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/injectortest"
 )
 
-// largeCluster is the seed's cluster grown to chains PluginChains (none but the seed's
-// selecting the pod) and services Services spread over 100 namespaces, with the pod's own
-// namespace holding its share.
+// largeCluster is the seed's cluster grown by injectortest.Grow: chains PluginChains (none
+// but the seed's selecting the pod) and services Services spread over 100 namespaces, the
+// pod's own holding its share.
 func largeCluster(b *testing.B, chains, services int) (*injector.Objects, *corev1.Pod, string) {
 	objs, w := loadCase(b, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
-	for i := range chains - 1 {
-		c := objs.Chains[0].DeepCopy()
-		c.Name = fmt.Sprintf("chain-%d", i)
-		c.ResourceVersion = "1" // as from an informer: compiled once, then cached
-		c.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": fmt.Sprintf("app-%d", i)}}
-		objs.Chains = append(objs.Chains, c)
-	}
-	objs.Chains[0].ResourceVersion = "1"
-	for _, c := range objs.Configs {
-		c.ResourceVersion = "1"
-	}
-	for i := range services {
-		ns := fmt.Sprintf("ns-%d", i%100)
-		if i%100 == 0 {
-			ns = "pipy"
-		}
-		objs.ServiceList = append(objs.ServiceList, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i), Namespace: ns},
-			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": fmt.Sprintf("app-%d", i)},
-				Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
-			},
-		})
-	}
+	injectortest.Grow(objs, chains, services)
 	return objs, w.Pod, w.Namespace
 }
 

@@ -22,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -32,7 +31,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
-	"github.com/corsmesh/corsmesh/injector/manifest"
+	"github.com/corsmesh/corsmesh/injector/injectortest"
 )
 
 // benchReviewFile is an AdmissionReview the API server sent for the seed's pipy-ok-v1 pod
@@ -43,74 +42,14 @@ import (
 var benchReviewFile = filepath.Join("..", "hack", "bench", "webhook", "testdata", "pipy-ok-v1.admissionreview.json")
 
 // benchCluster is the seed's cluster (injector/testdata/inject/_cluster.yaml) grown as in
-// injector's BenchmarkInject: chains PluginChains (only the seed's selects the pod) and
-// services Services over 100 namespaces, pipy holding its share (services/100) besides
-// the seed's three. Every object has a resourceVersion, as from an informer, so the
-// injector compiles each chain's selectors once.
+// injector's BenchmarkInject (injectortest.Grow): chains PluginChains (only the seed's
+// selects the pod) and services Services over 100 namespaces, pipy holding its share
+// (services/100) besides the seed's three.
 func benchCluster(tb testing.TB, chains, services int) *injector.Objects {
 	tb.Helper()
-	f, err := os.Open(filepath.Join("..", "injector", "testdata", "inject", "_cluster.yaml"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	docs, err := manifest.Split(f)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	objs := &injector.Objects{}
-	if err := manifest.AddObjects(objs, docs); err != nil {
-		tb.Fatal(err)
-	}
-	for i := 1; i < 100; i++ {
-		objs.Namespaces = append(objs.Namespaces, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-			Name: fmt.Sprintf("ns-%d", i), Labels: map[string]string{corev1.LabelMetadataName: fmt.Sprintf("ns-%d", i)},
-		}})
-	}
-	for i := range chains - 1 {
-		c := objs.Chains[0].DeepCopy()
-		c.Name = fmt.Sprintf("chain-%d", i)
-		c.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": fmt.Sprintf("app-%d", i)}}
-		objs.Chains = append(objs.Chains, c)
-	}
-	for i := range services {
-		ns := fmt.Sprintf("ns-%d", i%100)
-		if i%100 == 0 {
-			ns = "pipy"
-		}
-		objs.ServiceList = append(objs.ServiceList, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%d", i), Namespace: ns},
-			Spec: corev1.ServiceSpec{
-				Selector: map[string]string{"app": fmt.Sprintf("app-%d", i)},
-				Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}},
-			},
-		})
-	}
-	rv := 1
-	each(objs, func(o client.Object) {
-		o.SetResourceVersion(fmt.Sprint(rv))
-		rv++
-	})
+	objs := seedCluster(tb)
+	injectortest.Grow(objs, chains, services)
 	return objs
-}
-
-// each calls fn on every object of the cluster.
-func each(objs *injector.Objects, fn func(client.Object)) {
-	for _, o := range objs.Namespaces {
-		fn(o)
-	}
-	for _, o := range objs.ServiceList {
-		fn(o)
-	}
-	for _, o := range objs.Plugins {
-		fn(o)
-	}
-	for _, o := range objs.Chains {
-		fn(o)
-	}
-	for _, o := range objs.Configs {
-		fn(o)
-	}
 }
 
 // fakeClientCluster is CacheCluster over controller-runtime's fake client, with the
@@ -125,8 +64,8 @@ func fakeClientCluster(tb testing.TB, objs *injector.Objects) *CacheCluster {
 		tb.Fatal(err)
 	}
 	var all []client.Object
-	each(objs, func(o client.Object) {
-		o = o.DeepCopyObject().(client.Object)
+	injectortest.Each(objs, func(m metav1.Object) {
+		o := m.(client.Object).DeepCopyObject().(client.Object)
 		o.SetResourceVersion("") // the fake tracker sets its own
 		all = append(all, o)
 	})

@@ -26,7 +26,7 @@ import (
 )
 
 // seedCluster is the seed guide's cluster, from the injector's golden test data.
-func seedCluster(t *testing.T) *injector.Objects {
+func seedCluster(t testing.TB) *injector.Objects {
 	t.Helper()
 	f, err := os.Open(filepath.Join("..", "injector", "testdata", "inject", "_cluster.yaml"))
 	if err != nil {
