@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corsmesh/corsmesh/test/sandbox"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // TestChainStatusBatchesABurst checks that a burst of pod creations (a rollout, a scale-up)
@@ -23,7 +23,7 @@ func TestChainStatusBatchesABurst(t *testing.T) {
 	waitForServiceAccount(t, ctx, cs, app.Namespace)
 
 	const pods = 60
-	before := statusPatches(t, ctx, cs)
+	before := statusPatches(t, ctx, s)
 	start := time.Now()
 	for i := range pods {
 		if _, err := cs.CoreV1().Pods(app.Namespace).Create(ctx, app.pod(fmt.Sprintf("burst-%d", i)), metav1.CreateOptions{}); err != nil {
@@ -32,7 +32,7 @@ func TestChainStatusBatchesABurst(t *testing.T) {
 	}
 	waitForSelectedPods(t, ctx, s, app.Namespace, app.App, pods, 30*time.Second)
 	elapsed := time.Since(start)
-	writes := statusPatches(t, ctx, cs) - before
+	writes := statusPatches(t, ctx, s) - before
 	t.Logf("%d pods in %s: %.0f PluginChain status writes", pods, elapsed.Round(time.Millisecond), writes)
 	// One per second of the burst, and the first and last may fall either side of it.
 	if limit := elapsed.Seconds() + 2; writes > limit {
@@ -42,7 +42,7 @@ func TestChainStatusBatchesABurst(t *testing.T) {
 
 // statusPatches is the API server's count of PATCH requests to pluginchains/status, all
 // chains.
-func statusPatches(t *testing.T, ctx context.Context, cs kubernetes.Interface) float64 {
+func statusPatches(t *testing.T, ctx context.Context, s *sandbox.Sandbox) float64 {
 	t.Helper()
-	return apiServerCounter(t, ctx, cs, "apiserver_request_total", `resource="pluginchains"`, `subresource="status"`, `verb="PATCH"`)
+	return apiServerCounter(t, ctx, s, "apiserver_request_total", map[string]string{"resource": "pluginchains", "subresource": "status", "verb": "PATCH"})
 }

@@ -1,20 +1,16 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/test/sandbox"
 )
 
 // webhookName is the MutatingWebhookConfiguration's webhook, as the manifests name it.
@@ -40,13 +36,13 @@ func TestInjectedPodAdmittedOnce(t *testing.T) {
 	var calls float64
 	var stored *corev1.Pod
 	for attempt := 1; attempt <= 3; attempt++ {
-		before := webhookCalls(t, ctx, cs)
+		before := webhookCalls(t, ctx, s)
 		pod, err := cs.CoreV1().Pods(ns).Create(ctx, app.pod(fmt.Sprintf("once-%d", attempt)), metav1.CreateOptions{})
 		if err != nil {
 			t.Fatalf("creating pod: %v", err)
 		}
 		stored = pod
-		if calls = webhookCalls(t, ctx, cs) - before; calls == 1 {
+		if calls = webhookCalls(t, ctx, s) - before; calls == 1 {
 			break
 		}
 		t.Logf("attempt %d: %.0f webhook calls for one pod", attempt, calls)
@@ -83,42 +79,31 @@ func tokenMount(c corev1.Container) string {
 
 // webhookCalls reads how often the API server has called corsmesh's webhook, from its own
 // metric apiserver_admission_webhook_admission_duration_seconds_count.
-func webhookCalls(t *testing.T, ctx context.Context, cs kubernetes.Interface) float64 {
+func webhookCalls(t *testing.T, ctx context.Context, s *sandbox.Sandbox) float64 {
 	t.Helper()
-	return apiServerCounter(t, ctx, cs, "apiserver_admission_webhook_admission_duration_seconds_count", `name="`+webhookName+`"`)
+	return apiServerCounter(t, ctx, s, "apiserver_admission_webhook_admission_duration_seconds_count", map[string]string{"name": webhookName})
 }
 
-// apiServerCounter sums the API server's samples of a metric whose labels contain every one
-// of the given `label="value"` strings (0 before the first sample).
-func apiServerCounter(t *testing.T, ctx context.Context, cs kubernetes.Interface, metric string, labels ...string) float64 {
+// apiServerCounter sums the API server's samples of a metric carrying all of the given
+// label values (0 before the first sample).
+func apiServerCounter(t *testing.T, ctx context.Context, s *sandbox.Sandbox, metric string, labels map[string]string) float64 {
 	t.Helper()
-	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	samples, err := s.APIServerMetrics(ctx)
 	if err != nil {
-		t.Fatalf("reading the API server's metrics: %v", err)
+		t.Fatal(err)
 	}
 	var total float64
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, metric+"{") || !containsAll(line, labels) {
-			continue
+	for _, smp := range samples {
+		if smp.Name == metric && containsLabels(smp.Labels, labels) {
+			total += smp.Value
 		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		total += v
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("reading the API server's metrics: %v", err)
 	}
 	return total
 }
 
-func containsAll(s string, subs []string) bool {
-	for _, sub := range subs {
-		if !strings.Contains(s, sub) {
+func containsLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
 			return false
 		}
 	}

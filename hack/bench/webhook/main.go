@@ -32,7 +32,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -827,109 +826,35 @@ type apiWebhook struct{ calls, seconds float64 }
 // (count and sum) by webhook name, and apiserver_request_total by verb and resource, from
 // the API server's /metrics.
 func apiserverWebhookMetrics(ctx context.Context, s *sandbox.Sandbox) (map[string]apiWebhook, map[string]float64, error) {
-	cs, err := kubernetes.NewForConfig(s.RestConfig)
+	samples, err := s.APIServerMetrics(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading the API server's metrics: %w", err)
-	}
 	out := map[string]apiWebhook{}
 	requests := map[string]float64{}
-	for _, s := range parseMetrics(body) {
-		name := s.labels["name"]
-		switch s.name {
+	for _, s := range samples {
+		name := s.Labels["name"]
+		switch s.Name {
 		case "apiserver_request_total":
-			resource := s.labels["resource"]
-			if g := s.labels["group"]; g != "" {
+			resource := s.Labels["resource"]
+			if g := s.Labels["group"]; g != "" {
 				resource += "." + g
 			}
-			if sub := s.labels["subresource"]; sub != "" {
+			if sub := s.Labels["subresource"]; sub != "" {
 				resource += "/" + sub
 			}
-			requests[s.labels["verb"]+" "+resource] += s.value
+			requests[s.Labels["verb"]+" "+resource] += s.Value
 		case "apiserver_admission_webhook_admission_duration_seconds_count":
 			w := out[name]
-			w.calls += s.value
+			w.calls += s.Value
 			out[name] = w
 		case "apiserver_admission_webhook_admission_duration_seconds_sum":
 			w := out[name]
-			w.seconds += s.value
+			w.seconds += s.Value
 			out[name] = w
 		}
 	}
 	return out, requests, nil
-}
-
-type sample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// parseMetrics reads the Prometheus text format (enough of it for counters and gauges).
-func parseMetrics(body []byte) []sample {
-	var out []sample
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		var smp sample
-		rest := line
-		if i := strings.IndexByte(line, '{'); i >= 0 {
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				continue
-			}
-			smp.name = line[:i]
-			smp.labels = map[string]string{}
-			for _, kv := range splitLabels(line[i+1 : j]) {
-				k, v, _ := strings.Cut(kv, "=")
-				smp.labels[k] = strings.Trim(v, `"`)
-			}
-			rest = strings.TrimSpace(line[j+1:])
-		} else {
-			smp.name, rest, _ = strings.Cut(line, " ")
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			continue
-		}
-		smp.value = v
-		out = append(out, smp)
-	}
-	return out
-}
-
-func splitLabels(s string) []string {
-	var out []string
-	inQuote := false
-	start := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			inQuote = !inQuote
-		case ',':
-			if !inQuote {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
 }
 
 // The webhook under test: the corsmesh-webhook binary or the sandbox's in-process one.
@@ -1095,7 +1020,7 @@ func (p *processWebhook) restart(ctx context.Context) error {
 	return p.start(ctx)
 }
 
-func (p *processWebhook) metrics(ctx context.Context) ([]sample, error) {
+func (p *processWebhook) metrics(ctx context.Context) ([]sandbox.Sample, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.metricsAddr+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -1105,11 +1030,10 @@ func (p *processWebhook) metrics(ctx context.Context) ([]sample, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
 	}
-	return parseMetrics(body), nil
+	return sandbox.ParseMetrics(resp.Body)
 }
 
 func (p *processWebhook) counters(ctx context.Context) (webhookCounters, error) {
@@ -1120,14 +1044,14 @@ func (p *processWebhook) counters(ctx context.Context) (webhookCounters, error) 
 	}
 	for _, s := range samples {
 		switch {
-		case s.name == "corsmesh_webhook_requests_total" && s.labels["webhook"] == "mutate-pods":
-			c.requests = s.value
-		case s.name == "corsmesh_webhook_injected_total":
-			c.injected = s.value
-		case s.name == "corsmesh_webhook_skipped_total":
-			c.skipped[s.labels["reason"]] = s.value
-		case s.name == "controller_runtime_reconcile_total":
-			c.reconciles[s.labels["controller"]+" "+s.labels["result"]] = s.value
+		case s.Name == "corsmesh_webhook_requests_total" && s.Labels["webhook"] == "mutate-pods":
+			c.requests = s.Value
+		case s.Name == "corsmesh_webhook_injected_total":
+			c.injected = s.Value
+		case s.Name == "corsmesh_webhook_skipped_total":
+			c.skipped[s.Labels["reason"]] = s.Value
+		case s.Name == "controller_runtime_reconcile_total":
+			c.reconciles[s.Labels["controller"]+" "+s.Labels["result"]] = s.Value
 		}
 	}
 	return c, nil
@@ -1163,13 +1087,13 @@ func (p *processWebhook) memory(ctx context.Context, when string) (memSample, er
 		return m, err
 	}
 	for _, s := range samples {
-		switch s.name {
+		switch s.Name {
 		case "go_gc_heap_live_bytes":
-			m.heapLive = s.value
+			m.heapLive = s.Value
 		case "go_memstats_heap_inuse_bytes":
-			m.heapInuse = s.value
+			m.heapInuse = s.Value
 		case "go_goroutines":
-			m.goroutines = s.value
+			m.goroutines = s.Value
 		}
 	}
 	logf("memory (%s): VmRSS %.1f MiB, VmHWM %.1f MiB, live heap %.1f MiB", when, float64(m.rssKiB)/1024, float64(m.hwmKiB)/1024, m.heapLive/(1<<20))
