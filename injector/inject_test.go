@@ -29,12 +29,7 @@ func testOptions() injector.Options {
 
 func readDocs(t testing.TB, path string) [][]byte {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	docs, err := manifest.Split(f)
+	docs, err := manifest.ReadFiles(path)
 	if err != nil {
 		t.Fatal(err)
 	}

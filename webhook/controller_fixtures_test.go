@@ -2,7 +2,6 @@ package webhook
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -41,18 +40,10 @@ type ctlSeed struct {
 func ctlLoadSeed(t *testing.T) *ctlSeed {
 	t.Helper()
 	s := &ctlSeed{objs: &injector.Objects{}}
-	var docs [][]byte
-	for _, name := range []string{"_cluster.yaml", "seed-pipy-ok-v1.yaml", "seed-pipy-ok-v2.yaml"} {
-		f, err := os.Open(filepath.Join("..", "injector", "testdata", "inject", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := manifest.Split(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, d...)
+	dir := filepath.Join("..", "injector", "testdata", "inject")
+	docs, err := manifest.ReadFiles(filepath.Join(dir, "_cluster.yaml"), filepath.Join(dir, "seed-pipy-ok-v1.yaml"), filepath.Join(dir, "seed-pipy-ok-v2.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := manifest.AddObjects(s.objs, docs); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,12 +27,7 @@ import (
 // seedCluster is the seed guide's cluster, from the injector's golden test data.
 func seedCluster(t testing.TB) *injector.Objects {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "injector", "testdata", "inject", "_cluster.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	docs, err := manifest.Split(f)
+	docs, err := manifest.ReadFiles(filepath.Join("..", "injector", "testdata", "inject", "_cluster.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

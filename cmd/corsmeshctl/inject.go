@@ -165,7 +165,7 @@ type workloadInjector struct {
 // inject returns the injected form of a document holding a workload, or of a List holding
 // some, and nil when nothing in it is injected.
 func (w *workloadInjector) inject(ctx context.Context, doc []byte, where string) ([]byte, error) {
-	if tm, _ := typeMetaOf(doc); tm.Kind == "List" {
+	if tm, _ := manifest.KindOf(doc); tm.Kind == "List" {
 		return w.injectList(ctx, doc, where)
 	}
 	wl, err := manifest.ParseWorkload(doc)
@@ -252,12 +252,6 @@ func (w *workloadInjector) injectList(ctx context.Context, doc []byte, where str
 	return yaml.JSONToYAML(j)
 }
 
-func typeMetaOf(doc []byte) (metav1.TypeMeta, error) {
-	var tm metav1.TypeMeta
-	err := yaml.Unmarshal(doc, &tm)
-	return tm, err
-}
-
 func readInput(file string, stdin io.Reader) (string, [][]byte, error) {
 	name := file
 	var r io.Reader = stdin
@@ -282,7 +276,7 @@ func readInput(file string, stdin io.Reader) (string, [][]byte, error) {
 // object with apiVersion and kind.
 func checkDocuments(name string, docs [][]byte) error {
 	for i, doc := range docs {
-		tm, err := typeMetaOf(doc)
+		tm, err := manifest.KindOf(doc)
 		if err != nil {
 			return fmt.Errorf("%s: document %d: not a Kubernetes object: %w", name, i+1, err)
 		}

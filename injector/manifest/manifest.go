@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -39,6 +40,24 @@ func Split(r io.Reader) ([][]byte, error) {
 	}
 }
 
+// ReadFiles returns the documents of the files, in order.
+func ReadFiles(paths ...string) ([][]byte, error) {
+	var all [][]byte
+	for _, path := range paths {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		docs, err := Split(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		all = append(all, docs...)
+	}
+	return all, nil
+}
+
 func stripComments(doc []byte) []byte {
 	var out []byte
 	for line := range bytes.Lines(doc) {
@@ -49,8 +68,8 @@ func stripComments(doc []byte) []byte {
 	return out
 }
 
-// kindOf reads a document's apiVersion and kind.
-func kindOf(doc []byte) (metav1.TypeMeta, error) {
+// KindOf reads a document's apiVersion and kind.
+func KindOf(doc []byte) (metav1.TypeMeta, error) {
 	var tm metav1.TypeMeta
 	if err := yaml.Unmarshal(doc, &tm); err != nil {
 		return tm, fmt.Errorf("reading kind: %w", err)
@@ -62,7 +81,7 @@ func kindOf(doc []byte) (metav1.TypeMeta, error) {
 // PluginChain, PluginConfig, and List of them) to objs; others are ignored.
 func AddObjects(objs *injector.Objects, docs [][]byte) error {
 	for i, doc := range docs {
-		tm, err := kindOf(doc)
+		tm, err := KindOf(doc)
 		if err != nil {
 			return fmt.Errorf("document %d: %w", i+1, err)
 		}
@@ -84,7 +103,7 @@ func addObject(objs *injector.Objects, tm metav1.TypeMeta, doc []byte) error {
 			return err
 		}
 		for _, item := range list.Items {
-			itm, err := kindOf(item)
+			itm, err := KindOf(item)
 			if err != nil {
 				return err
 			}
@@ -135,7 +154,7 @@ func (w *Workload) Encode(pod *corev1.Pod) ([]byte, error) { return w.encode(pod
 
 // ParseWorkload returns the Workload in a document, or nil if it holds none.
 func ParseWorkload(doc []byte) (*Workload, error) {
-	tm, err := kindOf(doc)
+	tm, err := KindOf(doc)
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +207,7 @@ func templated[T any](doc []byte, parts func(*T) (*metav1.ObjectMeta, *corev1.Po
 		Spec:       *tmpl.Spec.DeepCopy(),
 	}
 	pod.Namespace = meta.Namespace
-	tm, _ := kindOf(doc)
+	tm, _ := KindOf(doc)
 	return &Workload{Kind: tm.Kind, Name: meta.Name, Namespace: meta.Namespace, Pod: pod,
 		encode: func(p *corev1.Pod) ([]byte, error) {
 			tmpl.ObjectMeta = *p.ObjectMeta.DeepCopy()

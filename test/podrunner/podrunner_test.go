@@ -48,18 +48,10 @@ func TestSeedPodRuns(t *testing.T) {
 	requireRunner(t)
 	bin := buildBinaries(t)
 	objs := &injector.Objects{}
-	var docs [][]byte
-	for _, name := range []string{"_cluster.yaml", "seed-pipy-ok-v1.yaml"} {
-		f, err := os.Open(filepath.Join("..", "..", "injector", "testdata", "inject", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		d, err := manifest.Split(f)
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, d...)
+	dir := filepath.Join("..", "..", "injector", "testdata", "inject")
+	docs, err := manifest.ReadFiles(filepath.Join(dir, "_cluster.yaml"), filepath.Join(dir, "seed-pipy-ok-v1.yaml"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := manifest.AddObjects(objs, docs); err != nil {
 		t.Fatal(err)
