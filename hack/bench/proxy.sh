@@ -6,7 +6,8 @@
 # contenders interleaved (A B C D A B C D ...) over ROUNDS rounds.
 #
 # Contenders: direct (the upstream itself), corsproxy, nginx (hack/bench/nginx/cors.conf.tmpl),
-# rscors (hack/bench/rscors). Request kinds: get (allowed actual GET, Origin http://www.bbb.com)
+# rscors (hack/bench/rscors), and on request evloop (hack/bench/evloop: a fast-path-only epoll
+# study measuring what an event loop of corsproxy's own would buy). Request kinds: get (allowed actual GET, Origin http://www.bbb.com)
 # and preflight (OPTIONS with Origin and Access-Control-Request-Method). Every contender's
 # answers are checked with curl first; a mismatch aborts.
 #
@@ -68,7 +69,7 @@ warm_s=$(seconds "$WARMUP")
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer"
 ((dur_s > 0)) || die "DURATION must be positive"
 (($(nproc) >= 2)) || die "needs 2 cores (the proxy on one, load on the other); nproc=$(nproc)"
-for c in $CONTENDERS; do [[ $c =~ ^(direct|corsproxy|nginx|rscors)$ ]] || die "unknown contender $c"; done
+for c in $CONTENDERS; do [[ $c =~ ^(direct|corsproxy|nginx|rscors|evloop)$ ]] || die "unknown contender $c"; done
 for k in $KINDS; do [[ $k =~ ^(get|preflight)$ ]] || die "unknown kind $k"; done
 
 # --- processes and cleanup -------------------------------------------------------------
@@ -125,6 +126,9 @@ log "building corsproxy, the rs/cors baseline and the open-loop generator"
 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$bin/corsproxy" ./cmd/corsproxy
 (cd hack/bench/rscors && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$bin/rscors" .)
 (cd hack/bench/openloop && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$bin/openloop" .)
+if [[ " $CONTENDERS " == *" evloop "* ]]; then
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$bin/evloop" ./hack/bench/evloop
+fi
 if [[ $PROFILE == 1 ]]; then
 	# Tracks the working tree's corsproxy (replace => ../../..), so let go.sum follow it.
 	(cd hack/bench/proxyprof && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$bin/proxyprof" .)
@@ -132,10 +136,10 @@ fi
 
 # --- start -----------------------------------------------------------------------------
 up_port=$PORT_BASE
-declare -A port=([direct]=$PORT_BASE [corsproxy]=$((PORT_BASE + 1)) [nginx]=$((PORT_BASE + 3)) [rscors]=$((PORT_BASE + 4)))
+declare -A port=([direct]=$PORT_BASE [corsproxy]=$((PORT_BASE + 1)) [nginx]=$((PORT_BASE + 3)) [rscors]=$((PORT_BASE + 4)) [evloop]=$((PORT_BASE + 6)))
 admin_port=$((PORT_BASE + 2))
 prof_port=$((PORT_BASE + 5))
-for p in "$up_port" "${port[corsproxy]}" "$admin_port" "${port[nginx]}" "${port[rscors]}" "$prof_port"; do
+for p in "$up_port" "${port[corsproxy]}" "$admin_port" "${port[nginx]}" "${port[rscors]}" "$prof_port" "${port[evloop]}"; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then die "127.0.0.1:$p is in use (set PORT_BASE)"; fi
 done
 
@@ -193,6 +197,13 @@ if [[ " $CONTENDERS " == *" rscors "* ]]; then
 	pid[rscors]=$!
 	pids+=("$!")
 	wait_http "http://127.0.0.1:${port[rscors]}/"
+fi
+if [[ " $CONTENDERS " == *" evloop "* ]]; then
+	GOMAXPROCS=1 taskset -c "$PROXY_CPU" "$bin/evloop" --config corsproxy/proxy/testdata/seed-config.json \
+		--listen "127.0.0.1:${port[evloop]}" --upstream "127.0.0.1:$up_port" --policy-port 8080 2>>"$tmp/evloop.log" &
+	pid[evloop]=$!
+	pids+=("$!")
+	wait_http "http://127.0.0.1:${port[evloop]}/"
 fi
 
 # --- correctness: the seed's answers, checked before anything is measured ---------------
@@ -433,6 +444,25 @@ mkdir -p "$RESULTS_DIR"
 md=$RESULTS_DIR/proxy-$stamp.md
 cp "$raw" "$RESULTS_DIR/proxy-$stamp.raw.tsv"
 
+paired() { # kind contender -> a table row: its per-round ratios to nginx in that round
+	awk -F'\t' -v k="$1" -v c="$2" -v rps="$(col rps)" -v cpu="$(col cpu_us_per_req)" 'NR > 1 && $1 == "closed" && $3 == k {
+		if ($4 == c) { r[$2] = $rps; u[$2] = $cpu }
+		if ($4 == "nginx") { nr[$2] = $rps; nu[$2] = $cpu }
+	}
+	END {
+		for (i in r) {
+			if (!(i in nr) || nr[i] <= 0 || nu[i] <= 0 || u[i] <= 0) continue
+			x = r[i] / nr[i]; y = u[i] / nu[i]; n++
+			lx += log(x); ly += log(y)
+			if (n == 1 || x < xmin) xmin = x
+			if (n == 1 || x > xmax) xmax = x
+			if (n == 1 || y < ymin) ymin = y
+			if (n == 1 || y > ymax) ymax = y
+			if (x >= 1) ahead++
+		}
+		if (n > 0) printf "| %s | %s | %.2f (%.2f–%.2f) | %d of %d | %.2f (%.2f–%.2f) |\n", k, c, exp(lx / n), xmin, xmax, ahead, n, exp(ly / n), ymin, ymax
+	}' "$raw"
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.2f", a / b }'; }
 cell() { # value nginx direct [format]
 	local v
@@ -493,6 +523,20 @@ fi
 			echo "$row |"
 		done
 	done
+	if [[ " $CONTENDERS " == *" nginx "* ]]; then
+		echo
+		echo "## Paired with nginx, round by round"
+		echo
+		echo "Each round runs the contenders back to back, so a ratio taken within one round shares that round's machine; the geometric mean of those ratios is steadier on a noisy machine than a ratio of medians. min–max shows how far single rounds strayed."
+		echo
+		echo "| kind | contender | req/s ÷ nginx: geo. mean (min–max) | rounds at or above nginx | CPU µs/req ÷ nginx: geo. mean (min–max) |"
+		echo "| --- | --- | --- | --- | --- |"
+		for k in $KINDS; do
+			for c in $CONTENDERS; do
+				[[ $c == nginx || $c == direct ]] || paired "$k" "$c"
+			done
+		done
+	fi
 	if [[ -n $ol_rate ]]; then
 		echo
 		echo "## Open loop: GET at $ol_rate req/s ($OPENLOOP_FRACTION × corsproxy's median), $CONNS connections"
