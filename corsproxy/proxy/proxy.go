@@ -85,6 +85,7 @@ type Proxy struct {
 
 	mu        sync.Mutex
 	upstreams map[netip.AddrPort]*upstream
+	answers   answerPool
 }
 
 // upstream is one app address and its connection pool.
@@ -257,10 +258,19 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 
 // forward sends the request to the app and leaves its response in ctx.Response.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, up *upstream) error {
-	// "Connection: close" is about the client's connection, which the server closes after
-	// this response anyway; passed on, it would cost a pooled connection to the app.
-	ctx.Request.Header.ResetConnectionClose()
-	if err := up.client.Do(&ctx.Request, &ctx.Response); err != nil {
+	if ctx.Request.Header.ConnectionClose() {
+		// "Connection: close" is about the client's connection, which the server closes
+		// after this response anyway; passed on, it would cost a pooled connection to the
+		// app. The answer is read apart for the same reason (see appAnswer).
+		ctx.Request.Header.ResetConnectionClose()
+		answer := p.answers.get()
+		if err := up.client.Do(&ctx.Request, &answer.resp); err != nil {
+			answer.release()
+			return err
+		}
+		answer.moveTo(&ctx.Response)
+	} else if err := up.client.Do(&ctx.Request, &ctx.Response); err != nil {
+		// A kept-alive client's answer is read in place, sparing the header copy.
 		return err
 	}
 	// Connection handling is per hop: the app closing its connection to us says nothing
