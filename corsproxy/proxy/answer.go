@@ -19,6 +19,9 @@ import (
 type appAnswer struct {
 	resp fasthttp.Response
 	pool *sync.Pool
+	// handedOver: the response holding this body lets go of it without ending it, as
+	// the body moves to a hijacked connection's handler (endByClosing).
+	handedOver bool
 }
 
 // answerPool hands out appAnswers that return to it once their body is done.
@@ -42,6 +45,9 @@ func (a *appAnswer) Read(b []byte) (int, error) { return a.resp.BodyStream().Rea
 // CloseWithError is how the server ends the body: the app's connection goes back to the
 // pool when the body was read whole and nothing failed, and the answer to its pool.
 func (a *appAnswer) CloseWithError(err error) error {
+	if a.handedOver {
+		return nil
+	}
 	var closeErr error
 	if s, ok := a.resp.BodyStream().(fasthttp.ReadCloserWithError); ok {
 		closeErr = s.CloseWithError(err)

@@ -155,9 +155,8 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 // TestClosingClientsKeepAppConnections: a client that closes after its request (health
-// checks, scripts) gets "Connection: close" and a closed connection, while the proxy's
-// connection to the app stays pooled for the next request. (An HTTP/1.0 request still
-// reaches the app as HTTP/1.0, which the app closes after answering, as behind nginx.)
+// checks, scripts, HTTP/1.0) gets "Connection: close" and a closed connection, while the
+// proxy's connection to the app stays pooled for the next request.
 func TestClosingClientsKeepAppConnections(t *testing.T) {
 	app, appAddr := startHeldUpstream(t)
 	close(app.release)
@@ -166,6 +165,7 @@ func TestClosingClientsKeepAppConnections(t *testing.T) {
 	requests := []string{
 		"GET / HTTP/1.1\nHost: pipy-ok\nConnection: close\nOrigin: http://www.bbb.com\n\n",
 		"GET / HTTP/1.1\nHost: pipy-ok\nConnection: close\n\n",
+		"GET / HTTP/1.0\nHost: pipy-ok\n\n",
 		"GET / HTTP/1.1\nHost: pipy-ok\nConnection: close\nOrigin: http://www.bbb.com\n\n",
 	}
 	for _, raw := range requests {

@@ -235,6 +235,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		if err := p.forward(ctx, up); err != nil {
 			p.writeUpstreamError(ctx, err)
 		}
+		p.endByClosing(ctx)
 		return
 	}
 
@@ -254,15 +255,21 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.writeUpstreamError(ctx, err)
 	}
 	applyActual(&ctx.Response, policy, decision, origin)
+	p.endByClosing(ctx)
 }
 
 // forward sends the request to the app and leaves its response in ctx.Response.
 func (p *Proxy) forward(ctx *fasthttp.RequestCtx, up *upstream) error {
-	if ctx.Request.Header.ConnectionClose() {
+	if ctx.Request.Header.ConnectionClose() || !ctx.Request.Header.IsHTTP11() {
 		// "Connection: close" is about the client's connection, which the server closes
 		// after this response anyway; passed on, it would cost a pooled connection to the
-		// app. The answer is read apart for the same reason (see appAnswer).
+		// app. The answer is read apart for the same reason (see appAnswer), and so that
+		// an HTTP/1.0 client's can outlive ctx (see endByClosing).
 		ctx.Request.Header.ResetConnectionClose()
+		if !ctx.Request.Header.IsHTTP11() {
+			// HTTP/1.0 closes unless asked not to; this hop is ours to keep.
+			ctx.Request.Header.Set(fasthttp.HeaderConnection, "keep-alive")
+		}
 		answer := p.answers.get()
 		if err := up.client.Do(&ctx.Request, &answer.resp); err != nil {
 			answer.release()

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHTTP10ClientsGetBodiesTheyCanRead: HTTP/1.0 has no chunked coding, so a body the app
+// streams without a length reaches an HTTP/1.0 client unframed and ended by closing, with
+// the CORS headers; a body with a length keeps it. Either way the app's connection is
+// reused afterwards.
+func TestHTTP10ClientsGetBodiesTheyCanRead(t *testing.T) {
+	app, appAddr := startHeldUpstream(t)
+	close(app.release)
+	streaming := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Checksum")
+		io.WriteString(w, "part one, ")
+		w.(http.Flusher).Flush()
+		io.WriteString(w, "part two")
+		w.Header().Set("X-Checksum", "abc")
+	}))
+
+	cases := []struct {
+		name        string
+		upstream    string
+		request     string
+		wantBody    string
+		wantLength  string
+		wantAppConn bool // the held app counts its connections
+	}{
+		{"streamed body, no length", streaming.String(), "GET / HTTP/1.0\nHost: pipy-ok\nOrigin: http://www.bbb.com\n\n", "part one, part two", "", false},
+		{"streamed body, client asks for keep-alive", streaming.String(), "GET / HTTP/1.0\nHost: pipy-ok\nConnection: keep-alive\nOrigin: http://www.bbb.com\n\n", "part one, part two", "", false},
+		{"body with a length", appAddr.String(), "GET / HTTP/1.0\nHost: pipy-ok\nOrigin: http://www.bbb.com\n\n", "Hi, I am PIPY-OK v1!", "20", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: mustParseAddrPort(t, tc.upstream), PolicyPort: 8080})
+			for range 2 { // the second exchange shows the app's connection was kept
+				raw := exchangeRaw(t, addr, tc.request)
+				head, body, ok := strings.Cut(raw, "\r\n\r\n")
+				if !ok {
+					t.Fatalf("no header end in %q", raw)
+				}
+				if !strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n") {
+					t.Errorf("status line %q, want HTTP/1.0 200 OK", strings.SplitN(head, "\r\n", 2)[0])
+				}
+				lower := strings.ToLower(head)
+				if strings.Contains(lower, "transfer-encoding") || strings.Contains(lower, "\r\ntrailer:") {
+					t.Errorf("header has framing an HTTP/1.0 client cannot read:\n%s", head)
+				}
+				if !strings.Contains(lower, "\r\naccess-control-allow-origin: http://www.bbb.com") {
+					t.Errorf("no CORS header in:\n%s", head)
+				}
+				if got := headerValue(head, "Content-Length"); got != tc.wantLength {
+					t.Errorf("Content-Length %q, want %q", got, tc.wantLength)
+				}
+				if body != tc.wantBody {
+					t.Errorf("body %q, want %q", body, tc.wantBody)
+				}
+			}
+			if tc.wantAppConn {
+				if got := app.conns.Load(); got != 1 {
+					t.Errorf("%d connections to the app for two HTTP/1.0 requests, want 1", got)
+				}
+			}
+		})
+	}
+}
+
+// exchangeRaw sends one request and reads until the proxy closes the connection.
+func exchangeRaw(t *testing.T, addr, request string) string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, strings.ReplaceAll(request, "\n", "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(bufio.NewReader(conn))
+	if err != nil {
+		t.Fatalf("reading until the proxy closes: %v (got %q)", err, b)
+	}
+	return string(b)
+}
+
+func headerValue(head, name string) string {
+	for _, line := range strings.Split(head, "\r\n")[1:] {
+		if n, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(n, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func mustParseAddrPort(t *testing.T, s string) netip.AddrPort {
+	t.Helper()
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ap
+}
