@@ -362,11 +362,14 @@ measure() { # phase round kind contender target -> one raw row; runs wrk or open
 		-v dt=$((t1 - t0)) -v du=$((u1 - u0)) -v hz="$CLK_TCK" -v dur="$dur_s" -v rss="$(vmhwm_kib "$p")" \
 		-v pb=$((pc1 - pc0)) -v pt=$((pt1 - pt0)) -v lb=$((lc1 - lc0)) -v lt=$((lt1 - lt0)) \
 		-v errors="$errors" -v non2xx="$non2xx" -v lag="$lag" -v glag="$glag" -v load="$load" 'BEGIN {
-		n = req + 0; if (phase == "open") n = req + non2xx
+		# The open-loop generator warms up for 1 s at the same rate inside the CPU window
+		# but counts only the measured requests: add the warm-up to both counts.
+		n = req + 0; secs = dur
+		if (phase == "open") { n = req + non2xx + target; secs = dur + 1 }
 		cpu = n > 0 ? dt / hz * 1e6 / n : 0
 		ucpu = n > 0 ? du / hz * 1e6 / n : 0
 		print phase, round, kind, c, target, rps, req, p50, p90, p99, p999, max,
-			sprintf("%.2f", cpu), sprintf("%.0f", dt / hz / dur * 100), rss, sprintf("%.2f", ucpu),
+			sprintf("%.2f", cpu), sprintf("%.0f", dt / hz / secs * 100), rss, sprintf("%.2f", ucpu),
 			sprintf("%.0f", pt > 0 ? pb / pt * 100 : 0), sprintf("%.0f", lt > 0 ? lb / lt * 100 : 0),
 			errors, non2xx, lag, glag, load }' >>"$raw"
 	tail -1 "$raw" | awk -F'\t' '{ printf "  %-6s r%s %-9s %-9s %9s req/s  p50 %8sus  p99 %8sus  cpu %6sus/req  rss %6sKiB  cores %s%%/%s%%  err %s/%s\n",
@@ -543,8 +546,10 @@ fi
 		echo
 		echo "Latency from each request's scheduled send time (no coordinated omission). \"added\" = this contender minus direct, medians over rounds. Send lag p99: how late requests left because all $CONNS connections were busy (the contender was behind). Generator lag p99: how late the generator itself was (high = the load core fell behind; then the row says little about the contender). *behind*: the contender fell short of the rate, or requests waited over 100 ms for a free connection (a backlog it never caught up with)."
 		echo
-		echo "| contender | achieved req/s | p50 µs | p99 µs | p99.9 µs | added p50 µs | added p99 µs | added p99.9 µs | CPU µs/req | send lag p99 µs | generator lag p99 µs |"
-		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+		echo "Contender CPU %: how busy the contender's core was at this rate. Per request, every contender costs two to four times its closed-loop CPU here (a wake-up per request instead of many requests per wake-up), so half the closed-loop peak can be most of a core: read the added latency against this column."
+		echo
+		echo "| contender | achieved req/s | p50 µs | p99 µs | p99.9 µs | added p50 µs | added p99 µs | added p99.9 µs | CPU µs/req | contender CPU % | send lag p99 µs | generator lag p99 µs |"
+		echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 		d50=$(median_of open get direct "$(col p50_us)")
 		d99=$(median_of open get direct "$(col p99_us)")
 		d999=$(median_of open get direct "$(col p999_us)")
@@ -556,10 +561,11 @@ fi
 			achieved=$(median_of open get "$c" "$(col rps)")
 			behind=$(awk -v a="$achieved" -v t="$ol_rate" -v l="$(median_of open get "$c" "$(col send_lag_p99_us)")" \
 				'BEGIN { if (a < 0.97 * t || l > 100000) print " *behind*" }')
-			printf '| %s | %.0f%s | %.0f | %.0f | %.0f | %s | %s | %s | %.2f | %.0f | %.0f |\n' "$c" \
+			printf '| %s | %.0f%s | %.0f | %.0f | %.0f | %s | %s | %s | %.2f | %.0f | %.0f | %.0f |\n' "$c" \
 				"$achieved" "$behind" "$v50" "$v99" "$v999" \
 				"$(add "$v50" "$d50")" "$(add "$v99" "$d99")" "$(add "$v999" "$d999")" \
-				"$(median_of open get "$c" "$(col cpu_us_per_req)")" "$(median_of open get "$c" "$(col send_lag_p99_us)")" \
+				"$(median_of open get "$c" "$(col cpu_us_per_req)")" "$(median_of open get "$c" "$(col contender_cpu_pct)")" \
+				"$(median_of open get "$c" "$(col send_lag_p99_us)")" \
 				"$(median_of open get "$c" "$(col gen_lag_p99_us)")"
 		done
 	fi
