@@ -260,7 +260,7 @@ func TestMalformedRequestsGet4xx(t *testing.T) {
 }
 
 func TestStreamingBodies(t *testing.T) {
-	release := make(chan struct{})
+	releases := make(chan chan struct{}, 1) // each streamed answer waits for its test's release
 	upstream := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/upload" {
 			n, _ := io.Copy(io.Discard, r.Body)
@@ -269,6 +269,7 @@ func TestStreamingBodies(t *testing.T) {
 		}
 		// A server-sent-events style answer: the first event must reach the client
 		// before the app has finished.
+		release := <-releases
 		io.WriteString(w, "event: first\n\n")
 		w.(http.Flusher).Flush()
 		<-release
@@ -276,27 +277,38 @@ func TestStreamingBodies(t *testing.T) {
 	}))
 	addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: upstream, PolicyPort: 8080})
 
-	t.Run("response streams", func(t *testing.T) {
-		defer close(release)
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(conn, "GET /events HTTP/1.1\r\nHost: pipy-ok\r\nOrigin: http://www.bbb.com\r\n\r\n")
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != seedOrigin {
-			t.Errorf("allow-origin = %q on a streamed response", got)
-		}
-		first := make([]byte, len("event: first\n\n"))
-		if _, err := io.ReadFull(resp.Body, first); err != nil {
-			t.Fatalf("first event did not arrive while the app was still writing: %v", err)
-		}
-	})
+	// Three paths through the proxy: a kept-alive client's answer is read in place, a
+	// closing client's apart, an HTTP/1.0 client's is written unframed (endByClosing).
+	for _, tc := range []struct{ client, request string }{
+		{"kept alive", "GET /events HTTP/1.1\r\nHost: pipy-ok\r\nOrigin: http://www.bbb.com\r\n\r\n"},
+		{"closing", "GET /events HTTP/1.1\r\nHost: pipy-ok\r\nOrigin: http://www.bbb.com\r\nConnection: close\r\n\r\n"},
+		{"HTTP/1.0", "GET /events HTTP/1.0\r\nHost: pipy-ok\r\nOrigin: http://www.bbb.com\r\n\r\n"},
+	} {
+		request := tc.request
+		t.Run("response streams to a "+tc.client+" client", func(t *testing.T) {
+			release := make(chan struct{})
+			releases <- release
+			defer close(release)
+			conn, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(conn, request)
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != seedOrigin {
+				t.Errorf("allow-origin = %q on a streamed response", got)
+			}
+			first := make([]byte, len("event: first\n\n"))
+			if _, err := io.ReadFull(resp.Body, first); err != nil {
+				t.Fatalf("first event did not arrive while the app was still writing: %v", err)
+			}
+		})
+	}
 	t.Run("request body streams", func(t *testing.T) {
 		const size = 32 << 20
 		req, _ := http.NewRequest("POST", "http://"+addr+"/upload", io.LimitReader(zeros{}, size))
