@@ -10,15 +10,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/test/loopback"
 	"github.com/corsmesh/corsmesh/test/podrunner"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 	"github.com/corsmesh/corsmesh/test/seedcheck"
@@ -179,59 +176,20 @@ func checkInNamespaces(ctx context.Context, pod *corev1.Pod, bin string, checks 
 
 // checkOnLoopback runs the injected proxy's command with --upstream instead of iptables.
 func checkOnLoopback(ctx context.Context, pod *corev1.Pod, bin string, checks []seedcheck.Check) ([]string, error) {
-	dir, err := os.MkdirTemp("", "corsmesh-demo-")
+	p, err := loopback.Run(ctx, pod, bin, os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	configPath := filepath.Join(dir, injector.ConfigFileName)
-	if err := os.WriteFile(configPath, []byte(pod.Annotations[injector.AnnotationConfig]), 0o644); err != nil {
-		return nil, err
-	}
-	appPort, proxyPort, adminPort := freePort(), freePort(), freePort()
-	app := exec.CommandContext(ctx, filepath.Join(bin, "pipyok"), "--listen", "127.0.0.1:"+appPort)
-	proxy := exec.CommandContext(ctx, filepath.Join(bin, "corsproxy"), "--config", configPath, "--listen", "127.0.0.1:"+proxyPort,
-		"--admin-listen", "127.0.0.1:"+adminPort, "--upstream", "127.0.0.1:"+appPort, "--policy-port", "8080", "--log-level", "warn")
-	for _, cmd := range []*exec.Cmd{app, proxy} {
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		defer func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }()
-	}
-	if err := waitHTTP(ctx, "http://127.0.0.1:"+adminPort+"/readyz"); err != nil {
-		return nil, err
-	}
+	defer p.Close()
 	var results []string
 	for _, c := range checks {
-		args := append([]string{"-ksi", "--connect-to", "pipy-ok.pipy:8080:127.0.0.1:" + proxyPort, "http://pipy-ok.pipy:8080"}, c.CurlArgs...)
-		out, err := exec.CommandContext(ctx, "curl", args...).CombinedOutput()
+		out, err := p.Curl(ctx, "pipy-ok.pipy:8080", "http://pipy-ok.pipy:8080", c.CurlArgs...)
 		if err != nil {
-			return nil, fmt.Errorf("curl: %w\n%s", err, out)
+			return nil, err
 		}
-		results = append(results, string(out))
+		results = append(results, out)
 	}
 	return results, nil
-}
-
-func waitHTTP(ctx context.Context, url string) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if err := exec.CommandContext(ctx, "curl", "-fsS", "-m", "1", url).Run(); err == nil {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return errors.New(url + " not ready")
-}
-
-func freePort() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "0"
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }
 
 func indent(s string) string {

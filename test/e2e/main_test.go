@@ -233,3 +233,11 @@ func runLoad(ctx context.Context, p *podrunner.Pod, host string, d time.Duration
 		return &res, nil
 	}
 }
+
+// testLogWriter sends a process's stderr to the test log.
+type testLogWriter struct{ t *testing.T }
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}

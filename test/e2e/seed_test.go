@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/test/loopback"
 	"github.com/corsmesh/corsmesh/test/seedcheck"
 	"github.com/corsmesh/corsmesh/test/walkthrough"
 )
@@ -38,6 +39,23 @@ func TestSeedGuideEndToEnd(t *testing.T) {
 			t.Errorf("%s:\n%s\ngot:\n%s", c.Command, strings.Join(diffs, "\n"), got)
 		}
 	}
+
+	t.Run("without root: make demo's loopback fallback prints the same", func(t *testing.T) {
+		lp, err := loopback.Run(ctx, pod, binDir, &testLogWriter{t})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lp.Close()
+		for _, c := range checks {
+			got, err := lp.Curl(ctx, "pipy-ok.pipy:8080", "http://pipy-ok.pipy:8080", c.CurlArgs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diffs := seedcheck.Compare(c.Expected, got); len(diffs) > 0 {
+				t.Errorf("%s on loopback:\n%s\ngot:\n%s", c.Command, strings.Join(diffs, "\n"), got)
+			}
+		}
+	})
 
 	t.Run("IPv6: the redirect and the original destination work the same", func(t *testing.T) {
 		out, err := p.ClientCommand(ctx, "curl", "-ksi", "-m", "5", "-g", "-H", "Host: pipy-ok.pipy:8080", "-H", "Origin: http://www.bbb.com",
