@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -21,7 +23,7 @@ func (p *Proxy) endByClosing(ctx *fasthttp.RequestCtx) {
 	if !ok || ctx.Request.Header.IsHTTP11() || ctx.Response.Header.ContentLength() >= 0 {
 		return
 	}
-	head := unframedHead(&ctx.Response.Header)
+	head := unframedHead(&ctx.Response.Header, ctx.Time())
 	// ctx lets go of the body without ending it: the handler below owns it from here.
 	answer.handedOver = true
 	ctx.Response.ResetBody()
@@ -37,8 +39,9 @@ func (p *Proxy) endByClosing(ctx *fasthttp.RequestCtx) {
 }
 
 // unframedHead serializes h for a body ended by closing: without Content-Length,
-// Transfer-Encoding and Trailer, with "Connection: close".
-func unframedHead(h *fasthttp.ResponseHeader) []byte {
+// Transfer-Encoding and Trailer, with "Connection: close", and with a Date if the app
+// sent none (RFC 9110 section 6.6.1 asks a forwarding recipient with a clock to add it).
+func unframedHead(h *fasthttp.ResponseHeader, now time.Time) []byte {
 	status := h.StatusCode()
 	message := h.StatusMessage()
 	if len(message) == 0 {
@@ -46,7 +49,9 @@ func unframedHead(h *fasthttp.ResponseHeader) []byte {
 	}
 	b := append([]byte("HTTP/1.0 "), strconv.Itoa(status)...)
 	b = append(append(append(b, ' '), message...), "\r\n"...)
+	sawDate := false
 	for name, value := range h.All() {
+		sawDate = sawDate || bytes.EqualFold(name, []byte(fasthttp.HeaderDate))
 		switch {
 		case bytes.EqualFold(name, []byte(fasthttp.HeaderContentLength)),
 			bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)),
@@ -56,6 +61,10 @@ func unframedHead(h *fasthttp.ResponseHeader) []byte {
 			continue
 		}
 		b = append(append(append(append(b, name...), ": "...), value...), "\r\n"...)
+	}
+	if !sawDate {
+		b = append(append(b, "Date: "...), now.UTC().Format(http.TimeFormat)...)
+		b = append(b, "\r\n"...)
 	}
 	return append(b, "Connection: close\r\n\r\n"...)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // TestHTTP10ClientsGetBodiesTheyCanRead: HTTP/1.0 has no chunked coding, so a body the app
@@ -60,6 +62,9 @@ func TestHTTP10ClientsGetBodiesTheyCanRead(t *testing.T) {
 				if got := headerValue(head, "Content-Length"); got != tc.wantLength {
 					t.Errorf("Content-Length %q, want %q", got, tc.wantLength)
 				}
+				if n := strings.Count(lower, "\r\ndate: "); n != 1 {
+					t.Errorf("%d Date lines, want the app's one:\n%s", n, head)
+				}
 				if body != tc.wantBody {
 					t.Errorf("body %q, want %q", body, tc.wantBody)
 				}
@@ -108,4 +113,39 @@ func mustParseAddrPort(t *testing.T, s string) netip.AddrPort {
 		t.Fatal(err)
 	}
 	return ap
+}
+
+func TestUnframedHead(t *testing.T) {
+	now := time.Date(2026, 11, 26, 18, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name, app, want string // app: the response header as the app sent it
+	}{
+		{
+			name: "framing and hop-by-hop headers go, the rest stays",
+			app:  "HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\nSet-Cookie: a=1\r\nConnection: close\r\n\r\n",
+			want: "HTTP/1.0 200 OK\r\nSet-Cookie: a=1\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nX-App: 1\r\nConnection: close\r\n\r\n",
+		},
+		{
+			name: "no Date from the app: ours",
+			app:  "HTTP/1.1 503 Busy\r\nContent-Type: text/plain\r\n\r\n",
+			want: "HTTP/1.0 503 Busy\r\nContent-Type: text/plain\r\nDate: Thu, 26 Nov 2026 18:00:00 GMT\r\nConnection: close\r\n\r\n",
+		},
+		{
+			name: "no reason phrase: the status's own",
+			app:  "HTTP/1.1 404\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n\r\n",
+			want: "HTTP/1.0 404 Not Found\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nConnection: close\r\n\r\n",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h fasthttp.ResponseHeader
+			h.SetNoDefaultContentType(true)
+			if err := h.Read(bufio.NewReader(strings.NewReader(tc.app))); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(unframedHead(&h, now)); got != tc.want {
+				t.Errorf("got\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
 }
