@@ -150,11 +150,6 @@ type interceptedConn struct {
 
 func (c *interceptedConn) Write(p []byte) (int, error) { return yieldAfterWrite(c.Conn, p) }
 
-// yieldingConn is a connection to the app, yielding after each write like interceptedConn.
-type yieldingConn struct{ net.Conn }
-
-func (c yieldingConn) Write(p []byte) (int, error) { return yieldAfterWrite(c.Conn, p) }
-
 // yieldAfterWrite writes, then lets the other goroutines run before this one reads the
 // answer. Go reads a socket before waiting for it, so reading right after sending a
 // request (to the app) or a response (to a keep-alive client) mostly returns EAGAIN and
@@ -193,11 +188,12 @@ func (p *Proxy) newClient(addr netip.AddrPort) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
 		Addr: addr.String(),
 		Dial: func(a string) (net.Conn, error) {
-			c, err := dialer.Dial("tcp", a)
+			dial := func() (net.Conn, error) { return dialer.Dial("tcp", a) }
+			c, err := dial()
 			if err != nil {
 				return nil, err
 			}
-			return yieldingConn{c}, nil
+			return &appConn{conn: c, dial: dial}, nil
 		},
 		MaxConns:                 p.opts.MaxConnsPerUpstream,
 		MaxIdleConnDuration:      p.opts.IdleTimeout,

@@ -1,0 +1,60 @@
+package proxy
+
+import (
+	"net"
+	"time"
+)
+
+// appConn is a pooled connection to the app. Before a request goes out on it after a
+// pause, it checks that the app has not closed it meanwhile, and reconnects if it has.
+//
+// Apps close idle keep-alive connections after a few seconds (Node.js and uvicorn after 5,
+// gunicorn after 2), far sooner than the pool lets them idle. fasthttp's pool does not
+// notice (nothing reads an idle connection), writes the next request into the closed
+// connection and reads EOF: it retries GET and HEAD, but a POST got 502, and so every
+// request after a quiet spell that was not idempotent.
+type appConn struct {
+	conn net.Conn
+	dial func() (net.Conn, error)
+	// answeredAt: when the last read returned. A write with a read before it (or none
+	// at all) starts a request: writes of one request come together, and a request
+	// body written after "100 Continue" follows its read at once.
+	answeredAt time.Time
+	inRequest  bool
+}
+
+// staleCheckAfter is the pause after which a connection is checked before reuse: shorter
+// than any app's idle timeout worth supporting, long enough that a busy connection is
+// never checked (each check is one system call).
+const staleCheckAfter = 100 * time.Millisecond
+
+func (c *appConn) Write(p []byte) (int, error) {
+	if !c.inRequest {
+		c.inRequest = true
+		if time.Since(c.answeredAt) >= staleCheckAfter && closedByPeer(c.conn) {
+			fresh, err := c.dial()
+			if err != nil {
+				return 0, err
+			}
+			_ = c.conn.Close()
+			c.conn = fresh
+		}
+	}
+	return yieldAfterWrite(c.conn, p)
+}
+
+func (c *appConn) Read(p []byte) (int, error) {
+	n, err := c.conn.Read(p)
+	if c.inRequest {
+		c.inRequest = false
+		c.answeredAt = time.Now()
+	}
+	return n, err
+}
+
+func (c *appConn) Close() error                       { return c.conn.Close() }
+func (c *appConn) LocalAddr() net.Addr                { return c.conn.LocalAddr() }
+func (c *appConn) RemoteAddr() net.Addr               { return c.conn.RemoteAddr() }
+func (c *appConn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }
+func (c *appConn) SetReadDeadline(t time.Time) error  { return c.conn.SetReadDeadline(t) }
+func (c *appConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
