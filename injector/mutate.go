@@ -97,7 +97,11 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxy := in.proxyContainer(resources, native)
+	maxConns, err := proxyMaxConns(pod)
+	if err != nil {
+		return nil, err
+	}
+	proxy := in.proxyContainer(resources, native, maxConns)
 
 	m := &Mutation{}
 	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: d.Ports, NativeSidecar: native}
@@ -265,7 +269,25 @@ func (in *Injector) initContainer(ports []int32) (corev1.Container, error) {
 	}, nil
 }
 
-func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native bool) corev1.Container {
+// maxProxyConns is the most connections to one app port the annotation may ask for: about
+// the ephemeral ports one source address has for one destination.
+const maxProxyConns = 28000
+
+// proxyMaxConns reads the per-pod bound on the proxy's connections to each app port
+// (0: the proxy's own default).
+func proxyMaxConns(pod *corev1.Pod) (int, error) {
+	v, ok := pod.Annotations[AnnotationProxyMaxConns]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxProxyConns {
+		return 0, fmt.Errorf("annotation %s=%q: want a whole number of connections from 1 to %d", AnnotationProxyMaxConns, v, maxProxyConns)
+	}
+	return n, nil
+}
+
+func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native bool, maxConns int) corev1.Container {
 	admin := intstr.FromInt32(in.opts.AdminPort)
 	probe := func(path string, failures int32) *corev1.Probe {
 		return &corev1.Probe{
@@ -315,6 +337,9 @@ func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native
 		c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
 			Command: []string{"corsproxy", "--wait-ready=60s", fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort)},
 		}}}
+	}
+	if maxConns > 0 {
+		c.Args = append(c.Args, fmt.Sprintf("--max-conns-per-upstream=%d", maxConns))
 	}
 	return c
 }

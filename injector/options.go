@@ -27,6 +27,10 @@ const (
 	AnnotationProxyMemoryRequest = "corsmesh.io/proxy-memory-request"
 	AnnotationProxyCPULimit      = "corsmesh.io/proxy-cpu-limit"
 	AnnotationProxyMemoryLimit   = "corsmesh.io/proxy-memory-limit"
+	// AnnotationProxyMaxConns bounds, per pod, the proxy's connections to each app port
+	// (its --max-conns-per-upstream; default 1,024): one per request in flight, about
+	// 34 KiB each, so an app holding more streams needs this and a larger memory limit.
+	AnnotationProxyMaxConns = "corsmesh.io/proxy-max-conns"
 	// AnnotationImplements on a Plugin declares it the CORS plugin whatever its name.
 	AnnotationImplements = "corsmesh.io/implements"
 )

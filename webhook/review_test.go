@@ -181,18 +181,29 @@ func TestMutatePodReview(t *testing.T) {
 // A per-pod annotation the injector cannot read rejects the pod with a 400 that names it:
 // admitting it without the sidecar would run it without its CORS policy.
 func TestBadProxyAnnotationIsRejected(t *testing.T) {
-	mutate, _, metrics := newTestHandlers(t, seedCluster(t))
-	pod := strings.Replace(seedPod, "  labels:", "  annotations: {corsmesh.io/proxy-cpu-limit: lots}\n  labels:", 1)
-	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", pod), "application/json")
-	if review == nil {
-		t.Fatal("no review")
+	cases := []struct{ annotation, value string }{
+		{injector.AnnotationProxyCPULimit, "lots"},
+		{injector.AnnotationProxyMaxConns, "many"},
+		{injector.AnnotationProxyMaxConns, "0"},
+		{injector.AnnotationProxyMaxConns, "100000"},
+		{injector.AnnotationNativeSidecar, "maybe"},
 	}
-	resp := review.Response
-	if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest || !strings.Contains(resp.Result.Message, injector.AnnotationProxyCPULimit) {
-		t.Fatalf("allowed=%v result=%+v: want a 400 naming %s", resp.Allowed, resp.Result, injector.AnnotationProxyCPULimit)
-	}
-	if got := testutil.ToFloat64(metrics.Errors.WithLabelValues(errMutate)); got != 1 {
-		t.Errorf("errors{mutate} = %v", got)
+	for _, tc := range cases {
+		t.Run(tc.annotation+"="+tc.value, func(t *testing.T) {
+			mutate, _, metrics := newTestHandlers(t, seedCluster(t))
+			pod := strings.Replace(seedPod, "  labels:", "  annotations: {"+tc.annotation+": \""+tc.value+"\"}\n  labels:", 1)
+			_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", pod), "application/json")
+			if review == nil {
+				t.Fatal("no review")
+			}
+			resp := review.Response
+			if resp.Allowed || resp.Result == nil || resp.Result.Code != http.StatusBadRequest || !strings.Contains(resp.Result.Message, tc.annotation) {
+				t.Fatalf("allowed=%v result=%+v: want a 400 naming %s", resp.Allowed, resp.Result, tc.annotation)
+			}
+			if got := testutil.ToFloat64(metrics.Errors.WithLabelValues(errMutate)); got != 1 {
+				t.Errorf("errors{mutate} = %v", got)
+			}
+		})
 	}
 }
 
