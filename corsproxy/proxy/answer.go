@@ -61,6 +61,9 @@ func (a *appAnswer) CloseWithError(err error) error {
 func (a *appAnswer) moveTo(resp *fasthttp.Response) {
 	a.resp.Header.CopyTo(&resp.Header)
 	resp.Header.SetNoDefaultContentType(true) // CopyTo takes the client's default; no Content-Type stays none
+	// The app's Connection header is about its connection to us (an HTTP/1.0 app's
+	// "keep-alive", say); the server states the client's, which closes after this.
+	resp.Header.Del(fasthttp.HeaderConnection)
 	if a.resp.BodyStream() == nil {
 		// No body to stream (HEAD, 1xx, 204, 304): the copied header says all.
 		resp.SetBody(a.resp.Body())

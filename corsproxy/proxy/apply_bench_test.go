@@ -34,6 +34,6 @@ func BenchmarkApplyActual(b *testing.B) {
 		resp.Header.SetContentLength(20)
 		resp.Header.Set("Date", "Thu, 26 Nov 2026 14:09:05 GMT")
 		resp.Header.Set("X-Request-Id", "abc")
-		applyActual(&resp, policy, cors.Allowed, origin)
+		applyActual(&resp, policy, cors.Allowed, origin, false)
 	}
 }

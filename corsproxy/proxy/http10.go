@@ -47,7 +47,7 @@ func unframedHead(h *fasthttp.ResponseHeader, now time.Time) []byte {
 	if len(message) == 0 {
 		message = []byte(fasthttp.StatusMessage(status))
 	}
-	b := append([]byte("HTTP/1.0 "), strconv.Itoa(status)...)
+	b := append([]byte("HTTP/1.1 "), strconv.Itoa(status)...) // our version (RFC 9110 section 2.5), whatever the client's
 	b = append(append(append(b, ' '), message...), "\r\n"...)
 	sawDate := false
 	for name, value := range h.All() {

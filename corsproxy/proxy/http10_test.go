@@ -49,8 +49,8 @@ func TestHTTP10ClientsGetBodiesTheyCanRead(t *testing.T) {
 				if !ok {
 					t.Fatalf("no header end in %q", raw)
 				}
-				if !strings.HasPrefix(head, "HTTP/1.0 200 OK\r\n") {
-					t.Errorf("status line %q, want HTTP/1.0 200 OK", strings.SplitN(head, "\r\n", 2)[0])
+				if !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") {
+					t.Errorf("status line %q, want HTTP/1.1 200 OK", strings.SplitN(head, "\r\n", 2)[0])
 				}
 				lower := strings.ToLower(head)
 				if strings.Contains(lower, "transfer-encoding") || strings.Contains(lower, "\r\ntrailer:") {
@@ -123,17 +123,17 @@ func TestUnframedHead(t *testing.T) {
 		{
 			name: "framing and hop-by-hop headers go, the rest stays",
 			app:  "HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\nSet-Cookie: a=1\r\nConnection: close\r\n\r\n",
-			want: "HTTP/1.0 200 OK\r\nSet-Cookie: a=1\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nX-App: 1\r\nConnection: close\r\n\r\n",
+			want: "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nX-App: 1\r\nConnection: close\r\n\r\n",
 		},
 		{
 			name: "no Date from the app: ours",
 			app:  "HTTP/1.1 503 Busy\r\nContent-Type: text/plain\r\n\r\n",
-			want: "HTTP/1.0 503 Busy\r\nContent-Type: text/plain\r\nDate: Thu, 26 Nov 2026 18:00:00 GMT\r\nConnection: close\r\n\r\n",
+			want: "HTTP/1.1 503 Busy\r\nContent-Type: text/plain\r\nDate: Thu, 26 Nov 2026 18:00:00 GMT\r\nConnection: close\r\n\r\n",
 		},
 		{
 			name: "no reason phrase: the status's own",
 			app:  "HTTP/1.1 404\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n\r\n",
-			want: "HTTP/1.0 404 Not Found\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nConnection: close\r\n\r\n",
+			want: "HTTP/1.1 404 Not Found\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nConnection: close\r\n\r\n",
 		},
 	}
 	for _, tc := range cases {
@@ -147,5 +147,52 @@ func TestUnframedHead(t *testing.T) {
 				t.Errorf("got\n%q\nwant\n%q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHTTP10AppIsAnsweredAsHTTP11: an app speaking HTTP/1.0 (Python's http.server does)
+// reaches an HTTP/1.1 client as HTTP/1.1, its body framed for it, the connection kept.
+func TestHTTP10AppIsAnsweredAsHTTP11(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				// No length: the body ends when the connection does, as HTTP/1.0 allows.
+				io.WriteString(c, "HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\nContent-Type: text/plain\r\n\r\nfrom an HTTP/1.0 app")
+			}()
+		}
+	}()
+	addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: ln.Addr().(*net.TCPAddr).AddrPort(), PolicyPort: 8080})
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := range 2 {
+		resp := exchangeOn(t, conn, br, http.MethodGet, "/", "Origin: "+seedOrigin)
+		if resp.Proto != "HTTP/1.1" || resp.StatusCode != http.StatusOK {
+			t.Errorf("request %d: %s %d, want HTTP/1.1 200", i+1, resp.Proto, resp.StatusCode)
+		}
+		if body := readBody(t, resp); body != "from an HTTP/1.0 app" {
+			t.Errorf("request %d: body %q", i+1, body)
+		}
+		if resp.Close {
+			t.Fatalf("request %d: the proxy closes the client's connection for the app's", i+1)
+		}
 	}
 }

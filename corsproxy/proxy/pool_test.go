@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -195,5 +196,58 @@ func TestClosingClientsKeepAppConnections(t *testing.T) {
 	}
 	if got := app.conns.Load(); got != 1 {
 		t.Errorf("%d connections to the app for %d requests from closing clients, want 1 reused", got, len(requests))
+	}
+}
+
+// TestConnectionHeaderTellsTheTruth: a response says "keep-alive" only on a connection the
+// proxy keeps, and a closing one says "close" alone, on proxied answers and preflights.
+func TestConnectionHeaderTellsTheTruth(t *testing.T) {
+	upstream := startUpstream(t, pipyOK())
+	addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: upstream, PolicyPort: 8080})
+	const preflight = "OPTIONS / HTTP/%s\nHost: pipy-ok\nOrigin: http://www.bbb.com\nAccess-Control-Request-Method: PATCH\n%s\n"
+	const get = "GET / HTTP/%s\nHost: pipy-ok\nOrigin: http://www.bbb.com\n%s\n"
+	cases := []struct {
+		name, request string
+		want          []string
+	}{
+		{"GET, kept alive", fmt.Sprintf(get, "1.1", ""), []string{"keep-alive"}},
+		{"GET, client closes", fmt.Sprintf(get, "1.1", "Connection: close\n"), []string{"close"}},
+		{"GET, HTTP/1.0", fmt.Sprintf(get, "1.0", ""), []string{"close"}},
+		{"GET, HTTP/1.0 keep-alive", fmt.Sprintf(get, "1.0", "Connection: keep-alive\n"), []string{"keep-alive"}},
+		{"preflight, kept alive", fmt.Sprintf(preflight, "1.1", ""), []string{"keep-alive"}},
+		{"preflight, client closes", fmt.Sprintf(preflight, "1.1", "Connection: close\n"), []string{"close"}},
+		{"preflight, HTTP/1.0", fmt.Sprintf(preflight, "1.0", ""), []string{"close"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Read the header block off the wire: net/http's reader drops "Connection: close".
+			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(conn, strings.ReplaceAll(tc.request, "\n", "\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			var got []string
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("reading the header: %v", err)
+				}
+				line = strings.TrimRight(line, "\r\n")
+				if line == "" {
+					break
+				}
+				if name, value, ok := strings.Cut(line, ":"); ok && strings.EqualFold(name, "Connection") {
+					got = append(got, strings.TrimSpace(value))
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("Connection lines %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

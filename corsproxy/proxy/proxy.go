@@ -216,6 +216,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	up := conn.upstream
+	// The server closes the client's connection after this response when the client asked
+	// to (or spoke HTTP/1.0 without keep-alive); forward clears the request's mark.
+	closing := ctx.Request.Header.ConnectionClose()
 	if ambiguousLength(&ctx.Request.Header) {
 		ctx.SetConnectionClose()
 		ctx.Error("corsproxy: both Content-Length and Transfer-Encoding", fasthttp.StatusBadRequest)
@@ -244,13 +247,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	p.metrics.decision(decision)
 
 	if decision == cors.Preflight {
-		writePreflight(&ctx.Response, policy, origin)
+		writePreflight(&ctx.Response, policy, origin, closing)
 		return
 	}
 	if err := p.forward(ctx, up); err != nil {
 		p.writeUpstreamError(ctx, err)
 	}
-	applyActual(&ctx.Response, policy, decision, origin)
+	applyActual(&ctx.Response, policy, decision, origin, closing)
 	p.endByClosing(ctx)
 }
 
@@ -277,10 +280,14 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, up *upstream) error {
 		return err
 	}
 	// Connection handling is per hop: the app closing its connection to us says nothing
-	// about the client's, unless the body runs until close.
-	if ctx.Response.Header.ConnectionClose() && ctx.Response.Header.ContentLength() >= 0 {
+	// about the client's. A body that runs until the app closes goes to an HTTP/1.1 client
+	// chunked, and to an HTTP/1.0 client until its own connection closes (endByClosing).
+	if ctx.Response.Header.ConnectionClose() && (ctx.Response.Header.ContentLength() >= 0 || ctx.Request.Header.IsHTTP11()) {
 		ctx.Response.Header.ResetConnectionClose()
 	}
+	// So is the version: an HTTP/1.0 app's answer goes out as HTTP/1.1, the proxy's own
+	// (RFC 9110 section 6.2), framed for HTTP/1.1.
+	ctx.Response.Header.SetProtocol(nil)
 	return nil
 }
 
@@ -364,7 +371,7 @@ func stripAppCORS(h *fasthttp.ResponseHeader) {
 const accessControlPrefix = "Access-Control-"
 
 // applyActual sets the CORS headers of a proxied (or proxy-made error) response.
-func applyActual(resp *fasthttp.Response, policy *cors.Policy, decision cors.Decision, origin []byte) {
+func applyActual(resp *fasthttp.Response, policy *cors.Policy, decision cors.Decision, origin []byte, closing bool) {
 	h := &resp.Header
 	stripAppCORS(h)
 	h.Add(cors.HeaderVary, cors.VaryActual)
@@ -375,11 +382,11 @@ func applyActual(resp *fasthttp.Response, policy *cors.Policy, decision cors.Dec
 	for _, kv := range policy.ActualHeaders() {
 		h.Set(kv.Name, kv.Value)
 	}
-	keepAlive(resp)
+	keepAlive(resp, closing)
 }
 
 // writePreflight answers a preflight from an allowed origin without asking the app.
-func writePreflight(resp *fasthttp.Response, policy *cors.Policy, origin []byte) {
+func writePreflight(resp *fasthttp.Response, policy *cors.Policy, origin []byte, closing bool) {
 	resp.Reset()
 	resp.SetStatusCode(fasthttp.StatusOK)
 	h := &resp.Header
@@ -389,12 +396,14 @@ func writePreflight(resp *fasthttp.Response, policy *cors.Policy, origin []byte)
 	}
 	h.Add(cors.HeaderVary, cors.VaryPreflight)
 	h.SetContentLength(0)
-	keepAlive(resp)
+	keepAlive(resp, closing)
 }
 
-// keepAlive states a kept-alive connection explicitly, as osm-edge's pipy and nginx do.
-func keepAlive(resp *fasthttp.Response) {
-	if !resp.ConnectionClose() {
+// keepAlive states a kept-alive connection explicitly, as osm-edge's pipy and nginx do,
+// unless the connection closes after this response: then the server says "close", and
+// a "keep-alive" beside it would contradict it.
+func keepAlive(resp *fasthttp.Response, closing bool) {
+	if !closing && !resp.ConnectionClose() {
 		resp.Header.Set(fasthttp.HeaderConnection, "keep-alive")
 	}
 }
