@@ -61,6 +61,14 @@ func TestResponseFramingSurvivesTheHop(t *testing.T) {
 			wantStatus: http.StatusOK, wantBody: "part one, part two",
 		},
 		{
+			name: "the app's Keep-Alive is about its hop, not the client's", method: http.MethodGet,
+			app: func(w http.ResponseWriter) {
+				w.Header().Set("Keep-Alive", "timeout=5") // as Node.js sends it
+				io.WriteString(w, "ok")
+			},
+			wantStatus: http.StatusOK, wantBody: "ok", wantHeader: map[string]string{"Keep-Alive": ""},
+		},
+		{
 			name: "app's Set-Cookie lines all pass", method: http.MethodGet,
 			app: func(w http.ResponseWriter) {
 				w.Header().Add("Set-Cookie", "a=1")

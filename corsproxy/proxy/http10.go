@@ -57,7 +57,7 @@ func unframedHead(h *fasthttp.ResponseHeader, now time.Time) []byte {
 			bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)),
 			bytes.EqualFold(name, []byte(fasthttp.HeaderTrailer)),
 			bytes.EqualFold(name, []byte(fasthttp.HeaderConnection)),
-			bytes.EqualFold(name, []byte("Keep-Alive")):
+			bytes.EqualFold(name, []byte(headerKeepAlive)):
 			continue
 		}
 		b = append(append(append(append(b, name...), ": "...), value...), "\r\n"...)

@@ -288,8 +288,15 @@ func (p *Proxy) forward(ctx *fasthttp.RequestCtx, up *upstream) error {
 	// So is the version: an HTTP/1.0 app's answer goes out as HTTP/1.1, the proxy's own
 	// (RFC 9110 section 6.2), framed for HTTP/1.1.
 	ctx.Response.Header.SetProtocol(nil)
+	// And the app's "Keep-Alive: timeout=5" (Node.js sends it) is about its connection to
+	// us, not the client's to us, which the proxy keeps by its own idle timeout.
+	if len(ctx.Response.Header.Peek(headerKeepAlive)) > 0 {
+		ctx.Response.Header.Del(headerKeepAlive)
+	}
 	return nil
 }
+
+const headerKeepAlive = "Keep-Alive"
 
 // writeUpstreamError answers for an app that could not: 502 when it cannot be reached,
 // 504 when it did not answer in time. CORS headers are added by the caller as for any
