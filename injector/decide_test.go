@@ -3,11 +3,14 @@ package injector_test
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
@@ -169,5 +172,50 @@ func TestDesiredFollowsPluginConfigEdits(t *testing.T) {
 	status, err := injector.ParseStatus(pod)
 	if err != nil || status == nil || len(status.Ports) != 1 || status.Ports[0] != 8080 {
 		t.Errorf("status = %+v, %v", status, err)
+	}
+}
+
+// A port whose name says it is not HTTP/1.1 (Istio's convention, and what Helm charts
+// write) is not intercepted, unless appProtocol says HTTP; the others on the pod still are.
+func TestNonHTTPPortNamesAreLeftAlone(t *testing.T) {
+	tests := []struct {
+		name        string
+		portName    string
+		appProtocol *string
+		intercepted bool
+	}{
+		{name: "mysql", portName: "mysql"},
+		{name: "tcp-postgresql (Bitnami's chart)", portName: "tcp-postgresql"},
+		{name: "grpc", portName: "grpc-api"},
+		{name: "https", portName: "https"},
+		{name: "Redis, upper case", portName: "Redis"},
+		{name: "grpc-web is HTTP/1.1", portName: "grpc-web", intercepted: true},
+		{name: "http", portName: "http-alt", intercepted: true},
+		{name: "a name that says nothing", portName: "metrics", intercepted: true},
+		{name: "appProtocol overrides the name", portName: "tcp-app", appProtocol: ptr.To("http"), intercepted: true},
+	}
+	in := injector.New(testOptions())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+			svc := objs.ServiceList[0].DeepCopy()
+			svc.Name = "extra"
+			svc.Spec.Ports = []corev1.ServicePort{{Name: tt.portName, Port: 5432, TargetPort: intstr.FromInt32(5432), AppProtocol: tt.appProtocol}}
+			objs.ServiceList = append(objs.ServiceList, svc)
+			d, err := in.Decide(context.Background(), objs, w.Pod, w.Namespace)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Inject || !slices.Contains(d.Ports, 8080) {
+				t.Fatalf("inject=%v ports=%v (%s): the seed's HTTP port must still be intercepted", d.Inject, d.Ports, d.Message)
+			}
+			if got := slices.Contains(d.Ports, 5432); got != tt.intercepted {
+				t.Errorf("port 5432 named %q intercepted = %v, want %v (warnings %q)", tt.portName, got, tt.intercepted, d.Warnings)
+			}
+			warned := slices.ContainsFunc(d.Warnings, func(w string) bool { return strings.Contains(w, "port 5432 not intercepted") })
+			if warned == tt.intercepted {
+				t.Errorf("warnings %q: want one about port 5432 exactly when it is left alone", d.Warnings)
+			}
+		})
 	}
 }

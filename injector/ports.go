@@ -96,6 +96,14 @@ func (in *Injector) targetPort(pod *corev1.Pod, svc *corev1.Service, port corev1
 		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: appProtocol %q is not HTTP/1.1", where, *p))
 		return 0, false
 	}
+	if port.AppProtocol == nil {
+		for _, name := range []string{port.Name, port.TargetPort.StrVal} {
+			if proto := nonHTTPByName(name); proto != "" {
+				d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: its name %q says %s, not HTTP/1.1 (appProtocol: http would say otherwise)", where, name, proto))
+				return 0, false
+			}
+		}
+	}
 	var target int32
 	switch {
 	case port.TargetPort.Type == intstr.String && port.TargetPort.StrVal != "":
@@ -114,6 +122,26 @@ func (in *Injector) targetPort(pod *corev1.Pod, svc *corev1.Service, port corev1
 		return 0, false
 	}
 	return target, true
+}
+
+// nonHTTPByName reads a port name the way Istio's naming convention and Helm charts write
+// them ("mysql", "tcp-postgresql", "grpc-api", "https"): the part before the first dash
+// names the protocol. It returns that protocol when it is not HTTP/1.1, else "". Without
+// this, a database port of a selected pod would be parsed as HTTP and broken (and a
+// server-first protocol such as MySQL's would hang until the proxy's header timeout).
+func nonHTTPByName(name string) string {
+	name = strings.ToLower(name)
+	if strings.HasPrefix(name, "grpc-web") {
+		return "" // gRPC-Web is HTTP/1.1, and browsers send it CORS requests
+	}
+	prefix, _, _ := strings.Cut(name, "-")
+	switch prefix {
+	case "grpc", "h2c", "http2", "https", "tls", "tcp", "udp", "mysql", "mariadb", "postgres",
+		"postgresql", "mongo", "mongodb", "redis", "memcached", "cassandra", "cql", "amqp",
+		"amqps", "kafka", "mqtt", "nats", "zookeeper", "zk", "smtp", "ftp", "ssh", "thrift", "dns":
+		return prefix
+	}
+	return ""
 }
 
 func isHTTP1(appProtocol string) bool {
