@@ -14,6 +14,7 @@ type Metrics struct {
 	decisions      [len(decisionLabels)]atomic.Uint64
 	passthrough    atomic.Uint64 // requests on ports or hosts without a policy
 	upgrades       atomic.Uint64
+	tcpTunnels     atomic.Uint64 // connections that did not speak HTTP/1.x, passed through
 	upstreamErrors [len(upstreamErrorLabels)]atomic.Uint64
 	reloads        [2]atomic.Uint64 // success, failure
 	configured     atomic.Bool
@@ -64,6 +65,9 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintln(cw, "# HELP corsproxy_upgrades_total Upgraded connections (WebSocket) tunnelled to the app.")
 	fmt.Fprintln(cw, "# TYPE corsproxy_upgrades_total counter")
 	fmt.Fprintf(cw, "corsproxy_upgrades_total %d\n", m.upgrades.Load())
+	fmt.Fprintln(cw, "# HELP corsproxy_tcp_passthrough_total Connections that did not open with HTTP/1.x (TLS, HTTP/2, other protocols), passed to the app as plain TCP.")
+	fmt.Fprintln(cw, "# TYPE corsproxy_tcp_passthrough_total counter")
+	fmt.Fprintf(cw, "corsproxy_tcp_passthrough_total %d\n", m.tcpTunnels.Load())
 	fmt.Fprintln(cw, "# HELP corsproxy_upstream_errors_total Requests the app could not answer, by reason.")
 	fmt.Fprintln(cw, "# TYPE corsproxy_upstream_errors_total counter")
 	for i, label := range upstreamErrorLabels {

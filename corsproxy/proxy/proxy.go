@@ -139,16 +139,8 @@ func (l *interceptListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &interceptedConn{Conn: conn, upstream: l.proxy.upstreamFor(conn)}, nil
+	return &interceptedConn{Conn: conn, upstream: l.proxy.upstreamFor(conn), proxy: l.proxy}, nil
 }
-
-// interceptedConn carries its upstream to the request handler (nil when unknown).
-type interceptedConn struct {
-	net.Conn
-	upstream *upstream
-}
-
-func (c *interceptedConn) Write(p []byte) (int, error) { return yieldAfterWrite(c.Conn, p) }
 
 // yieldAfterWrite writes, then lets the other goroutines run before this one reads the
 // answer. Go reads a socket before waiting for it, so reading right after sending a

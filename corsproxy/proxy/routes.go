@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
 	"github.com/corsmesh/corsmesh/corsproxy/cors"
@@ -74,6 +75,12 @@ func (r *Routes) Policy(port int32, host []byte) *cors.Policy {
 		}
 	}
 	return pr.fallback
+}
+
+// HasPolicy reports whether any request to port can come under a CORS policy.
+func (r *Routes) HasPolicy(port int32) bool {
+	pr := r.ports[port]
+	return pr != nil && (pr.fallback != nil || slices.ContainsFunc(pr.hosts, func(h hostRoute) bool { return h.policy != nil }))
 }
 
 // hostName strips the port and a trailing dot from a Host header value.

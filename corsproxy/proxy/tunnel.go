@@ -26,16 +26,21 @@ func (p *Proxy) tunnel(ctx *fasthttp.RequestCtx, up *upstream) {
 		if _, err := appConn.Write(append(head, body...)); err != nil {
 			return
 		}
-		done := make(chan struct{})
-		go func() {
-			_, _ = io.Copy(appConn, client)
-			closeWrite(appConn)
-			close(done)
-		}()
-		_, _ = io.Copy(client, appConn)
-		closeWrite(client)
-		<-done
+		splice(client, appConn)
 	})
+}
+
+// splice copies bytes both ways until both sides are done, passing on each half-close.
+func splice(client, app net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(app, client)
+		closeWrite(app)
+		close(done)
+	}()
+	_, _ = io.Copy(client, app)
+	closeWrite(client)
+	<-done
 }
 
 // closeWrite half-closes a TCP connection so the peer sees EOF while replies still flow.
