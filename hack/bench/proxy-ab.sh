@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B of two corsproxy builds on the forwarding path: same nginx upstream, same wrk load,
-# the two binaries alternating (A B A B ...) for ROUNDS pairs, each pinned to core 0 with
+# the two binaries alternating (A B, B A, A B ...) for ROUNDS pairs, each pinned to core 0 with
 # GOMAXPROCS=1 while wrk and the upstream share core 1. Prints each pair's ratios B/A of
 # req/s and CPU per request, and their geometric means: on a noisy shared machine only
 # paired ratios say anything.
@@ -77,8 +77,15 @@ one() {
 echo "A: $a"
 echo "B: $b"
 for i in $(seq "$ROUNDS"); do
-	read -r ra ca < <(one "$a" $((PORT_BASE + 10)))
-	read -r rb cb < <(one "$b" $((PORT_BASE + 20)))
+	# Which runs first alternates (A B, B A, ...): the second of a pair was measured slower
+	# on this machine whichever binary it was.
+	if ((i % 2)); then
+		read -r ra ca < <(one "$a" $((PORT_BASE + 10)))
+		read -r rb cb < <(one "$b" $((PORT_BASE + 20)))
+	else
+		read -r rb cb < <(one "$b" $((PORT_BASE + 20)))
+		read -r ra ca < <(one "$a" $((PORT_BASE + 10)))
+	fi
 	echo "$i $ra $rb $ca $cb" | tee -a "$work/pairs" | awk '{printf "pair %s: A %s req/s %s µs/req, B %s req/s %s µs/req\n", $1, $2, $4, $3, $5}' >&2
 done
 awk '
