@@ -23,6 +23,7 @@ const (
 	ReasonNamespaceNotFound     Reason = "namespace-not-found"
 	ReasonNamespaceNotMonitored Reason = "namespace-not-monitored"
 	ReasonHostNetwork           Reason = "host-network"
+	ReasonWindows               Reason = "windows-pod"
 	ReasonAlreadyInjected       Reason = "already-injected"
 	ReasonPodOptedOut           Reason = "pod-opted-out"
 	ReasonNamespaceOptedOut     Reason = "namespace-opted-out"
@@ -37,7 +38,7 @@ const (
 // Reasons lists every Reason, so metrics can report zero counts.
 func Reasons() []Reason {
 	return []Reason{ReasonSystemNamespace, ReasonOwnNamespace, ReasonNamespaceNotFound,
-		ReasonNamespaceNotMonitored, ReasonHostNetwork, ReasonAlreadyInjected, ReasonPodOptedOut,
+		ReasonNamespaceNotMonitored, ReasonHostNetwork, ReasonWindows, ReasonAlreadyInjected, ReasonPodOptedOut,
 		ReasonNamespaceOptedOut, ReasonInvalidAnnotation, ReasonPodSecurity, ReasonNoChain,
 		ReasonNoCORSPlugin, ReasonPluginNotFound, ReasonNoHTTPPorts}
 }
@@ -122,6 +123,8 @@ func (in *Injector) decide(ctx context.Context, cluster Cluster, pod *corev1.Pod
 		return skip(ReasonOwnNamespace, "namespace %s is corsmesh's own", ns), nil
 	case pod.Spec.HostNetwork:
 		return skip(ReasonHostNetwork, "the pod uses the host's network: redirecting its traffic would redirect the node's"), nil
+	case runsOnWindows(pod):
+		return skip(ReasonWindows, "the pod runs on Windows (spec.os.name or a kubernetes.io/os node selector): the proxy and its iptables rules are Linux-only"), nil
 	case !injected && (pod.Annotations[AnnotationStatus] != "" || hasContainer(pod, ProxyContainerName)):
 		return skip(ReasonAlreadyInjected, "the pod already has the corsproxy sidecar"), nil
 	}
@@ -323,3 +326,12 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 
 // Forget drops a deleted chain's compiled selectors.
 func (in *Injector) Forget(namespace, name string) { in.selectors.forget(namespace, name) }
+
+// runsOnWindows reports a pod meant for Windows nodes, by its OS field or, before that
+// field, its node selector.
+func runsOnWindows(pod *corev1.Pod) bool {
+	if pod.Spec.OS != nil {
+		return pod.Spec.OS.Name == corev1.Windows
+	}
+	return pod.Spec.NodeSelector[corev1.LabelOSStable] == string(corev1.Windows)
+}

@@ -35,6 +35,10 @@ func TestSkipReasons(t *testing.T) {
 		{name: "namespace monitored by another mesh", cluster: func(o *injector.Objects) { o.Namespaces[0].Labels[injector.LabelMonitoredBy] = "other" },
 			want: injector.ReasonNamespaceNotMonitored},
 		{name: "host network", pod: func(p *corev1.Pod) { p.Spec.HostNetwork = true }, want: injector.ReasonHostNetwork},
+		{name: "Windows pod (spec.os)", pod: func(p *corev1.Pod) { p.Spec.OS = &corev1.PodOS{Name: corev1.Windows} },
+			want: injector.ReasonWindows, message: "Linux-only"},
+		{name: "Windows pod (node selector)", pod: func(p *corev1.Pod) { p.Spec.NodeSelector = map[string]string{"kubernetes.io/os": "windows"} },
+			want: injector.ReasonWindows},
 		{name: "already injected (status annotation)", pod: func(p *corev1.Pod) { p.Annotations = map[string]string{injector.AnnotationStatus: "{}"} },
 			want: injector.ReasonAlreadyInjected},
 		{name: "already injected (sidecar present)", pod: func(p *corev1.Pod) {
