@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestResponseFramingSurvivesTheHop: whatever framing the app's response has, the client
@@ -101,13 +100,7 @@ func checkFraming(t *testing.T, method string, app func(http.ResponseWriter), cl
 		app(w)
 	}))
 	addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: upstream, PolicyPort: 8080})
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
+	conn, br := dialProxy(t, addr)
 
 	headers := []string{"Origin: " + seedOrigin}
 	if closing {

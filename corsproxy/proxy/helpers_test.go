@@ -70,9 +70,9 @@ func seedConfig(t *testing.T) []byte {
 	return data
 }
 
-// rawExchange sends one raw HTTP/1.1 request and reads one response, so tests see header
-// lines exactly as they went over the wire (repeated lines included).
-func rawExchange(t *testing.T, addr, request string) *http.Response {
+// dialProxy connects to the proxy (closed when the test ends), with a deadline that ends a
+// test waiting for an answer that never comes.
+func dialProxy(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -80,10 +80,45 @@ func rawExchange(t *testing.T, addr, request string) *http.Response {
 	}
 	t.Cleanup(func() { conn.Close() })
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn, bufio.NewReader(conn)
+}
+
+// sendRaw writes request with its "\n" line ends as "\r\n".
+func sendRaw(t *testing.T, conn net.Conn, request string) {
+	t.Helper()
 	if _, err := io.WriteString(conn, strings.ReplaceAll(request, "\n", "\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+}
+
+// startRawApp runs an app on loopback that serves each TCP connection with serve, for
+// apps net/http cannot play (another protocol, an HTTP/1.0 server).
+func startRawApp(t *testing.T, serve func(net.Conn)) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); serve(c) }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).AddrPort()
+}
+
+// rawExchange sends one raw HTTP/1.1 request and reads one response, so tests see header
+// lines exactly as they went over the wire (repeated lines included).
+func rawExchange(t *testing.T, addr, request string) *http.Response {
+	t.Helper()
+	conn, br := dialProxy(t, addr)
+	sendRaw(t, conn, request)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("reading response: %v", err)
 	}

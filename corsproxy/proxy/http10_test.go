@@ -81,16 +81,9 @@ func TestHTTP10ClientsGetBodiesTheyCanRead(t *testing.T) {
 // exchangeRaw sends one request and reads until the proxy closes the connection.
 func exchangeRaw(t *testing.T, addr, request string) string {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(conn, strings.ReplaceAll(request, "\n", "\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(bufio.NewReader(conn))
+	conn, br := dialProxy(t, addr)
+	sendRaw(t, conn, request)
+	b, err := io.ReadAll(br)
 	if err != nil {
 		t.Fatalf("reading until the proxy closes: %v (got %q)", err, b)
 	}
@@ -153,36 +146,15 @@ func TestUnframedHead(t *testing.T) {
 // TestHTTP10AppIsAnsweredAsHTTP11: an app speaking HTTP/1.0 (Python's http.server does)
 // reaches an HTTP/1.1 client as HTTP/1.1, its body framed for it, the connection kept.
 func TestHTTP10AppIsAnsweredAsHTTP11(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				if _, err := http.ReadRequest(br); err != nil {
-					return
-				}
-				// No length: the body ends when the connection does, as HTTP/1.0 allows.
-				io.WriteString(c, "HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\nContent-Type: text/plain\r\n\r\nfrom an HTTP/1.0 app")
-			}()
+	app := startRawApp(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
 		}
-	}()
-	addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: ln.Addr().(*net.TCPAddr).AddrPort(), PolicyPort: 8080})
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
+		// No length: the body ends when the connection does, as HTTP/1.0 allows.
+		io.WriteString(c, "HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\nContent-Type: text/plain\r\n\r\nfrom an HTTP/1.0 app")
+	})
+	addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: app, PolicyPort: 8080})
+	conn, br := dialProxy(t, addr)
 	for i := range 2 {
 		resp := exchangeOn(t, conn, br, http.MethodGet, "/", "Origin: "+seedOrigin)
 		if resp.Proto != "HTTP/1.1" || resp.StatusCode != http.StatusOK {

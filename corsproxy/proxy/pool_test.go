@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -170,15 +169,8 @@ func TestClosingClientsKeepAppConnections(t *testing.T) {
 		"GET / HTTP/1.1\nHost: pipy-ok\nConnection: close\nOrigin: http://www.bbb.com\n\n",
 	}
 	for _, raw := range requests {
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(conn, strings.ReplaceAll(raw, "\n", "\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		br := bufio.NewReader(conn)
+		conn, br := dialProxy(t, addr)
+		sendRaw(t, conn, raw)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatalf("%q: %v", raw, err)
@@ -221,16 +213,8 @@ func TestConnectionHeaderTellsTheTruth(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// Read the header block off the wire: net/http's reader drops "Connection: close".
-			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err := io.WriteString(conn, strings.ReplaceAll(tc.request, "\n", "\r\n")); err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(conn)
+			conn, br := dialProxy(t, addr)
+			sendRaw(t, conn, tc.request)
 			var got []string
 			for {
 				line, err := br.ReadString('\n')

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"crypto/tls"
 	"io"
 	"net"
@@ -43,30 +42,12 @@ func TestStartsLikeHTTP1(t *testing.T) {
 // port with one, it gets the 400 it always got.
 func TestNonHTTPConnectionsPassThrough(t *testing.T) {
 	t.Run("binary protocol, echoed", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() { defer c.Close(); io.Copy(c, c) }()
-			}
-		}()
-		addr, _, metrics := startProxy(t, seedConfig(t), Options{Upstream: ln.Addr().(*net.TCPAddr).AddrPort(), PolicyPort: 9999,
+		echo := startRawApp(t, func(c net.Conn) { io.Copy(c, c) })
+		addr, _, metrics := startProxy(t, seedConfig(t), Options{Upstream: echo, PolicyPort: 9999,
 			ReadHeaderTimeout: 200 * time.Millisecond})
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
 		// The pauses outlast the header timeout: a deadline the server set before it let go
 		// of the connection would cut the tunnel.
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn, _ := dialProxy(t, addr)
 		for _, msg := range []string{"\x00\x00\x00\x08\x04\xd2\x16\x2f", "*1\r\n$4\r\nPING\r\n"} {
 			if _, err := io.WriteString(conn, msg); err != nil {
 				t.Fatal(err)
@@ -101,14 +82,9 @@ func TestNonHTTPConnectionsPassThrough(t *testing.T) {
 	t.Run("a port with a policy does not pass it", func(t *testing.T) {
 		upstream := startUpstream(t, pipyOK())
 		addr, _, metrics := startProxy(t, seedConfig(t), Options{Upstream: upstream, PolicyPort: 8080})
-		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		conn, br := dialProxy(t, addr)
 		io.WriteString(conn, "\x16\x03\x01\x02\x00\x01\r\n\r\n")
-		line, _ := bufio.NewReader(conn).ReadString('\n')
+		line, _ := br.ReadString('\n')
 		if !strings.HasPrefix(line, "HTTP/1.1 400") {
 			t.Errorf("got %q, want a 400", line)
 		}
