@@ -223,3 +223,37 @@ func TestNonHTTPPortNamesAreLeftAlone(t *testing.T) {
 		})
 	}
 }
+
+// A pod that is meant to finish (a Job's) gets a warning when the proxy would be a regular
+// container, which never exits; as a native sidecar it stops with the app.
+func TestRunToCompletionPodsWarnWithoutNativeSidecar(t *testing.T) {
+	tests := []struct {
+		name          string
+		restartPolicy corev1.RestartPolicy
+		native        string // the pod's corsmesh.io/native-sidecar; "" for the default (native)
+		wantWarning   bool
+	}{
+		{"Job pod, legacy sidecar", corev1.RestartPolicyNever, "false", true},
+		{"OnFailure, legacy sidecar", corev1.RestartPolicyOnFailure, "false", true},
+		{"Job pod, native sidecar", corev1.RestartPolicyNever, "", false},
+		{"long-running pod, legacy sidecar", corev1.RestartPolicyAlways, "false", false},
+	}
+	in := injector.New(testOptions())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+			w.Pod.Spec.RestartPolicy = tt.restartPolicy
+			if tt.native != "" {
+				w.Pod.Annotations = map[string]string{injector.AnnotationNativeSidecar: tt.native}
+			}
+			d, err := in.Decide(context.Background(), objs, w.Pod, w.Namespace)
+			if err != nil || !d.Inject {
+				t.Fatalf("inject=%v err=%v (%s)", d.Inject, err, d.Message)
+			}
+			warned := slices.ContainsFunc(d.Warnings, func(w string) bool { return strings.Contains(w, "never completes") })
+			if warned != tt.wantWarning {
+				t.Errorf("warnings %q: want the never-completes warning %v", d.Warnings, tt.wantWarning)
+			}
+		})
+	}
+}

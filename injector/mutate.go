@@ -337,6 +337,10 @@ func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native
 		c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
 			Command: []string{"corsproxy", "--wait-ready=60s", fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort)},
 		}}}
+		// It also gets SIGTERM together with the app, while endpoints still send traffic
+		// for a few seconds: it keeps accepting that long, as the app may (a native
+		// sidecar is stopped only after the app has exited).
+		c.Args = append(c.Args, "--drain-delay=5s")
 	}
 	if maxConns > 0 {
 		c.Args = append(c.Args, fmt.Sprintf("--max-conns-per-upstream=%d", maxConns))
