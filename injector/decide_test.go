@@ -1,7 +1,9 @@
 package injector_test
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -180,11 +182,13 @@ func TestDesiredFollowsPluginConfigEdits(t *testing.T) {
 }
 
 // A port whose name says it is not HTTP/1.1 (Istio's convention, and what Helm charts
-// write) is not intercepted, unless appProtocol says HTTP; the others on the pod still are.
-func TestNonHTTPPortNamesAreLeftAlone(t *testing.T) {
+// write), or that is a server-first protocol's well-known port, is not intercepted unless
+// appProtocol (or, for the number, an http name) says HTTP; the others on the pod still are.
+func TestNonHTTPPortsAreLeftAlone(t *testing.T) {
 	tests := []struct {
 		name        string
 		portName    string
+		port        int32 // default 5432
 		appProtocol *string
 		intercepted bool
 	}{
@@ -197,6 +201,8 @@ func TestNonHTTPPortNamesAreLeftAlone(t *testing.T) {
 		{name: "http", portName: "http-alt", intercepted: true},
 		{name: "a name that says nothing", portName: "metrics", intercepted: true},
 		{name: "appProtocol overrides the name", portName: "tcp-app", appProtocol: ptr.To("http"), intercepted: true},
+		{name: "MySQL's port, unnamed (the server speaks first)", portName: "", port: 3306},
+		{name: "MySQL's port, named http", portName: "http", port: 3306, intercepted: true},
 	}
 	in := injector.New(testOptions())
 	for _, tt := range tests {
@@ -204,7 +210,8 @@ func TestNonHTTPPortNamesAreLeftAlone(t *testing.T) {
 			objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 			svc := objs.ServiceList[0].DeepCopy()
 			svc.Name = "extra"
-			svc.Spec.Ports = []corev1.ServicePort{{Name: tt.portName, Port: 5432, TargetPort: intstr.FromInt32(5432), AppProtocol: tt.appProtocol}}
+			port := cmp.Or(tt.port, 5432)
+			svc.Spec.Ports = []corev1.ServicePort{{Name: tt.portName, Port: port, TargetPort: intstr.FromInt32(port), AppProtocol: tt.appProtocol}}
 			objs.ServiceList = append(objs.ServiceList, svc)
 			d, err := in.Decide(context.Background(), objs, w.Pod, w.Namespace)
 			if err != nil {
@@ -213,12 +220,12 @@ func TestNonHTTPPortNamesAreLeftAlone(t *testing.T) {
 			if !d.Inject || !slices.Contains(d.Ports, 8080) {
 				t.Fatalf("inject=%v ports=%v (%s): the seed's HTTP port must still be intercepted", d.Inject, d.Ports, d.Message)
 			}
-			if got := slices.Contains(d.Ports, 5432); got != tt.intercepted {
-				t.Errorf("port 5432 named %q intercepted = %v, want %v (warnings %q)", tt.portName, got, tt.intercepted, d.Warnings)
+			if got := slices.Contains(d.Ports, port); got != tt.intercepted {
+				t.Errorf("port %d named %q intercepted = %v, want %v (warnings %q)", port, tt.portName, got, tt.intercepted, d.Warnings)
 			}
-			warned := slices.ContainsFunc(d.Warnings, func(w string) bool { return strings.Contains(w, "port 5432 not intercepted") })
+			warned := slices.ContainsFunc(d.Warnings, func(w string) bool { return strings.Contains(w, fmt.Sprintf("port %d not intercepted", port)) })
 			if warned == tt.intercepted {
-				t.Errorf("warnings %q: want one about port 5432 exactly when it is left alone", d.Warnings)
+				t.Errorf("warnings %q: want one about port %d exactly when it is left alone", d.Warnings, port)
 			}
 		})
 	}

@@ -117,6 +117,10 @@ func (in *Injector) targetPort(pod *corev1.Pod, svc *corev1.Service, port corev1
 	default:
 		target = port.Port
 	}
+	if port.AppProtocol == nil && serverFirstPorts[target] != "" && !strings.HasPrefix(strings.ToLower(port.Name), "http") {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: port %d is %s's, where the server speaks first (appProtocol: http would say otherwise)", where, target, serverFirstPorts[target]))
+		return 0, false
+	}
 	if target == in.opts.ProxyPort || target == in.opts.AdminPort {
 		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: port %d is the proxy's own", where, target))
 		return 0, false
@@ -142,6 +146,15 @@ func nonHTTPByName(name string) string {
 		return prefix
 	}
 	return ""
+}
+
+// serverFirstPorts are the well-known ports of protocols where the server speaks first:
+// the proxy, waiting for a request, and the client, waiting for the greeting, would hang
+// until the proxy's header timeout. Client-first protocols on other ports are passed
+// through by the proxy itself when it sees they are not HTTP.
+var serverFirstPorts = map[int32]string{
+	21: "FTP", 22: "SSH", 25: "SMTP", 110: "POP3", 143: "IMAP", 465: "SMTP", 587: "SMTP",
+	993: "IMAP", 995: "POP3", 3306: "MySQL", 33060: "MySQL", 5900: "VNC",
 }
 
 func isHTTP1(appProtocol string) bool {
