@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +13,10 @@ import (
 	"github.com/corsmesh/corsmesh/injector"
 )
 
-// A pod with two ports: 8080 is reached through two Services with different policies, told
-// apart by Host; 9090 through a Service without a policy, proxied untouched.
+// A pod with three ports: 8080 is reached through two Services with different policies,
+// told apart by Host; 9090 through a Service without a policy, proxied untouched; 8443
+// serves HTTPS, which the proxy cannot read, through a Service whose port name says
+// nothing of it, so it is intercepted and must be passed through as plain TCP.
 const multiPortApp = `
 apiVersion: v1
 kind: Namespace
@@ -41,6 +44,13 @@ metadata: {name: metrics, namespace: shop}
 spec:
   selector: {app: shop}
   ports: [{name: metrics, port: 9090, targetPort: 9090}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: vault, namespace: shop}
+spec:
+  selector: {app: shop}
+  ports: [{name: api, port: 8443, targetPort: web-tls}]
 ---
 kind: Plugin
 apiVersion: plugin.flomesh.io/v1alpha1
@@ -81,7 +91,7 @@ spec:
   containers:
   - name: web
     image: example.com/shop:1
-    ports: [{name: http, containerPort: 8080}, {name: metrics, containerPort: 9090}]
+    ports: [{name: http, containerPort: 8080}, {name: metrics, containerPort: 9090}, {name: web-tls, containerPort: 8443}]
 `
 
 func TestPortsAndHosts(t *testing.T) {
@@ -129,6 +139,20 @@ func TestPortsAndHosts(t *testing.T) {
 			}
 		})
 	}
+	t.Run("HTTPS on an intercepted port without a policy: passed through", func(t *testing.T) {
+		status, err := injector.ParseStatus(&pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(status.Ports, 8443) {
+			t.Fatalf("port 8443 not intercepted (%v): the test needs it redirected to the proxy", status.Ports)
+		}
+		out, err := p.ClientCommand(ctx, "curl", "-ksi", "-m", "5", "https://"+p.IP.String()+":8443/").CombinedOutput()
+		got := strings.ToLower(string(out))
+		if err != nil || !strings.HasPrefix(got, "http/") || !strings.Contains(got, "hi from web") {
+			t.Errorf("over TLS through the redirect (err %v):\n%s\nproxy log:\n%s", err, out, p.Log(injector.ProxyContainerName))
+		}
+	})
 	// Untouched means untouched: port 9090's answers carry no Vary from the proxy either.
 	if got := strings.ToLower(curl(t, ctx, p, "metrics.shop:9090", "-H", "Origin: https://shop.example")); strings.Contains(got, "vary:") {
 		t.Errorf("port 9090 answer was modified:\n%s", got)

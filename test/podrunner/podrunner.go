@@ -259,7 +259,7 @@ func (p *Pod) start(ctx context.Context, c corev1.Container) error {
 var pipyMessage = regexp.MustCompile(`new Message\('([^']*)'\)`)
 
 // StartApp starts the stand-in for an app container: pipyok on each of its ports,
-// answering what the seed's pipy script answers.
+// answering what the seed's pipy script answers (over HTTPS on a port named "…-tls").
 func (p *Pod) StartApp(ctx context.Context, name string) error {
 	i := slices.IndexFunc(p.pod.Spec.Containers, func(c corev1.Container) bool { return c.Name == name })
 	if i < 0 {
@@ -274,6 +274,9 @@ func (p *Pod) StartApp(ctx context.Context, name string) error {
 		app := corev1.Container{
 			Name:    fmt.Sprintf("%s/%d", name, j),
 			Command: []string{"pipyok", fmt.Sprintf("--listen=:%d", port.ContainerPort), "--message=" + message},
+		}
+		if strings.HasSuffix(port.Name, "-tls") {
+			app.Command = append(app.Command, "--tls") // the test's convention for an HTTPS port
 		}
 		if err := p.start(ctx, app); err != nil {
 			return err
