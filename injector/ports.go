@@ -152,9 +152,10 @@ func nonHTTPByName(name string) string {
 // the proxy, waiting for a request, and the client, waiting for the greeting, would hang
 // until the proxy's header timeout. Client-first protocols on other ports are passed
 // through by the proxy itself when it sees they are not HTTP.
+// (Their TLS-wrapped ports, 465, 993 and 995, open with the client's TLS hello.)
 var serverFirstPorts = map[int32]string{
-	21: "FTP", 22: "SSH", 25: "SMTP", 110: "POP3", 143: "IMAP", 465: "SMTP", 587: "SMTP",
-	993: "IMAP", 995: "POP3", 3306: "MySQL", 33060: "MySQL", 5900: "VNC",
+	21: "FTP", 22: "SSH", 25: "SMTP", 110: "POP3", 143: "IMAP", 587: "SMTP",
+	3306: "MySQL", 33060: "MySQL", 5900: "VNC",
 }
 
 func isHTTP1(appProtocol string) bool {

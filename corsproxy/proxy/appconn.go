@@ -11,14 +11,14 @@ import (
 // Apps close idle keep-alive connections after a few seconds (Node.js and uvicorn after 5,
 // gunicorn after 2), far sooner than the pool lets them idle. fasthttp's pool does not
 // notice (nothing reads an idle connection), writes the next request into the closed
-// connection and reads EOF: it retries GET and HEAD, but a POST got 502, and so every
-// request after a quiet spell that was not idempotent.
+// connection and reads EOF. It retries GET and HEAD; a POST, and every other request
+// that is not idempotent, got 502 after a quiet spell.
 type appConn struct {
 	conn net.Conn
 	dial func() (net.Conn, error)
-	// answeredAt: when the last read returned. A write with a read before it (or none
-	// at all) starts a request: writes of one request come together, and a request
-	// body written after "100 Continue" follows its read at once.
+	// answeredAt: when the answer to the last request began to arrive. A write with a
+	// read before it (or none at all) starts a request: fasthttp's client writes a whole
+	// request, body included, before it reads anything of the answer.
 	answeredAt time.Time
 	inRequest  bool
 }
