@@ -170,10 +170,6 @@ func (in *Injector) decide(ctx context.Context, cluster Cluster, pod *corev1.Pod
 		d.Message = "no Service selects the pod on a TCP port the proxy can serve, so there is nothing to intercept"
 		return d, nil
 	}
-	if native, err := in.nativeSidecar(pod); err == nil && !native && pod.Spec.RestartPolicy != "" && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
-		// A bad annotation is Mutation's to reject; here only the consequence of a good one.
-		d.Warnings = append(d.Warnings, fmt.Sprintf("restartPolicy %s with the proxy as a regular container: it keeps running after the app exits, so the pod (a Job's, say) never completes; native sidecars (Kubernetes 1.29+, %s: \"true\") stop with the app", pod.Spec.RestartPolicy, AnnotationNativeSidecar))
-	}
 	d.Inject = true
 	return d, nil
 }

@@ -253,9 +253,9 @@ func TestRunToCompletionPodsWarnWithoutNativeSidecar(t *testing.T) {
 			if tt.native != "" {
 				w.Pod.Annotations = map[string]string{injector.AnnotationNativeSidecar: tt.native}
 			}
-			d, err := in.Decide(context.Background(), objs, w.Pod, w.Namespace)
+			d, _, err := in.Inject(context.Background(), objs, w.Pod, w.Namespace)
 			if err != nil || !d.Inject {
-				t.Fatalf("inject=%v err=%v (%s)", d.Inject, err, d.Message)
+				t.Fatalf("inject=%v err=%v", d != nil && d.Inject, err)
 			}
 			warned := slices.ContainsFunc(d.Warnings, func(w string) bool { return strings.Contains(w, "never completes") })
 			if warned != tt.wantWarning {

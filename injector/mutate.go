@@ -76,7 +76,8 @@ func (in *Injector) Mutate(pod *corev1.Pod, d *Decision) (*corev1.Pod, error) {
 	return m.Apply(pod), nil
 }
 
-// Mutation builds what injecting pod adds, as decided by d (which must say Inject).
+// Mutation builds what injecting pod adds, as decided by d (which must say Inject). What
+// only the pod's own settings reveal (its sidecar mode, say) is added to d.Warnings.
 func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if !d.Inject {
 		return nil, fmt.Errorf("mutate called for a pod that is not injected (%s)", d.Reason)
@@ -84,6 +85,9 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	native, err := in.nativeSidecar(pod)
 	if err != nil {
 		return nil, err
+	}
+	if !native && pod.Spec.RestartPolicy != "" && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
+		d.Warnings = append(d.Warnings, fmt.Sprintf("restartPolicy %s with the proxy as a regular container: it keeps running after the app exits, so the pod (a Job's, say) never completes; native sidecars (Kubernetes 1.29+, %s: \"true\") stop with the app", pod.Spec.RestartPolicy, AnnotationNativeSidecar))
 	}
 	resources, err := in.proxyResources(pod)
 	if err != nil {
