@@ -16,8 +16,9 @@ type Routes struct {
 }
 
 type portRoutes struct {
-	fallback *cors.Policy // for hosts no entry names; nil: proxied untouched
-	hosts    []hostRoute
+	fallback  *cors.Policy // for hosts no entry names; nil: proxied untouched
+	hosts     []hostRoute
+	hasPolicy bool // some request to the port can come under a policy
 }
 
 type hostRoute struct {
@@ -45,6 +46,7 @@ func Compile(c *config.Config) (*Routes, error) {
 			}
 			pr.hosts = append(pr.hosts, route)
 		}
+		pr.hasPolicy = pr.fallback != nil || slices.ContainsFunc(pr.hosts, func(h hostRoute) bool { return h.policy != nil })
 		r.ports[p.Port] = pr
 	}
 	return r, nil
@@ -80,7 +82,7 @@ func (r *Routes) Policy(port int32, host []byte) *cors.Policy {
 // HasPolicy reports whether any request to port can come under a CORS policy.
 func (r *Routes) HasPolicy(port int32) bool {
 	pr := r.ports[port]
-	return pr != nil && (pr.fallback != nil || slices.ContainsFunc(pr.hosts, func(h hostRoute) bool { return h.policy != nil }))
+	return pr != nil && pr.hasPolicy
 }
 
 // hostName strips the port and a trailing dot from a Host header value.

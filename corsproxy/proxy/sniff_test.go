@@ -93,3 +93,23 @@ func TestNonHTTPConnectionsPassThrough(t *testing.T) {
 		}
 	})
 }
+
+// Routes.HasPolicy decides which ports may pass non-HTTP traffic: any port where some
+// request can come under a policy keeps the 400.
+func TestRoutesHasPolicy(t *testing.T) {
+	routes, err := ParseRoutes([]byte(`{"version":1,"ports":[
+		{"port":8080,"cors":{"allowOrigins":[{"exact":"https://a.example"}]}},
+		{"port":8081,"hosts":[
+			{"names":["plain"]},
+			{"names":["shop"],"cors":{"allowOrigins":[{"exact":"https://shop.example"}]}}]},
+		{"port":8082,"hosts":[{"names":["plain"]}]},
+		{"port":8083}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for port, want := range map[int32]bool{8080: true, 8081: true, 8082: false, 8083: false, 9999: false} {
+		if got := routes.HasPolicy(port); got != want {
+			t.Errorf("HasPolicy(%d) = %v, want %v", port, got, want)
+		}
+	}
+}
