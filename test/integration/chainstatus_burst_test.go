@@ -18,8 +18,7 @@ func TestChainStatusBatchesABurst(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	cs, _, _ := clients(t, s)
 	app := corsApp{Namespace: "burst", App: "burst-web", Port: 8080, Origin: "https://a.example"}
-	namespace(t, ctx, s, app.Namespace, true, nil)
-	app.install(t, ctx, s)
+	app.installMonitored(t, ctx, s)
 	waitForServiceAccount(t, ctx, cs, app.Namespace)
 
 	const pods = 60

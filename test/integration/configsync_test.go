@@ -24,8 +24,7 @@ func TestConfigSync(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, 2*time.Minute)
 	app := corsApp{Namespace: "sync", App: "sync-web", Port: 8080, Origin: "https://a.example"}
-	namespace(t, ctx, s, app.Namespace, true, nil)
-	app.install(t, ctx, s)
+	app.installMonitored(t, ctx, s)
 
 	pod, err := s.Clientset.CoreV1().Pods(app.Namespace).Create(ctx, app.pod("running"), metav1.CreateOptions{})
 	if err != nil {
@@ -80,8 +79,7 @@ func TestPolicyStatus(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, time.Minute)
 	app := corsApp{Namespace: "status", App: "status-web", Port: 8080, Origin: "https://status.example"}
-	namespace(t, ctx, s, app.Namespace, true, nil)
-	app.install(t, ctx, s)
+	app.installMonitored(t, ctx, s)
 	apply(t, ctx, s, `apiVersion: plugin.flomesh.io/v1alpha1
 kind: Plugin
 metadata:

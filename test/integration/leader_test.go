@@ -23,8 +23,7 @@ func TestLeaderElection(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, 3*time.Minute)
 	app := corsApp{Namespace: "leader", App: "leader-web", Port: 8080, Origin: "https://a.example"}
-	namespace(t, ctx, s, app.Namespace, true, nil)
-	app.install(t, ctx, s)
+	app.installMonitored(t, ctx, s)
 	for _, name := range []string{"one", "two"} {
 		if _, err := s.Clientset.CoreV1().Pods(app.Namespace).Create(ctx, app.pod(name), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

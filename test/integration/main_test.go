@@ -234,6 +234,14 @@ spec:
 
 // install applies the app's policy resources and deletes its cluster-scoped Plugin when
 // the test ends (the rest goes with the namespace).
+// installMonitored creates the app's namespace, monitored by the mesh, and installs the
+// app in it: what most tests start from.
+func (a corsApp) installMonitored(t *testing.T, ctx context.Context, s *sandbox.Sandbox) {
+	t.Helper()
+	namespace(t, ctx, s, a.Namespace, true, nil)
+	a.install(t, ctx, s)
+}
+
 func (a corsApp) install(t *testing.T, ctx context.Context, s *sandbox.Sandbox) {
 	t.Helper()
 	apply(t, ctx, s, a.yaml())

@@ -23,8 +23,7 @@ func TestWebhookOutage(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, 2*time.Minute)
 	app := corsApp{Namespace: "outage", App: "outage-web", Port: 8080, Origin: "https://outage.example"}
-	namespace(t, ctx, s, app.Namespace, true, nil)
-	app.install(t, ctx, s)
+	app.installMonitored(t, ctx, s)
 
 	if got := failurePolicy(t, ctx, s); got != admissionregistrationv1.Fail {
 		t.Fatalf("MutatingWebhookConfiguration %s has failurePolicy %s, want Fail", sandbox.MutatingWebhookConfigurationName, got)

@@ -31,8 +31,7 @@ func TestCertificateRenewal(t *testing.T) {
 	ctx := testContext(t, 2*time.Minute)
 	cs, _, _ := clients(t, s)
 	app := corsApp{Namespace: "renewal", App: "renewal-web", Port: 8080, Origin: "https://renewal.example"}
-	namespace(t, ctx, s, app.Namespace, true, nil)
-	app.install(t, ctx, s)
+	app.installMonitored(t, ctx, s)
 
 	server := s.WebhookServer()
 	before, err := s.WebhookServingCertificate(ctx)

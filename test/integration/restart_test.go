@@ -22,8 +22,7 @@ func TestRestartCatchesUp(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, 2*time.Minute)
 	app := corsApp{Namespace: "catch-up", App: "catch-up-web", Port: 8080, Origin: "https://a.example"}
-	namespace(t, ctx, s, app.Namespace, true, nil)
-	app.install(t, ctx, s)
+	app.installMonitored(t, ctx, s)
 
 	pod, err := s.Clientset.CoreV1().Pods(app.Namespace).Create(ctx, app.pod("running"), metav1.CreateOptions{})
 	if err != nil {
