@@ -44,7 +44,7 @@ func TestHTTP10ClientsGetBodiesTheyCanRead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, _, _ := startProxy(t, seedConfig(t), Options{Upstream: mustParseAddrPort(t, tc.upstream), PolicyPort: 8080})
 			for range 2 { // the second exchange shows the app's connection was kept
-				raw := exchangeRaw(t, addr, tc.request)
+				raw := exchangeUntilClosed(t, addr, tc.request)
 				head, body, ok := strings.Cut(raw, "\r\n\r\n")
 				if !ok {
 					t.Fatalf("no header end in %q", raw)
@@ -78,8 +78,8 @@ func TestHTTP10ClientsGetBodiesTheyCanRead(t *testing.T) {
 	}
 }
 
-// exchangeRaw sends one request and reads until the proxy closes the connection.
-func exchangeRaw(t *testing.T, addr, request string) string {
+// exchangeUntilClosed sends one request and reads until the proxy closes the connection.
+func exchangeUntilClosed(t *testing.T, addr, request string) string {
 	t.Helper()
 	conn, br := dialProxy(t, addr)
 	sendRaw(t, conn, request)
