@@ -16,7 +16,7 @@ FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/cors:FuzzDecide
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
 ARGS ?=
 
-.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-proxy demo clean
+.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean
 
 all: build
 
@@ -41,7 +41,7 @@ verify-generate:
 	./hack/generate.sh --check
 
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
-test: lint verify-generate controlplane unit fuzz
+test: lint verify-generate controlplane unit fuzz bench-smoke
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
@@ -65,6 +65,21 @@ bench:
 ## demo: the seed's walkthrough on this machine (make demo ARGS=--keep leaves it running)
 demo: build controlplane
 	$(GO) run ./test/demo --bin $(BIN) $(ARGS)
+
+## bench-smoke: every Go benchmark and both load drivers once, tiny, so they keep working (in make test)
+bench-smoke: controlplane
+	$(GO) test -count=1 -run='^$$' -bench=. -benchtime=1x ./corsproxy/... ./injector/... ./webhook/...
+	$(GO) run ./hack/bench/webhook --pods 10 --services 100 --chains 10 --batch 5 --warmup 2 \
+		--handler-bench=false --out "" --quiesce 0s >/dev/null
+	@if [ "$${CI:-}" != true ] && [ "$$(id -u)" != 0 ] && ! { command -v wrk && command -v nginx; } >/dev/null 2>&1; then \
+		echo "==> SKIP hack/bench/proxy.sh smoke: wrk or nginx missing, and not root to install them (it runs under CI=true)"; \
+	else \
+		echo "==> hack/bench/proxy.sh smoke"; \
+		out=$$(mktemp -d); \
+		ROUNDS=1 DURATION=1s WARMUP=1s PROFILE=1 CONTENDERS="direct corsproxy nginx rscors evloop" RESULTS_DIR=$$out \
+			./hack/bench/proxy.sh >/dev/null; \
+		rm -rf "$$out"; \
+	fi
 
 ## bench-proxy: corsproxy vs nginx vs net/http+rs/cors, each on one core (see hack/bench/proxy.sh)
 bench-proxy:
