@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -83,23 +84,21 @@ type Fetcher struct {
 // candidate one and warns; a pinned version whose content differs from the
 // lock is an error.
 func (f *Fetcher) Fetch(ctx context.Context, pin Pin) (string, Pin, error) {
-	cached := filepath.Join(f.CacheDir, pin.Package+"_"+strings.ReplaceAll(pin.Version, ":", "%3a")+".deb")
-	if sum, err := fileSHA256(cached); err == nil && sum == pin.SHA256 {
+	if cached, ok := f.cached(pin); ok {
 		return cached, pin, nil
 	}
-	file, err := f.download(ctx, pin.Package+"="+pin.Version)
+	files, err := f.download(ctx, pin.Package+"="+pin.Version)
 	if err != nil {
 		fmt.Fprintf(f.Log, "WARNING: %s %s is not on the mirror (%v); taking the candidate version: image digests will differ from the lock until `make images-lock`\n", pin.Package, pin.Version, err)
-		file, err = f.download(ctx, pin.Package)
-		if err != nil {
-			return "", Pin{}, err
-		}
-		got, err := Describe(ctx, file)
-		if err != nil {
-			return "", Pin{}, err
-		}
-		return file, got, nil
+		return f.Candidate(ctx, pin.Package)
 	}
+	return f.keep(files[0], pin)
+}
+
+// keep checks a downloaded pinned package against the lock and moves it to
+// its cache name.
+func (f *Fetcher) keep(file string, pin Pin) (string, Pin, error) {
+	cached := f.cachePath(pin)
 	sum, err := fileSHA256(file)
 	if err != nil {
 		return "", Pin{}, err
@@ -113,54 +112,148 @@ func (f *Fetcher) Fetch(ctx context.Context, pin Pin) (string, Pin, error) {
 	return cached, pin, nil
 }
 
+func (f *Fetcher) cachePath(pin Pin) string {
+	return filepath.Join(f.CacheDir, pin.Package+"_"+strings.ReplaceAll(pin.Version, ":", "%3a")+".deb")
+}
+
+func (f *Fetcher) cached(pin Pin) (string, bool) {
+	file := f.cachePath(pin)
+	sum, err := fileSHA256(file)
+	return file, err == nil && sum == pin.SHA256
+}
+
+// FetchAll is Fetch for many pins, with one apt-get run for all the missing
+// ones (each apt-get start reads the whole package index). It returns the
+// files and the pins they really are, in the order of pins.
+func (f *Fetcher) FetchAll(ctx context.Context, pins []Pin) ([]string, []Pin, error) {
+	files := make([]string, len(pins))
+	got := make([]Pin, len(pins))
+	var missing []string
+	for i, p := range pins {
+		if file, ok := f.cached(p); ok {
+			files[i], got[i] = file, p
+			continue
+		}
+		missing = append(missing, p.Package+"="+p.Version)
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(f.Log, "==> apt-get download %d packages\n", len(missing))
+		// One failure (a version gone from the mirror) fails the batch;
+		// Fetch below then goes one by one.
+		if downloaded, err := f.download(ctx, missing...); err == nil {
+			byName := map[string]Pin{}
+			for _, p := range pins {
+				byName[p.Package] = p
+			}
+			for _, d := range downloaded {
+				p, err := Describe(ctx, d)
+				if err != nil {
+					return nil, nil, err
+				}
+				want, ok := byName[p.Package]
+				if !ok || want.Version != p.Version {
+					return nil, nil, fmt.Errorf("apt-get download gave %s %s, which is not pinned", p.Package, p.Version)
+				}
+				// Checks the hash against the lock.
+				if _, _, err := f.keep(d, want); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
+	}
+	for i, p := range pins {
+		if files[i] != "" {
+			continue
+		}
+		file, pin, err := f.Fetch(ctx, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		files[i], got[i] = file, pin
+	}
+	return files, got, nil
+}
+
 // Candidate downloads the version apt would install now and describes it.
 func (f *Fetcher) Candidate(ctx context.Context, pkg string) (string, Pin, error) {
-	file, err := f.download(ctx, pkg)
+	files, err := f.download(ctx, pkg)
 	if err != nil {
 		return "", Pin{}, err
 	}
-	p, err := Describe(ctx, file)
-	return file, p, err
+	p, err := Describe(ctx, files[0])
+	return files[0], p, err
 }
 
-// download runs `apt-get download spec` in a fresh directory under the cache
-// and returns the one file it wrote. When apt has no package lists yet (a
-// fresh machine) and we are root, it runs `apt-get update` once and retries.
-func (f *Fetcher) download(ctx context.Context, spec string) (string, error) {
+// Candidates describes the versions apt would install now, downloading them
+// in one apt-get run.
+func (f *Fetcher) Candidates(ctx context.Context, pkgs []string) ([]Pin, error) {
+	files, err := f.download(ctx, pkgs...)
+	if err != nil {
+		return nil, err
+	}
+	var pins []Pin
+	for _, file := range files {
+		p, err := Describe(ctx, file)
+		if err != nil {
+			return nil, err
+		}
+		if _, _, err := f.keep(file, p); err != nil {
+			return nil, err
+		}
+		pins = append(pins, p)
+	}
+	sort.Slice(pins, func(i, j int) bool { return pins[i].Package < pins[j].Package })
+	return pins, nil
+}
+
+// download runs one `apt-get download` of specs in a fresh directory under
+// the cache and returns the files it wrote. When apt has no package lists yet
+// (a fresh machine) and we are root, it runs `apt-get update` once and
+// retries.
+func (f *Fetcher) download(ctx context.Context, specs ...string) ([]string, error) {
 	if err := os.MkdirAll(f.CacheDir, 0o755); err != nil {
-		return "", err
+		return nil, err
 	}
 	dir, err := os.MkdirTemp(f.CacheDir, "download-")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	run := func() ([]byte, error) {
-		cmd := exec.CommandContext(ctx, "apt-get", "download", "-q", spec)
+		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"download", "-q"}, specs...)...)
 		cmd.Dir = dir
 		return cmd.CombinedOutput()
 	}
 	out, err := run()
 	if err != nil && !f.updated && os.Geteuid() == 0 {
 		f.updated = true
-		fmt.Fprintf(f.Log, "==> apt-get update (apt-get download %s failed)\n", spec)
+		fmt.Fprintf(f.Log, "==> apt-get update (apt-get download failed: %s)\n", lastLine(out))
 		if uout, uerr := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); uerr != nil {
-			return "", fmt.Errorf("apt-get update: %w: %s", uerr, uout)
+			return nil, fmt.Errorf("apt-get update: %w: %s", uerr, uout)
 		}
 		out, err = run()
 	}
 	if err != nil {
-		return "", fmt.Errorf("apt-get download %s: %w: %s", spec, err, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("apt-get download %s: %w: %s", strings.Join(specs, " "), err, strings.TrimSpace(string(out)))
 	}
 	matches, _ := filepath.Glob(filepath.Join(dir, "*.deb"))
-	if len(matches) != 1 {
-		return "", fmt.Errorf("apt-get download %s wrote %d .deb files", spec, len(matches))
+	if len(matches) != len(specs) {
+		return nil, fmt.Errorf("apt-get download of %d packages wrote %d .deb files", len(specs), len(matches))
 	}
-	final := filepath.Join(f.CacheDir, filepath.Base(matches[0])+".part")
-	if err := os.Rename(matches[0], final); err != nil {
-		return "", err
+	var files []string
+	for _, m := range matches {
+		final := filepath.Join(f.CacheDir, filepath.Base(m)+".part")
+		if err := os.Rename(m, final); err != nil {
+			return nil, err
+		}
+		files = append(files, final)
 	}
-	return final, nil
+	return files, nil
+}
+
+func lastLine(out []byte) string {
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
 }
 
 // Describe reads a .deb's package name and version and hashes it.

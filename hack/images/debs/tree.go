@@ -127,3 +127,12 @@ func (t *Tree) install(dst *rootfs.FS, p string, seen map[string]bool) error {
 	}
 	return nil
 }
+
+// Read returns a regular file's content.
+func (t *Tree) Read(p string) ([]byte, error) {
+	f, ok := t.files[p]
+	if !ok || !f.Mode.IsRegular() {
+		return nil, fmt.Errorf("%s: no such regular file in the packages", p)
+	}
+	return f.Data, nil
+}

@@ -103,7 +103,7 @@ type archiveImage struct {
 	blob func(v1.Hash) ([]byte, error)
 }
 
-func (a *archiveImage) RawManifest() ([]byte, error)      { return a.raw, nil }
+func (a *archiveImage) RawManifest() ([]byte, error)        { return a.raw, nil }
 func (a *archiveImage) MediaType() (types.MediaType, error) { return a.mt, nil }
 
 func (a *archiveImage) RawConfigFile() ([]byte, error) {
