@@ -47,13 +47,18 @@ func TestInitImageInstallsRules(t *testing.T) {
 			initImage = img
 		}
 	}
-	_, files := readImage(t, initImage.Archive(dir))
+	img, files := readImage(t, initImage.Archive(dir))
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := cf.Config.Env
 	root := unpack(t, files)
 
 	for _, backend := range []string{"nft", "legacy"} {
 		t.Run(backend, func(t *testing.T) {
 			ns := newNetns(t)
-			out, err := inImage(t, ns, root, "/usr/local/bin/corsproxy-init", "--inbound-ports=8080,9090", "--backend="+backend)
+			out, err := inImage(t, ns, root, env, "/usr/local/bin/corsproxy-init", "--inbound-ports=8080,9090", "--backend="+backend)
 			if err != nil {
 				t.Fatalf("corsproxy-init --backend=%s in the image: %v\n%s", backend, err, out)
 			}
@@ -68,7 +73,7 @@ func TestInitImageInstallsRules(t *testing.T) {
 				}
 			}
 			for _, fam := range families {
-				save, err := inImage(t, ns, root, "/usr/sbin/"+fam+"-"+backend+"-save", "-t", "nat")
+				save, err := inImage(t, ns, root, env, "/usr/sbin/"+fam+"-"+backend+"-save", "-t", "nat")
 				if err != nil {
 					t.Fatalf("%s-%s-save: %v\n%s", fam, backend, err, save)
 				}
@@ -83,7 +88,9 @@ func TestInitImageInstallsRules(t *testing.T) {
 }
 
 // unpack writes the image's files under a fresh directory and bind-mounts it
-// read-only onto another, which it returns; both go when the test ends.
+// read-only onto another, which it returns, with what a container runtime
+// mounts over a read-only root: /proc, a tmpfs /dev with null, and /dev/shm.
+// All of it goes when the test ends.
 func unpack(t *testing.T, files map[string]imageFile) string {
 	t.Helper()
 	src := t.TempDir()
@@ -132,14 +139,28 @@ func unpack(t *testing.T, files map[string]imageFile) string {
 		}
 	})
 	mount("-o", "remount,bind,ro", ro)
-	// /proc as in a container: corsproxy-init reads /proc/net/if_inet6
-	// (which follows the reader's network namespace) to decide on IPv6.
+	umountLater := func(p string) {
+		t.Cleanup(func() {
+			if out, err := exec.Command("umount", p).CombinedOutput(); err != nil {
+				t.Errorf("umount %s: %v: %s", p, err, out)
+			}
+		})
+	}
+	// /proc: corsproxy-init reads /proc/net/if_inet6 (which follows the
+	// reader's network namespace) to decide on IPv6.
 	mount("-t", "proc", "proc", filepath.Join(ro, "proc"))
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", filepath.Join(ro, "proc")).CombinedOutput(); err != nil {
-			t.Errorf("umount %s/proc: %v: %s", ro, err, out)
-		}
-	})
+	umountLater(filepath.Join(ro, "proc"))
+	dev := filepath.Join(ro, "dev")
+	mount("-t", "tmpfs", "-o", "mode=755,size=1m", "tmpfs", dev)
+	umountLater(dev)
+	if err := os.WriteFile(filepath.Join(dev, "null"), nil, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	mount("--bind", "/dev/null", filepath.Join(dev, "null"))
+	umountLater(filepath.Join(dev, "null"))
+	if err := os.Mkdir(filepath.Join(dev, "shm"), 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
 	return ro
 }
 
@@ -162,11 +183,11 @@ func newNetns(t *testing.T) string {
 }
 
 // inImage runs a command of the image, chrooted into root, in network
-// namespace ns, with the image's PATH and nothing of the host's environment.
-func inImage(t *testing.T, ns, root string, args ...string) (string, error) {
+// namespace ns, with the image's environment and nothing of the host's.
+func inImage(t *testing.T, ns, root string, env []string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), "ip", append([]string{"netns", "exec", ns, "chroot", root}, args...)...)
-	cmd.Env = []string{pathEnv}
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
