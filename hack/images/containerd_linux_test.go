@@ -40,11 +40,36 @@ func containerdTools(t *testing.T) map[string]string {
 				found[name] = p
 			}
 		}
+		if found[name] == "" && name == "ctr" {
+			found[name] = buildCtr(t)
+		}
 		if found[name] == "" {
 			skipOrFail(t, "needs %s (containerd v2 and ctr: set CORSMESH_CONTAINERD_DIR or build them into bin/k8s/v1.37.2; runc: Debian package runc)", name)
 		}
 	}
 	return found
+}
+
+// buildCtr builds ctr from the containerd wrapper module the sandbox node's
+// containerd is built from (hack/controlplane/containerd), if it is there:
+// the node needs no ctr, this test does.
+func buildCtr(t *testing.T) string {
+	t.Helper()
+	mod := filepath.Join("..", "controlplane", "containerd")
+	if _, err := os.Stat(filepath.Join(mod, "go.mod")); err != nil {
+		return ""
+	}
+	out, err := filepath.Abs(filepath.Join("..", "..", "bin", "images", "build", "ctr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-o", out, "github.com/containerd/containerd/v2/cmd/ctr")
+	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building ctr in %s: %v\n%s", mod, err, b)
+	}
+	return out
 }
 
 // TestContainerdImportsAndRuns imports every archive into a real containerd
