@@ -216,15 +216,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.Error("corsproxy: both Content-Length and Transfer-Encoding", fasthttp.StatusBadRequest)
 		return
 	}
-	if ctx.Request.Header.ConnectionUpgrade() {
-		p.tunnel(ctx, up)
-		return
-	}
 	policy := p.routes.Load().Policy(up.port, ctx.Request.Header.Host())
 	if policy == nil {
 		p.metrics.passthrough.Add(1)
-		if err := p.forward(ctx, up); err != nil {
-			p.writeUpstreamError(ctx, err)
+		sw := p.forwardOrUpgrade(ctx, up)
+		if sw != nil {
+			p.switchProtocols(ctx, sw)
+			return
 		}
 		p.endByClosing(ctx)
 		return
@@ -242,11 +240,30 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		writePreflight(&ctx.Response, policy, origin, closing)
 		return
 	}
+	sw := p.forwardOrUpgrade(ctx, up)
+	applyActual(&ctx.Response, policy, decision, origin, closing)
+	if sw != nil {
+		p.switchProtocols(ctx, sw)
+		return
+	}
+	p.endByClosing(ctx)
+}
+
+// forwardOrUpgrade sends the request to the app and leaves its answer, or the proxy's
+// error in its place, in ctx.Response. A request to switch protocols that the app accepts
+// returns the switched connection.
+func (p *Proxy) forwardOrUpgrade(ctx *fasthttp.RequestCtx, up *upstream) *switched {
+	if ctx.Request.Header.ConnectionUpgrade() {
+		sw, err := p.upgrade(ctx, up)
+		if err != nil {
+			p.writeUpstreamError(ctx, err)
+		}
+		return sw
+	}
 	if err := p.forward(ctx, up); err != nil {
 		p.writeUpstreamError(ctx, err)
 	}
-	applyActual(&ctx.Response, policy, decision, origin, closing)
-	p.endByClosing(ctx)
+	return nil
 }
 
 // forward sends the request to the app and leaves its response in ctx.Response.
@@ -400,9 +417,9 @@ func writePreflight(resp *fasthttp.Response, policy *cors.Policy, origin []byte,
 
 // keepAlive states a kept-alive connection explicitly, as osm-edge's pipy and nginx do,
 // unless the connection closes after this response: then the server says "close", and
-// a "keep-alive" beside it would contradict it.
+// a "keep-alive" beside it would contradict it. A 101's "Connection: Upgrade" stays.
 func keepAlive(resp *fasthttp.Response, closing bool) {
-	if !closing && !resp.ConnectionClose() {
+	if !closing && !resp.ConnectionClose() && resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		resp.Header.Set(fasthttp.HeaderConnection, "keep-alive")
 	}
 }
