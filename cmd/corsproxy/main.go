@@ -58,7 +58,8 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.IntVar(&f.opts.MaxConnsPerUpstream, "max-conns-per-upstream", 1024, "pooled connections per app port")
 	fs.DurationVar(&f.opts.UpstreamTimeout, "upstream-timeout", 0, "wait at most this long for the app's response (0: no limit)")
 	fs.DurationVar(&f.opts.DialTimeout, "dial-timeout", 2*time.Second, "wait at most this long to connect to the app")
-	fs.DurationVar(&f.opts.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "wait at most this long for a request's header")
+	fs.DurationVar(&f.opts.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "wait at most this long for a request's header (then 408)")
+	fs.DurationVar(&f.opts.BodyIdleTimeout, "body-idle-timeout", 60*time.Second, "wait at most this long for each piece of a request's body, not for the whole body (then 408)")
 	fs.DurationVar(&f.opts.IdleTimeout, "idle-timeout", 90*time.Second, "close keep-alive connections idle this long")
 	fs.IntVar(&f.opts.MaxHeaderBytes, "max-header-bytes", 32<<10, "largest request header block accepted (larger: 431)")
 	if err := fs.Parse(args); err != nil {

@@ -42,8 +42,12 @@ type Options struct {
 	UpstreamTimeout time.Duration
 	// DialTimeout bounds connecting to the app (default 2s).
 	DialTimeout time.Duration
-	// ReadHeaderTimeout bounds reading a request's header (default 10s).
+	// ReadHeaderTimeout bounds reading a request's header, from its first byte on a kept-alive
+	// connection or from the accept on a new one (default 10s). Slower clients get 408.
 	ReadHeaderTimeout time.Duration
+	// BodyIdleTimeout bounds each wait for more of a request's body, not the whole body: an
+	// upload may take as long as it keeps moving (default 60s). A stalled one gets 408.
+	BodyIdleTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long (default 90s).
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's header block; larger ones get 431 (default 32 KiB).
@@ -61,6 +65,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.BodyIdleTimeout == 0 {
+		o.BodyIdleTimeout = 60 * time.Second
 	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 90 * time.Second
@@ -101,11 +108,22 @@ func New(routes *Routes, metrics *Metrics, opts Options) *Proxy {
 	p := &Proxy{opts: opts, metrics: metrics, upstreams: make(map[netip.AddrPort]*upstream)}
 	p.routes.Store(routes)
 	p.server = &fasthttp.Server{
-		Handler:                      p.serve,
-		ReadBufferSize:               opts.MaxHeaderBytes,
-		ReadTimeout:                  opts.ReadHeaderTimeout,
-		IdleTimeout:                  opts.IdleTimeout,
-		StreamRequestBody:            true, // bodies flow through; their size is the app's business
+		Handler:        p.serve,
+		ReadBufferSize: opts.MaxHeaderBytes,
+		// The server's ReadTimeout covers the header only: once it is in, HeaderReceived
+		// gives the first of the body's reads the body's idle timeout, and the connection
+		// renews it before each later one (interceptedConn.Read).
+		ReadTimeout: opts.ReadHeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: opts.BodyIdleTimeout}
+		},
+		IdleTimeout:       opts.IdleTimeout,
+		ErrorHandler:      p.writeClientError,
+		StreamRequestBody: true, // bodies flow through; their size is the app's business
+		// Read ahead of the handler at most one byte of a body (fasthttp reads up to this
+		// much, and 8 KiB at most, before it): all the rest is read by the forwarding under
+		// the body's idle timeout, none of it under the header's.
+		MaxRequestBodySize:           1,
 		NoDefaultServerHeader:        true, // transparent: the app's headers, not ours
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
@@ -208,12 +226,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	up := conn.upstream
+	conn.startBody(p.opts.BodyIdleTimeout)
 	// The server closes the client's connection after this response when the client asked
 	// to (or spoke HTTP/1.0 without keep-alive); forward clears the request's mark.
 	closing := ctx.Request.Header.ConnectionClose()
 	if ambiguousLength(&ctx.Request.Header) {
-		ctx.SetConnectionClose()
-		ctx.Error("corsproxy: both Content-Length and Transfer-Encoding", fasthttp.StatusBadRequest)
+		p.refuse(ctx, clientMalformed, fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
 		return
 	}
 	policy := p.routes.Load().Policy(up.port, ctx.Request.Header.Host())
@@ -311,6 +329,11 @@ const headerKeepAlive = "Keep-Alive"
 // 504 when it did not answer in time. CORS headers are added by the caller as for any
 // response, so the browser shows the real error rather than a CORS failure.
 func (p *Proxy) writeUpstreamError(ctx *fasthttp.RequestCtx, err error) {
+	if conn, _ := ctx.Conn().(*interceptedConn); conn != nil && conn.bodyErr != nil {
+		// The request failed because the client's body did: the client's error, not the app's.
+		p.writeClientError(ctx, conn.bodyErr)
+		return
+	}
 	reason, status := upstreamOther, fasthttp.StatusBadGateway
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrNoFreeConns):

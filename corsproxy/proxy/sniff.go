@@ -21,10 +21,30 @@ type interceptedConn struct {
 	proxy    *Proxy
 	sniffed  bool        // the first bytes were looked at; read by the server's goroutine only
 	tunneled atomic.Bool // the connection belongs to a tunnel now: the server lets go of it
+
+	// While a request's body is read, each read gets bodyIdle to bring something, and the
+	// first failure is kept in bodyErr, so the request's failure is put on the client.
+	// The server's next deadline (the idle wait, a hijack's none) ends this. Both belong
+	// to the server's goroutine.
+	bodyIdle time.Duration
+	bodyErr  error
+}
+
+// startBody puts reads under the body's idle timeout until the server sets its next deadline.
+func (c *interceptedConn) startBody(idle time.Duration) {
+	c.bodyIdle, c.bodyErr = idle, nil
 }
 
 func (c *interceptedConn) Read(p []byte) (int, error) {
+	if c.bodyIdle > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.bodyIdle)); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.Conn.Read(p)
+	if err != nil && c.bodyIdle > 0 && c.bodyErr == nil {
+		c.bodyErr = err
+	}
 	if c.sniffed || n == 0 {
 		return n, err
 	}
@@ -49,6 +69,7 @@ func (c *interceptedConn) Close() error {
 }
 
 func (c *interceptedConn) SetDeadline(t time.Time) error {
+	c.bodyIdle = 0
 	if c.tunneled.Load() {
 		return nil
 	}
@@ -56,6 +77,7 @@ func (c *interceptedConn) SetDeadline(t time.Time) error {
 }
 
 func (c *interceptedConn) SetReadDeadline(t time.Time) error {
+	c.bodyIdle = 0
 	if c.tunneled.Load() {
 		return nil
 	}
