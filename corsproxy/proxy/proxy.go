@@ -52,6 +52,10 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's header block; larger ones get 431 (default 32 KiB).
 	MaxHeaderBytes int
+	// MaxClientConns bounds the client connections held at once, tunnels included; those
+	// over it get 503 and are closed (default 1024). Each costs memory, idle or not: this
+	// is what keeps the proxy within its limit whatever clients do.
+	MaxClientConns int
 
 	Logger *slog.Logger
 }
@@ -75,6 +79,9 @@ func (o *Options) setDefaults() {
 	if o.MaxHeaderBytes == 0 {
 		o.MaxHeaderBytes = 32 << 10
 	}
+	if o.MaxClientConns == 0 {
+		o.MaxClientConns = 1024
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -93,6 +100,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	upstreams map[netip.AddrPort]*upstream
 	answers   answerPool
+	conns     connCap
 }
 
 // upstream is one app address and its connection pool.
@@ -153,11 +161,18 @@ type interceptListener struct {
 }
 
 func (l *interceptListener) Accept() (net.Conn, error) {
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !l.proxy.conns.acquire(l.proxy.opts.MaxClientConns) {
+			l.proxy.metrics.clientErrors[clientTooManyConns].Add(1)
+			refuseConn(conn)
+			continue
+		}
+		return &interceptedConn{Conn: conn, upstream: l.proxy.upstreamFor(conn), proxy: l.proxy}, nil
 	}
-	return &interceptedConn{Conn: conn, upstream: l.proxy.upstreamFor(conn), proxy: l.proxy}, nil
 }
 
 // yieldAfterWrite writes, then lets the other goroutines run before this one reads the

@@ -28,6 +28,17 @@ type interceptedConn struct {
 	// to the server's goroutine.
 	bodyIdle time.Duration
 	bodyErr  error
+
+	released atomic.Bool // its place under the connection cap was given back
+}
+
+// release closes the connection and gives its place under the cap back, once.
+func (c *interceptedConn) release() error {
+	if c.released.Swap(true) {
+		return nil
+	}
+	c.proxy.conns.release()
+	return c.Conn.Close()
 }
 
 // startBody puts reads under the body's idle timeout until the server sets its next deadline.
@@ -54,7 +65,7 @@ func (c *interceptedConn) Read(p []byte) (int, error) {
 	}
 	c.tunneled.Store(true)
 	first := append([]byte(nil), p[:n]...)
-	go c.proxy.tunnelTCP(c.Conn, first, c.upstream)
+	go c.proxy.tunnelTCP(c, first)
 	return 0, io.EOF // the server sees a client that left, and closes what it thinks is its
 }
 
@@ -65,7 +76,7 @@ func (c *interceptedConn) Close() error {
 	if c.tunneled.Load() {
 		return nil
 	}
-	return c.Conn.Close()
+	return c.release()
 }
 
 func (c *interceptedConn) SetDeadline(t time.Time) error {
@@ -115,8 +126,9 @@ var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // tunnelTCP connects the client to its original destination and copies bytes both ways,
 // starting with what the client already sent. No HTTP and no CORS: the proxy stays out.
-func (p *Proxy) tunnelTCP(client net.Conn, first []byte, up *upstream) {
-	defer client.Close()
+func (p *Proxy) tunnelTCP(c *interceptedConn, first []byte) {
+	client, up := c.Conn, c.upstream
+	defer c.release()
 	_ = client.SetDeadline(time.Time{}) // the server's header timeout must not cut it short
 	p.metrics.tcpTunnels.Add(1)
 	app, err := net.DialTimeout("tcp", up.addr.String(), p.opts.DialTimeout)
