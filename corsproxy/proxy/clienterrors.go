@@ -43,5 +43,6 @@ func (p *Proxy) refuse(ctx *fasthttp.RequestCtx, reason clientError, status int,
 	ctx.SetConnectionClose()
 	ctx.Response.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.Header.Set("Vary", "Origin") // as every answer on a policy port says
 	ctx.Response.SetBodyString("corsproxy: " + msg + "\n")
 }

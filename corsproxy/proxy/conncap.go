@@ -30,6 +30,7 @@ var tooManyConns = []byte("HTTP/1.1 503 Service Unavailable\r\n" +
 	"Content-Type: text/plain; charset=utf-8\r\n" +
 	"Content-Length: " + strconv.Itoa(len(tooManyConnsBody)) + "\r\n" +
 	"Retry-After: 1\r\n" +
+	"Vary: Origin\r\n" +
 	"Connection: close\r\n\r\n" + tooManyConnsBody)
 
 const tooManyConnsBody = "corsproxy: too many client connections\n"

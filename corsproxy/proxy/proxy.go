@@ -242,11 +242,14 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	up := conn.upstream
 	conn.startBody(p.opts.BodyIdleTimeout)
+	if ctx.Request.Header.ContentLength() != -2 && ctx.Request.Header.ContentLength() != 0 {
+		conn.watchBody(&ctx.Request)
+	}
 	// The server closes the client's connection after this response when the client asked
 	// to (or spoke HTTP/1.0 without keep-alive); forward clears the request's mark.
 	closing := ctx.Request.Header.ConnectionClose()
-	if ambiguousLength(&ctx.Request.Header) {
-		p.refuse(ctx, clientMalformed, fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+	if reason := prepareRequest(&ctx.Request); reason != "" {
+		p.refuse(ctx, clientMalformed, fasthttp.StatusBadRequest, reason)
 		return
 	}
 	policy := p.routes.Load().Policy(up.port, ctx.Request.Header.Host())
@@ -369,22 +372,7 @@ func (p *Proxy) writeUpstreamError(ctx *fasthttp.RequestCtx, err error) {
 // front proxy that read it the other way would desynchronise from us (request smuggling),
 // so such requests are refused. Only chunked requests pay for the scan of the raw header.
 func ambiguousLength(h *fasthttp.RequestHeader) bool {
-	if h.ContentLength() != -1 {
-		return false
-	}
-	raw := h.RawHeaders()
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if name, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(name), []byte(fasthttp.HeaderContentLength)) {
-			return true
-		}
-	}
-	return false
+	return h.ContentLength() == -1 && hasHeader(h, fasthttp.HeaderContentLength)
 }
 
 func isDialError(err error) bool {

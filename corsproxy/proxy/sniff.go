@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // interceptedConn is a redirected client connection. It carries its upstream to the
@@ -28,6 +30,7 @@ type interceptedConn struct {
 	// to the server's goroutine.
 	bodyIdle time.Duration
 	bodyErr  error
+	body     clientBody // the request's body stream, wrapped to keep its failure in bodyErr
 
 	released atomic.Bool // its place under the connection cap was given back
 }
@@ -44,6 +47,31 @@ func (c *interceptedConn) release() error {
 // startBody puts reads under the body's idle timeout until the server sets its next deadline.
 func (c *interceptedConn) startBody(idle time.Duration) {
 	c.bodyIdle, c.bodyErr = idle, nil
+}
+
+// watchBody wraps req's body stream, if it has one, so that its failure (a broken chunk,
+// a client gone mid-body) is kept in bodyErr: the server reads the stream, not the
+// connection, and reports it to nobody.
+func (c *interceptedConn) watchBody(req *fasthttp.Request) {
+	stream := req.BodyStream()
+	if stream == nil {
+		return
+	}
+	c.body = clientBody{r: stream, conn: c}
+	req.SetBodyStream(&c.body, req.Header.ContentLength())
+}
+
+type clientBody struct {
+	r    io.Reader
+	conn *interceptedConn
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.conn.bodyErr == nil {
+		b.conn.bodyErr = err
+	}
+	return n, err
 }
 
 func (c *interceptedConn) Read(p []byte) (int, error) {
