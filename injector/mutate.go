@@ -297,7 +297,7 @@ func proxyEnv() []corev1.EnvVar {
 	return []corev1.EnvVar{
 		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 		{Name: "CORSPROXY_MEMORY_LIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
-			ContainerName: ProxyContainerName, Resource: "limits.memory",
+			ContainerName: ProxyContainerName, Resource: "limits.memory", Divisor: resource.MustParse("1"), // bytes
 		}}},
 	}
 }
