@@ -22,12 +22,13 @@ func NewAdmin(metrics *Metrics) *Admin {
 	a.server = &fasthttp.Server{
 		Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true,
 		// Probes and scrapes are small and quick; anything else is not ours to wait for.
-		ReadTimeout:        adminTimeout,
-		WriteTimeout:       adminTimeout,
-		IdleTimeout:        adminTimeout,
-		ReadBufferSize:     4 << 10,
-		MaxRequestBodySize: 4 << 10,
-		Concurrency:        adminMaxConns,
+		ReadTimeout:           adminTimeout,
+		WriteTimeout:          adminTimeout,
+		IdleTimeout:           adminTimeout,
+		ReadBufferSize:        4 << 10,
+		MaxRequestBodySize:    4 << 10,
+		Concurrency:           adminMaxConns,
+		SecureErrorLogMessage: true,
 	}
 	return a
 }

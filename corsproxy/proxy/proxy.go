@@ -136,6 +136,7 @@ func New(routes *Routes, metrics *Metrics, opts Options) *Proxy {
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
+		SecureErrorLogMessage:        true, // a request's bytes (its Authorization, its cookies) stay out of the logs
 		Logger:                       fasthttpLogger{opts.Logger},
 	}
 	return p
