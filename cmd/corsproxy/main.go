@@ -62,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&f.waitReady, "wait-ready", 0, "instead of serving, wait this long for a running proxy's /readyz on --admin-listen (a postStart hook)")
 	fs.IntVar(&f.opts.MaxConnsPerUpstream, "max-conns-per-upstream", 1024, "pooled connections per app port")
-	fs.DurationVar(&f.opts.UpstreamTimeout, "upstream-timeout", 0, "wait at most this long for the app's response (0: no limit)")
+	fs.DurationVar(&f.opts.UpstreamTimeout, "upstream-timeout", 0, "wait at most this long for the app's response to begin, and then for each piece of it (then 504; 0: no limit)")
 	fs.DurationVar(&f.opts.DialTimeout, "dial-timeout", 2*time.Second, "wait at most this long to connect to the app")
 	fs.DurationVar(&f.opts.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "wait at most this long for a request's header (then 408)")
 	fs.DurationVar(&f.opts.BodyIdleTimeout, "body-idle-timeout", 60*time.Second, "wait at most this long for each piece of a request's body, not for the whole body (then 408)")

@@ -37,7 +37,8 @@ type Options struct {
 
 	// MaxConnsPerUpstream bounds the pooled connections to one app port (default 1024).
 	MaxConnsPerUpstream int
-	// UpstreamTimeout bounds the wait for the app's response (default 0: none, since a
+	// UpstreamTimeout bounds the wait for the app's response to begin, and then each wait
+	// for more of it, not the whole of a streamed answer (default 0: none, since a
 	// transparent sidecar must not cut long polls short; the app's own timeouts apply).
 	UpstreamTimeout time.Duration
 	// DialTimeout bounds connecting to the app (default 2s).
@@ -219,7 +220,7 @@ func (p *Proxy) newClient(addr netip.AddrPort) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
-			return &appConn{conn: c, dial: dial}, nil
+			return &appConn{conn: c, dial: dial, idle: p.opts.UpstreamTimeout}, nil
 		},
 		MaxConns:                 p.opts.MaxConnsPerUpstream,
 		MaxIdleConnDuration:      p.opts.IdleTimeout,

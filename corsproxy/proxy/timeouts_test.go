@@ -109,3 +109,33 @@ func TestTimeoutsDoWhatTheirNamesSay(t *testing.T) {
 		})
 	}
 }
+
+// The app's timeout bounds the wait for its answer to begin and then each pause in it: a
+// streamed answer longer than the timeout that keeps moving goes through whole, an app
+// that does not begin in time gets 504.
+func TestUpstreamTimeoutIsPerWait(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	upstream := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/late" {
+			time.Sleep(3 * timeout)
+			return
+		}
+		for range 8 {
+			io.WriteString(w, "tick\n")
+			w.(http.Flusher).Flush()
+			time.Sleep(timeout / 3)
+		}
+	}))
+	addr, _, metrics := startProxy(t, seedConfig(t), Options{Upstream: upstream, PolicyPort: 8080, UpstreamTimeout: timeout})
+	resp := rawExchange(t, addr, "GET /stream HTTP/1.1\nHost: pipy-ok\n\n")
+	if body := readBody(t, resp); resp.StatusCode != http.StatusOK || body != strings.Repeat("tick\n", 8) {
+		t.Errorf("streamed answer: %s %q, want all 8 ticks", resp.Status, body)
+	}
+	resp = rawExchange(t, addr, "GET /late HTTP/1.1\nHost: pipy-ok\n\n")
+	if resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("late answer: %s, want 504", resp.Status)
+	}
+	if n := metrics.upstreamErrors[upstreamTimeout].Load(); n != 1 {
+		t.Errorf("upstream timeouts = %d, want 1", n)
+	}
+}
