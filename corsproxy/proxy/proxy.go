@@ -107,7 +107,8 @@ type Proxy struct {
 // upstream is one app address and its connection pool.
 type upstream struct {
 	addr   netip.AddrPort
-	port   int32 // whose policy applies
+	host   []byte // addr, for a request without a Host
+	port   int32  // whose policy applies
 	client *fasthttp.HostClient
 }
 
@@ -205,7 +206,7 @@ func (p *Proxy) upstreamFor(conn net.Conn) *upstream {
 	if u := p.upstreams[addr]; u != nil {
 		return u
 	}
-	u := &upstream{addr: addr, port: port, client: p.newClient(addr)}
+	u := &upstream{addr: addr, host: []byte(addr.String()), port: port, client: p.newClient(addr)}
 	p.upstreams[addr] = u
 	return u
 }
@@ -250,7 +251,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	// The server closes the client's connection after this response when the client asked
 	// to (or spoke HTTP/1.0 without keep-alive); forward clears the request's mark.
 	closing := ctx.Request.Header.ConnectionClose()
-	if reason := prepareRequest(&ctx.Request); reason != "" {
+	if reason := prepareRequest(&ctx.Request, up); reason != "" {
 		p.refuse(ctx, clientMalformed, fasthttp.StatusBadRequest, reason)
 		return
 	}

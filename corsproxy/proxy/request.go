@@ -17,11 +17,12 @@ import (
 //     the policy must be chosen by it too, and Host is made to say it.
 //   - A Transfer-Encoding that is not chunked leaves the body's length to guesswork
 //     (RFC 9112 section 6.3): refused, as a front proxy may have guessed otherwise.
-//   - A later HTTP/1.x goes on as HTTP/1.1, the version the proxy speaks to the app.
+//   - A later HTTP/1.x goes on as HTTP/1.1, the version the proxy speaks to the app, and
+//     so needs a Host; an HTTP/1.0 request without one gets the app's address.
 //   - Headers named in Connection are the client's hop's own (RFC 9110 section 7.6.1).
 //   - A body without Content-Type stays without: fasthttp's client would add
 //     application/octet-stream, making a CORS-simple request something else to the app.
-func prepareRequest(req *fasthttp.Request) string {
+func prepareRequest(req *fasthttp.Request, up *upstream) string {
 	h := &req.Header
 	h.SetNoDefaultContentType(true)
 	for name := range h.All() {
@@ -44,6 +45,12 @@ func prepareRequest(req *fasthttp.Request) string {
 	}
 	if proto := h.Protocol(); !bytes.Equal(proto, http11) && !bytes.Equal(proto, http10) {
 		h.SetProtocolBytes(http11)
+	}
+	if len(h.Host()) == 0 {
+		if !bytes.Equal(h.Protocol(), http10) {
+			return "no Host" // RFC 9112 section 3.2
+		}
+		h.SetHostBytes(up.host) // HTTP/1.0 may leave it out: it went to the app's address
 	}
 	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
 		dropConnectionOptions(h, conn)

@@ -170,6 +170,8 @@ func TestSmugglingAttemptsAreRefused(t *testing.T) {
 		{"a bad chunk size", "POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\nzz\nab\n0\n\n", []int{400}, nil},
 		{"a chunk size overflowing 64 bits", "POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n1ffffffffffffffff\nabc\n0\n\n", []int{400}, nil},
 		{"a chunk longer than it says", "POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n3\nabcxyz\n0\n\n", []int{400}, nil},
+		{"HTTP/1.3 without Host", "GET / HTTP/1.3\n\n", []int{400}, nil},
+		{"HTTP/1.0 without Host", "GET / HTTP/1.0\n\n", []int{200}, []string{""}},
 		{"a chunk extension", "POST / HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n\n3;ext=1\nabc\n0\n\n", []int{200}, []string{"abc"}},
 		{"pipelined after a Content-Length body", "POST / HTTP/1.1\nHost: x\nContent-Length: 3\n\nabc" + smuggled, []int{200, 200}, []string{"abc", ""}},
 	}
