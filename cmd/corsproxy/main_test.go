@@ -197,10 +197,10 @@ func TestMaxClientConnsFollowsTheMemoryLimit(t *testing.T) {
 		want  int
 	}{
 		{0, defaultMaxClientConns},
-		{64 << 20, 938},
-		{16 << 20, 42},
+		{64 << 20, 1126},
+		{16 << 20, 51},
 		{8 << 20, 16}, // less than the base: the floor
-		{128 << 20, 2133},
+		{128 << 20, 2560},
 		{64 << 30, maxClientConnsCeiling},
 	}
 	for _, tt := range tests {
