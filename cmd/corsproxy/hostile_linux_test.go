@@ -212,9 +212,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// hostileApp serves the suite: /sink counts a body, /source sends n zero bytes, and an
-// Upgrade request is declined after its body is read.
-func hostileApp(t *testing.T) string {
+// hostileApp serves the suite: /sink counts a body, /source sends n zero bytes, /hold
+// answers once released (counted in held), and an Upgrade request is declined after its
+// body is read.
+func hostileApp(t *testing.T, held *atomic.Int64, release <-chan struct{}) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -222,6 +223,10 @@ func hostileApp(t *testing.T) string {
 	}
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
+		case "/hold":
+			held.Add(1)
+			w.(http.Flusher).Flush()
+			<-release
 		case "/source":
 			n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
@@ -260,7 +265,10 @@ func sendChunked(conn net.Conn, head string, size int64) error {
 
 func TestHostileClientsInAMemoryCgroup(t *testing.T) {
 	requireMemoryCgroup(t)
-	app := hostileApp(t)
+	var held atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	app := hostileApp(t, &held, release)
 	const bulk = 200 << 20
 
 	hostileCase(t, "200 MiB chunked body on an Upgrade request", app, func(t *testing.T, p *cgroupProxy) {
@@ -375,6 +383,42 @@ func TestHostileClientsInAMemoryCgroup(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+	})
+
+	hostileCase(t, "5,000 clients with requests the app holds", app, func(t *testing.T, p *cgroupProxy) {
+		const clients = 5000
+		held.Store(0)
+		var refused, answered atomic.Int64 // answered: refused, or 504 after waiting for a pooled app connection
+		var wg sync.WaitGroup
+		for range clients {
+			conn, err := net.DialTimeout("tcp", p.listen, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(45 * time.Second))
+			io.WriteString(conn, "GET /hold HTTP/1.1\r\nHost: app\r\nOrigin: http://www.aaa.com\r\n\r\n")
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+					refused.Add(1)
+				}
+				if err == nil {
+					answered.Add(1)
+				}
+			}()
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for held.Load()+answered.Load() < clients && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("figure: 5,000 clients with held requests: %d in flight at the app, %d refused with 503, %d other answers", held.Load(), refused.Load(), answered.Load()-refused.Load())
+		if held.Load() == 0 {
+			t.Error("no request reached the app")
+		}
+		p.alive(t)
 	})
 
 	for _, port := range []string{"traffic", "admin"} {
