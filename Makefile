@@ -10,7 +10,7 @@ LDFLAGS  := -s -w
 # fuzz coordinator can fail a duration-bounded run with a spurious "context deadline
 # exceeded" on a busy machine (go.dev/issue/75804, fixed in Go 1.27). By hand: make fuzz FUZZTIME=5m
 FUZZTIME ?= 30000x
-FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/cors:FuzzDecide
+FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/config:FuzzWildcard ./corsproxy/cors:FuzzDecide
 # The real control plane (kube-apiserver, etcd, kube-controller-manager, kubectl),
 # built once per machine from the Go module proxy and cached under bin/k8s/.
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
