@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -18,6 +19,7 @@ type Admin struct {
 // NewAdmin returns the admin server for metrics.
 func NewAdmin(metrics *Metrics) *Admin {
 	a := &Admin{metrics: metrics}
+	metrics.refusals.started(time.Now())
 	a.server = &fasthttp.Server{Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true}
 	return a
 }
@@ -47,6 +49,9 @@ func (a *Admin) serve(ctx *fasthttp.RequestCtx) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		_, _ = a.metrics.WriteTo(ctx)
+	case "/debug/cors":
+		ctx.SetContentType("application/json")
+		_ = a.metrics.refusals.writeDebug(ctx)
 	default:
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}
