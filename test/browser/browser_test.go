@@ -26,7 +26,7 @@ const (
 	guidePolicy = `{"allowCredentials":true,"allowHeaders":["X-Foo-Bar-1"],"allowMethods":["POST","GET","PATCH","DELETE"],` +
 		`"allowOrigins":[{"regex":"http.*://www.test.cn"},{"exact":"http://www.aaa.com"},{"prefix":"http://www.bbb.com"}],` +
 		`"exposeHeaders":["Content-Encoding","Kuma-Revision"],"maxAge":"24h"}`
-	wildcardPolicy   = `{"allowOrigins":[{"wildcard":"http://*.wild.test"}],"exposeHeaders":["Kuma-Revision"]}`
+	wildcardPolicy   = `{"allowOrigins":[{"wildcard":"http://*.wild.test"}],"exposeHeaders":["Kuma-Revision"],"allowMethods":["PATCH"],"refusedPreflight":"answer"}`
 	reportOnlyPolicy = `{"reportOnly":true,"allowOrigins":[{"exact":"http://www.aaa.com"}],"allowCredentials":true}`
 )
 
@@ -67,7 +67,7 @@ func TestBrowserCORS(t *testing.T) {
 		}
 		t.Skip("skipping: chromium is not installed (apt-get install chromium)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
 	theApp := &app{hits: make(map[string][]string)}
@@ -125,6 +125,12 @@ func TestBrowserCORS(t *testing.T) {
 		{name: "wildcard: a name ending in the domain's letters is refused", page: "notwild.test", api: wildAPI, wantApp: []string{"GET"}},
 		{name: "wildcard: credentials are refused without allowCredentials", page: "a.b.wild.test", api: wildAPI,
 			init: `{credentials: "include"}`, wantApp: []string{"GET"}},
+		{name: "guide: a refused origin's preflight is forwarded to the app (osm-edge's way), and the browser stops there", page: "www.evil.test", api: guideAPI,
+			init: `{method: "PATCH"}`, wantApp: []string{"OPTIONS"}},
+		{name: "wildcard: allowed origin's preflighted PATCH", page: "a.b.wild.test", api: wildAPI,
+			init: `{method: "PATCH"}`, wantRead: true, wantKuma: "7", wantApp: []string{"PATCH"}},
+		{name: "wildcard: refusedPreflight answer: a refused origin's preflight never reaches the app", page: "notwild.test", api: wildAPI,
+			init: `{method: "PATCH"}`},
 		{name: "report-only: a refused origin still reads the app's own answer", page: "www.evil.test", api: reportAPI,
 			wantRead: true, wantKuma: "", wantApp: []string{"GET"}},
 		{name: "report-only: an allowed origin gets no CORS headers either, so the app's * fails a credentialed read", page: "www.aaa.com", api: reportAPI,
@@ -196,14 +202,14 @@ func TestBrowserCORS(t *testing.T) {
 		}
 	}
 	getJSON(t, "http://"+guide.admin+"/debug/cors", &debug)
-	if debug.Refused["not_allowed"] != 2 || !slices.ContainsFunc(debug.Top, func(r struct {
+	if debug.Refused["not_allowed"] != 3 || !slices.ContainsFunc(debug.Top, func(r struct {
 		Origin, Reason string
 		Count          uint64
 		ReportOnly     bool
 	}) bool {
 		return r.Origin == "http://www.evil.test" && r.Reason == "not_allowed"
 	}) {
-		t.Errorf("guide proxy's /debug/cors = %+v, want 2 not_allowed refusals, http://www.evil.test among them", debug)
+		t.Errorf("guide proxy's /debug/cors = %+v, want 3 not_allowed refusals, http://www.evil.test among them", debug)
 	}
 	getJSON(t, "http://"+reportOnly.admin+"/debug/cors", &debug)
 	if debug.ReportOnly.WouldAllow != 1 || debug.ReportOnly.WouldRefuse != 1 || len(debug.Top) != 1 || !debug.Top[0].ReportOnly || debug.Top[0].Origin != "http://www.evil.test" {
@@ -221,7 +227,7 @@ func deref(s *string) string {
 // waitForLog waits briefly for a browser log entry after index from containing text:
 // the console message can follow the rejected promise by a moment.
 func waitForLog(b *Chromium, from int, text string) bool {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		for _, l := range b.Logs()[from:] {
 			if strings.Contains(l, text) {
