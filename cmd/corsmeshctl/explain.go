@@ -504,7 +504,7 @@ func (e *explainer) provenance(ctx context.Context, t *target, port int32, host 
 			}
 			if slices.ContainsFunc(s.Spec.Ports, func(sp corev1.ServicePort) bool { return targetPort(t.pod, sp) == int(port) }) {
 				reaching = append(reaching, s)
-				if name == s.Name || strings.HasPrefix(name, s.Name+"."+ns) {
+				if full := s.Name + "." + ns; name == s.Name || name == full || strings.HasPrefix(name, full+".svc") {
 					svc = s
 				}
 			}
