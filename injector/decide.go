@@ -29,6 +29,7 @@ const (
 	ReasonNamespaceOptedOut     Reason = "namespace-opted-out"
 	ReasonInvalidAnnotation     Reason = "invalid-annotation"
 	ReasonPodSecurity           Reason = "pod-security"
+	ReasonPluginPolicyDisabled  Reason = "plugin-policy-disabled"
 	ReasonNoChain               Reason = "no-chain-selects-pod"
 	ReasonNoCORSPlugin          Reason = "no-cors-plugin"
 	ReasonPluginNotFound        Reason = "plugin-not-found"
@@ -39,7 +40,7 @@ const (
 func Reasons() []Reason {
 	return []Reason{ReasonSystemNamespace, ReasonOwnNamespace, ReasonNamespaceNotFound,
 		ReasonNamespaceNotMonitored, ReasonHostNetwork, ReasonWindows, ReasonAlreadyInjected, ReasonPodOptedOut,
-		ReasonNamespaceOptedOut, ReasonInvalidAnnotation, ReasonPodSecurity, ReasonNoChain,
+		ReasonNamespaceOptedOut, ReasonInvalidAnnotation, ReasonPodSecurity, ReasonPluginPolicyDisabled, ReasonNoChain,
 		ReasonNoCORSPlugin, ReasonPluginNotFound, ReasonNoHTTPPorts}
 }
 
@@ -145,6 +146,12 @@ func (in *Injector) decide(ctx context.Context, cluster Cluster, pod *corev1.Pod
 	if level := namespace.Labels[LabelPodSecurityEnforce]; level == "baseline" || level == "restricted" {
 		return skip(ReasonPodSecurity, "namespace %s enforces Pod Security %q, which rejects the init container's NET_ADMIN capability: the pod runs without CORS (label the namespace %s=privileged to inject)",
 			ns, level, LabelPodSecurityEnforce), nil
+	}
+	switch policy, err := in.PluginPolicy(ctx, cluster); {
+	case err != nil:
+		return nil, err
+	case !policy.Enabled:
+		return skip(ReasonPluginPolicyDisabled, "%s", policy.Message), nil
 	}
 
 	d := &Decision{}

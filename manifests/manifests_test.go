@@ -281,11 +281,15 @@ func TestRenderedObjects(t *testing.T) {
 		"CustomResourceDefinition plugins.plugin.flomesh.io",
 		"CustomResourceDefinition pluginchains.plugin.flomesh.io",
 		"CustomResourceDefinition pluginconfigs.plugin.flomesh.io",
+		"CustomResourceDefinition meshconfigs.config.openservicemesh.io",
+		"MeshConfig " + ns + "/osm-mesh-config",
 		"ServiceAccount " + ns + "/corsmesh-webhook",
 		"ClusterRole corsmesh-webhook",
 		"ClusterRoleBinding corsmesh-webhook",
 		"Role " + ns + "/corsmesh-webhook-leader-election",
 		"RoleBinding " + ns + "/corsmesh-webhook-leader-election",
+		"Role " + ns + "/corsmesh-webhook-meshconfig",
+		"RoleBinding " + ns + "/corsmesh-webhook-meshconfig",
 		"Issuer " + ns + "/corsmesh-selfsigned",
 		"Certificate " + ns + "/corsmesh-ca",
 		"Issuer " + ns + "/corsmesh-ca-issuer",
@@ -784,6 +788,11 @@ func TestRBAC(t *testing.T) {
 		permission("coordination.k8s.io", "leases", "get", webhookName),
 		permission("coordination.k8s.io", "leases", "update", webhookName),
 		permission("coordination.k8s.io", "leases", "patch", webhookName),
+	}
+	// osm-edge's MeshConfig, read in the webhook's namespace only.
+	meshConfig := "Role " + ns + "/corsmesh-webhook-meshconfig"
+	for _, v := range read {
+		want[meshConfig] = append(want[meshConfig], permission("config.openservicemesh.io", "meshconfigs", v, ""))
 	}
 
 	for _, overlay := range overlays {

@@ -34,6 +34,7 @@ import (
 // +kubebuilder:rbac:groups=plugin.flomesh.io,resources=plugins;pluginchains;pluginconfigs,verbs=get;list;watch
 // +kubebuilder:rbac:groups=plugin.flomesh.io,resources=pluginchains,verbs=patch
 // +kubebuilder:rbac:groups=plugin.flomesh.io,resources=pluginchains/status;pluginconfigs/status,verbs=patch
+// +kubebuilder:rbac:groups=config.openservicemesh.io,resources=meshconfigs,verbs=get;list;watch,namespace=corsmesh-system
 
 // IndexPodInjected indexes Pods carrying the status annotation under "true": the controllers
 // map a policy change to the injected pods it may affect without scanning every pod.
