@@ -104,7 +104,7 @@ func New(opts Options) *Injector {
 // Options returns the injector's options.
 func (in *Injector) Options() Options { return in.opts }
 
-// Decide evaluates DESIGN.md's injection decision for a pod in namespace ns (the pod's own
+// Decide evaluates the injection decision (README, "How injection is decided") for a pod in namespace ns (the pod's own
 // Namespace field is empty at admission for generated names; the request's is used).
 func (in *Injector) Decide(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, error) {
 	return in.decide(ctx, cluster, pod, ns, false)
