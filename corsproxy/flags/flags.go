@@ -15,6 +15,8 @@ const (
 	Config              = "config"
 	Listen              = "listen"
 	AdminListen         = "admin-listen"
+	AdminIP             = "admin-ip"
+	MemoryLimit         = "memory-limit"
 	Upstream            = "upstream"
 	PolicyPort          = "policy-port"
 	ReloadInterval      = "reload-interval"
@@ -26,8 +28,18 @@ const (
 	UpstreamTimeout     = "upstream-timeout"
 	DialTimeout         = "dial-timeout"
 	ReadHeaderTimeout   = "read-header-timeout"
+	BodyIdleTimeout     = "body-idle-timeout"
 	IdleTimeout         = "idle-timeout"
 	MaxHeaderBytes      = "max-header-bytes"
+	MaxClientConns      = "max-client-conns"
+)
+
+// Environment variables the proxy reads, which the injector fills from the downward API.
+const (
+	// EnvPodIP is the default of --admin-ip: the pod's IP, where the kubelet probes.
+	EnvPodIP = "POD_IP"
+	// EnvMemoryLimit is the default of --memory-limit: the container's limit in bytes.
+	EnvMemoryLimit = "CORSPROXY_MEMORY_LIMIT"
 )
 
 // Defaults the injector relies on.
