@@ -16,7 +16,7 @@ FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/cors:FuzzDecide
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
 ARGS ?=
 
-.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean
+.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean chart-test chart-crds actionlint
 
 all: build
 
@@ -41,7 +41,7 @@ verify-generate:
 	./hack/generate.sh --check
 
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
-test: lint verify-generate controlplane unit fuzz bench-smoke
+test: lint verify-generate controlplane unit fuzz bench-smoke chart-test actionlint
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
@@ -57,6 +57,22 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+## chart-test: the Helm chart renders the default overlay's objects, helm lint --strict, its values
+# (hack/release: a module of its own, so Helm's and kustomize's dependencies stay out of go.mod)
+chart-test:
+	$(GO) -C hack/release vet ./...
+	$(GO) -C hack/release test -count=1 ./...
+
+## chart-crds: rewrite the chart's crds/ from manifests/crd (after make generate changes a CRD)
+chart-crds:
+	$(GO) -C hack/release run ./cmd/chart-crds -repo $(CURDIR)
+
+## actionlint: lint .github/workflows (actionlint pinned in hack/release; uses shellcheck if installed)
+actionlint:
+	@mkdir -p $(BIN)
+	$(GO) -C hack/release build -o $(CURDIR)/$(BIN)/actionlint github.com/rhysd/actionlint/cmd/actionlint
+	$(BIN)/actionlint -color=false
 
 ## bench: Go benchmarks of the CORS decision, the proxy and the admission handler
 bench:
