@@ -16,7 +16,7 @@ FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/cors:FuzzDecide
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
 ARGS ?=
 
-.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean chart-test chart-crds actionlint
+.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean chart-test chart-crds actionlint helm
 
 all: build
 
@@ -41,7 +41,7 @@ verify-generate:
 	./hack/generate.sh --check
 
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
-test: lint verify-generate controlplane unit fuzz bench-smoke chart-test actionlint
+test: lint verify-generate controlplane helm unit fuzz bench-smoke chart-test actionlint
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
@@ -63,6 +63,11 @@ lint:
 chart-test:
 	$(GO) -C hack/release vet ./...
 	$(GO) -C hack/release test -count=1 ./...
+
+## helm: the helm CLI at the version pinned in hack/release, into bin/ (test/helm installs the chart with it)
+helm:
+	@mkdir -p $(BIN)
+	$(GO) -C hack/release build -o $(CURDIR)/$(BIN)/helm helm.sh/helm/v4/cmd/helm
 
 ## chart-crds: rewrite the chart's crds/ from manifests/crd (after make generate changes a CRD)
 chart-crds:
