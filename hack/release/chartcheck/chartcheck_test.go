@@ -368,6 +368,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{"webhook: {failurePolicy: Sometimes}", "failurePolicy"},
 		{"webhook: {policyFailurePolicy: fail}", "policyFailurePolicy"},
 		{"webhook: {replicas: 0}", "replicas"},
+		{"webhook: {replicas: 1}", "webhook.podDisruptionBudget.minAvailable (1) must be below webhook.replicas (1)"},
 		{"webhook: {replics: 2}", "replics"},
 		{"proxy: {sidecarMode: sometimes}", "sidecarMode"},
 		{"meshName: 'osm; rm -rf'", "meshName"},
