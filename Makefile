@@ -59,6 +59,7 @@ controlplane:
 ## generate: deepcopy code and CRDs from injector/api
 generate:
 	./hack/generate.sh
+	@$(MAKE) --no-print-directory chart-crds
 
 verify-generate:
 	./hack/generate.sh --check
