@@ -202,10 +202,22 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Install as the README says. Nothing runs the webhook's pods here, so the policies'
-	// validating webhook is set to Ignore: the test creates a Plugin to see it survive the
-	// uninstall. The injection webhook keeps the chart's Fail.
-	h.must(ctx, "install", release, chart, "--namespace", namespace, "--set", "webhook.policyFailurePolicy=Ignore")
+	// Install as the README says: Helm keeps its release record in the release's namespace,
+	// so it must exist first (--create-namespace), and the chart's Namespace object then
+	// adopts it (--take-ownership) to add the Pod Security labels. Nothing runs the
+	// webhook's pods here, so the policies' validating webhook is set to Ignore: the test
+	// creates a Plugin to see it survive the uninstall. Injection keeps the chart's Fail.
+	if _, err := h.run(ctx, "install", release, chart, "--namespace", namespace); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("helm install into a namespace that does not exist, without --create-namespace: %v, want namespace not found", err)
+	}
+	h.must(ctx, "install", release, chart, "--namespace", namespace, "--create-namespace", "--take-ownership", "--set", "webhook.policyFailurePolicy=Ignore")
+	var ns corev1.Namespace
+	if err := c.Get(ctx, client.ObjectKey{Name: namespace}, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" || ns.Annotations["meta.helm.sh/release-name"] != release {
+		t.Errorf("namespace %s: labels %v, annotations %v: want the chart's Pod Security labels, owned by the release", namespace, ns.Labels, ns.Annotations)
+	}
 	installed := manifestObjects(t, h.must(ctx, "get", "manifest", release, "--namespace", namespace))
 	for _, o := range installed {
 		ok, err := exists(ctx, c, o)
@@ -273,16 +285,24 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("helm history: want 2 revisions:\n%s", out)
 	}
 
-	// Uninstall: no webhook configuration, no object of the release, the namespace (with
-	// the Secrets cert-manager wrote) gone; the CRDs and the Plugin kept.
+	// Uninstall: no webhook configuration, no object of the release but its Namespace
+	// (kept: it holds Helm's release records), the CRDs and the Plugin kept. Then, as the
+	// README says, the namespace is deleted, and with it the Secrets cert-manager wrote.
 	h.must(ctx, "uninstall", release, "--namespace", namespace, "--wait")
 	for _, o := range installed {
+		ok, err := exists(ctx, c, o)
 		if o.GetKind() == "Namespace" {
-			continue // terminating: checked below
+			if err != nil || !ok {
+				t.Errorf("namespace %s after uninstall: exists=%v, %v: want it kept", o.GetName(), ok, err)
+			}
+			continue
 		}
-		if ok, err := exists(ctx, c, o); err != nil || ok {
+		if err != nil || ok {
 			t.Errorf("%s %s/%s after uninstall: exists=%v, %v", o.GetKind(), o.GetNamespace(), o.GetName(), ok, err)
 		}
+	}
+	if err := c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		t.Fatal(err)
 	}
 	eventually(t, ctx, 3*time.Minute, "namespace "+namespace+" deleted", func() error {
 		var ns corev1.Namespace
@@ -345,6 +365,9 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 
 	// Installing again adopts the CRDs left in place.
-	h.must(ctx, "install", release, chart, "--namespace", namespace)
+	h.must(ctx, "install", release, chart, "--namespace", namespace, "--create-namespace", "--take-ownership")
 	h.must(ctx, "uninstall", release, "--namespace", namespace, "--wait")
+	if out := h.must(ctx, "list", "--all-namespaces"); strings.Contains(out, release) {
+		t.Errorf("helm list after the uninstall still shows the release:\n%s", out)
+	}
 }
