@@ -23,7 +23,7 @@ VERSION ?= v0.1.0
 # The image builder: its own module, run from the repository root's paths.
 IMAGES := $(GO) -C hack/images run . --repo $(CURDIR) --out $(CURDIR)/$(BIN)/images --version $(VERSION)
 
-.PHONY: all build images sandbox-images images-lock images-test controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean chart-test chart-crds actionlint helm
+.PHONY: all build images sandbox-images images-lock images-test controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean chart-test chart-sync actionlint helm
 
 all: build
 
@@ -59,7 +59,7 @@ controlplane:
 ## generate: deepcopy code and CRDs from injector/api
 generate:
 	./hack/generate.sh
-	@$(MAKE) --no-print-directory chart-crds
+	@$(MAKE) --no-print-directory chart-sync
 
 verify-generate:
 	./hack/generate.sh --check
@@ -94,9 +94,9 @@ helm:
 	@mkdir -p $(BIN)
 	$(GO) -C hack/release build -o $(CURDIR)/$(BIN)/helm helm.sh/helm/v4/cmd/helm
 
-## chart-crds: rewrite the chart's crds/ from manifests/crd (after make generate changes a CRD)
-chart-crds:
-	$(GO) -C hack/release run ./cmd/chart-crds -repo $(CURDIR)
+## chart-sync: rewrite the chart's generated files (crds/, templates/rbac.yaml) from manifests/ (make generate runs it)
+chart-sync:
+	$(GO) -C hack/release run ./cmd/chart-sync -repo $(CURDIR)
 
 ## actionlint: lint .github/workflows (actionlint pinned in hack/release; uses shellcheck if installed)
 actionlint:

@@ -262,8 +262,13 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}}
 	eventually(t, ctx, time.Minute, "Plugin created", func() error { return c.Create(ctx, plugin) })
 
+	// The guide turns plugin policy on with kubectl patch; the upgrade must keep it on.
+	if _, err := s.Kubectl(ctx, "patch", "meshconfig", "osm-mesh-config", "-n", namespace, "-p", `{"spec":{"featureFlags":{"enablePluginPolicy":true}}}`, "--type=merge"); err != nil {
+		t.Fatal(err)
+	}
+
 	// Upgrade to a build with another proxy image: the webhook's Deployment injects the
-	// new one, and the caBundles cainjector wrote survive the upgrade.
+	// new one, and the caBundles cainjector wrote and the MeshConfig survive the upgrade.
 	h.must(ctx, "upgrade", release, chart, "--namespace", namespace, "--set", "webhook.policyFailurePolicy=Ignore", "--set", "images.proxy.tag=v0.2.0")
 	var d appsv1.Deployment
 	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "corsmesh-webhook"}, &d); err != nil {
@@ -280,6 +285,14 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 	if err := caBundles(ctx, c); err != nil {
 		t.Errorf("after the upgrade: %v", err)
+	}
+	mc := &unstructured.Unstructured{}
+	mc.SetGroupVersionKind(schema.GroupVersionKind{Group: "config.openservicemesh.io", Version: "v1alpha2", Kind: "MeshConfig"})
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: "osm-mesh-config"}, mc); err != nil {
+		t.Fatal(err)
+	}
+	if on, _, _ := unstructured.NestedBool(mc.Object, "spec", "featureFlags", "enablePluginPolicy"); !on {
+		t.Errorf("the upgrade turned enablePluginPolicy off again: %v", mc.Object["spec"])
 	}
 	if out := h.must(ctx, "history", release, "--namespace", namespace); strings.Count(out, "\n") != 3 {
 		t.Errorf("helm history: want 2 revisions:\n%s", out)
