@@ -56,6 +56,12 @@ func prepareRequest(req *fasthttp.Request, up *upstream) string {
 	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
 		dropConnectionOptions(h, conn)
 	}
+	if !h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0 {
+		// Upgrade without "Connection: upgrade" asks nothing of this hop, and must not
+		// reach the app over a pooled connection: an app switching there would leave it
+		// speaking another protocol to the next request.
+		h.Del(fasthttp.HeaderUpgrade)
+	}
 	return ""
 }
 

@@ -109,6 +109,15 @@ func TestRequestsReachTheAppAsThePolicySawThem(t *testing.T) {
 			},
 		},
 		{
+			name:    "Upgrade without Connection: upgrade does not reach the app",
+			request: "GET /ws HTTP/1.1\nHost: a.svc\nUpgrade: websocket\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n\n",
+			check: func(t *testing.T, r *http.Request, _ string) {
+				if got := r.Header.Get("Upgrade"); got != "" {
+					t.Errorf("the app got Upgrade %q over a pooled connection", got)
+				}
+			},
+		},
+		{
 			name:    "a later HTTP/1.x goes on as HTTP/1.1",
 			request: "GET / HTTP/1.2\nHost: a.svc\n\n",
 			check: func(t *testing.T, r *http.Request, _ string) {
