@@ -19,6 +19,7 @@ type Admin struct {
 // NewAdmin returns the admin server for metrics.
 func NewAdmin(metrics *Metrics) *Admin {
 	a := &Admin{metrics: metrics}
+	metrics.refusals.started(time.Now())
 	a.server = &fasthttp.Server{
 		Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true,
 		// Probes and scrapes are small and quick; anything else is not ours to wait for.
@@ -64,6 +65,9 @@ func (a *Admin) serve(ctx *fasthttp.RequestCtx) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		_, _ = a.metrics.WriteTo(ctx)
+	case "/debug/cors":
+		ctx.SetContentType("application/json")
+		_ = a.metrics.refusals.writeDebug(ctx)
 	default:
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}

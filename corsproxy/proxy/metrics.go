@@ -19,6 +19,7 @@ type Metrics struct {
 	clientErrors   [len(clientErrorLabels)]atomic.Uint64
 	reloads        [2]atomic.Uint64 // success, failure
 	configured     atomic.Bool
+	refusals       Refusals
 }
 
 var decisionLabels = [...]cors.Decision{cors.NotCORS, cors.InvalidOrigin, cors.Rejected, cors.Allowed, cors.Preflight}
@@ -63,6 +64,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintln(cw, "# HELP corsproxy_rejected_origins_total Requests whose Origin the policy does not allow.")
 	fmt.Fprintln(cw, "# TYPE corsproxy_rejected_origins_total counter")
 	fmt.Fprintf(cw, "corsproxy_rejected_origins_total %d\n", m.decisions[cors.Rejected].Load())
+	m.refusals.writeMetrics(cw)
 	fmt.Fprintln(cw, "# HELP corsproxy_upgrades_total Upgraded connections (WebSocket) tunnelled to the app.")
 	fmt.Fprintln(cw, "# TYPE corsproxy_upgrades_total counter")
 	fmt.Fprintf(cw, "corsproxy_upgrades_total %d\n", m.upgrades.Load())

@@ -283,8 +283,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if len(origins) > 0 {
 		origin = origins[0]
 	}
-	decision := policy.Decide(b2s(ctx.Method()), b2s(origin), len(origins))
-	p.metrics.decision(decision)
+	decision, done := p.decideCORS(ctx, up, policy, origin, len(origins), closing)
+	if done {
+		return
+	}
 
 	if decision == cors.Preflight {
 		writePreflight(&ctx.Response, policy, origin, closing)
