@@ -291,6 +291,17 @@ func proxyMaxConns(pod *corev1.Pod) (int, error) {
 	return n, nil
 }
 
+// proxyEnv tells the proxy its pod's IP, the only address its admin port listens on (where
+// the kubelet probes it), and its memory limit, which sizes its heap and connection cap.
+func proxyEnv() []corev1.EnvVar {
+	return []corev1.EnvVar{
+		{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		{Name: "CORSPROXY_MEMORY_LIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+			ContainerName: ProxyContainerName, Resource: "limits.memory", Divisor: resource.MustParse("1"), // bytes
+		}}},
+	}
+}
+
 func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native bool, maxConns int) corev1.Container {
 	admin := intstr.FromInt32(in.opts.AdminPort)
 	probe := func(path string, failures int32) *corev1.Probe {
@@ -310,6 +321,7 @@ func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native
 			fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort),
 		},
 		Ports:          []corev1.ContainerPort{{Name: "corsproxy-admin", ContainerPort: in.opts.AdminPort, Protocol: corev1.ProtocolTCP}},
+		Env:            proxyEnv(),
 		VolumeMounts:   []corev1.VolumeMount{{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true}, noTokenMount},
 		Resources:      resources,
 		ReadinessProbe: probe("/readyz", 3),

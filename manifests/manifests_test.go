@@ -1103,44 +1103,6 @@ func TestSampleNamespaces(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Dockerfiles
-
-// TestDockerfiles checks what the manifests and the injector assume of the images: the
-// user each runs as, the binary on PATH under the name the injected pod runs, a static
-// build.
-func TestDockerfiles(t *testing.T) {
-	d := decodeInto[appsv1.Deployment](t, render(t, "default").find(t, "Deployment", webhookName))
-	webhookUID := deref(d.Spec.Template.Spec.Containers[0].SecurityContext.RunAsUser)
-	tests := []struct {
-		binary string
-		user   string
-	}{
-		{"corsmesh-webhook", fmt.Sprintf("%d:%d", webhookUID, webhookUID)},
-		{"corsproxy", fmt.Sprintf("%d:%d", injector.DefaultOptions().ProxyUID, injector.DefaultOptions().ProxyUID)},
-		{"corsproxy-init", "0:0"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.binary, func(t *testing.T) {
-			text := string(mustRead(t, filepath.Join(repoRoot(t), "cmd", tt.binary, "Dockerfile")))
-			stages := regexp.MustCompile(`(?m)^FROM `).Split(text, -1)
-			final := stages[len(stages)-1]
-			if m := regexp.MustCompile(`(?m)^USER (\S+)$`).FindStringSubmatch(final); m == nil || m[1] != tt.user {
-				t.Errorf("final stage USER %v, want %s", m, tt.user)
-			}
-			bin := "/usr/local/bin/" + tt.binary
-			if !strings.Contains(final, fmt.Sprintf("ENTRYPOINT [%q]", bin)) || !strings.Contains(final, " "+bin+"\n") {
-				t.Errorf("final stage does not install and run %s", bin)
-			}
-			for _, s := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags="-s -w"`, "./cmd/" + tt.binary + "\n"} {
-				if !strings.Contains(text, s) {
-					t.Errorf("build does not use %s", s)
-				}
-			}
-		})
-	}
-}
-
-// ---------------------------------------------------------------------------------------
 // Helpers
 
 // webhookPath is the value of the string constant name in package webhook, read from its

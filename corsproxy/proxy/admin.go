@@ -20,9 +20,24 @@ type Admin struct {
 func NewAdmin(metrics *Metrics) *Admin {
 	a := &Admin{metrics: metrics}
 	metrics.refusals.started(time.Now())
-	a.server = &fasthttp.Server{Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true}
+	a.server = &fasthttp.Server{
+		Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true,
+		// Probes and scrapes are small and quick; anything else is not ours to wait for.
+		ReadTimeout:           adminTimeout,
+		WriteTimeout:          adminTimeout,
+		IdleTimeout:           adminTimeout,
+		ReadBufferSize:        4 << 10,
+		MaxRequestBodySize:    4 << 10,
+		Concurrency:           adminMaxConns,
+		SecureErrorLogMessage: true,
+	}
 	return a
 }
+
+const (
+	adminTimeout  = 5 * time.Second
+	adminMaxConns = 64
+)
 
 // Drain makes /readyz fail, so endpoints stop routing new traffic here during shutdown.
 func (a *Admin) Drain() { a.draining.Store(true) }
