@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/corsmesh/corsmesh/corsproxy/flags"
 	"github.com/corsmesh/corsmesh/corsproxy/proxy"
 )
 
@@ -29,7 +30,7 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
 
-type flags struct {
+type options struct {
 	configPath     string
 	listen         string
 	adminListen    string
@@ -45,30 +46,30 @@ type flags struct {
 	opts           proxy.Options
 }
 
-func parseFlags(args []string, stderr io.Writer) (*flags, error) {
-	f := &flags{}
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	f := &options{}
 	fs := flag.NewFlagSet("corsproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.configPath, "config", "/etc/corsproxy/config.json", "policy file (the pod's config annotation, mounted by the downward API)")
-	fs.StringVar(&f.listen, "listen", ":15003", "address iptables redirects inbound traffic to")
-	fs.StringVar(&f.adminListen, "admin-listen", ":15000", "address of /healthz, /readyz and /metrics (never redirected)")
-	fs.StringVar(&f.adminIP, "admin-ip", os.Getenv("POD_IP"), "serve the admin port on this IP only, where the kubelet probes it (default $POD_IP; empty: the --admin-listen host)")
-	fs.Int64Var(&f.memoryLimit, "memory-limit", 0, "the container's memory limit in bytes (default $CORSPROXY_MEMORY_LIMIT): sets the Go heap's soft limit and the default --max-client-conns")
-	fs.StringVar(&f.upstream, "upstream", "", "forward everything to this host:port instead of the original destination (tests, no iptables)")
-	fs.IntVar(&f.policyPort, "policy-port", 0, "with --upstream: the config port whose policy applies (default: the upstream's port)")
-	fs.DurationVar(&f.reloadInterval, "reload-interval", time.Second, "how often to check the config file for changes")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep accepting while /readyz fails, so endpoints update first")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.DurationVar(&f.waitReady, "wait-ready", 0, "instead of serving, wait this long for a running proxy's /readyz on --admin-listen (a postStart hook)")
-	fs.IntVar(&f.opts.MaxConnsPerUpstream, "max-conns-per-upstream", 1024, "pooled connections per app port")
-	fs.DurationVar(&f.opts.UpstreamTimeout, "upstream-timeout", 0, "wait at most this long for the app's response to begin, and then for each piece of it (then 504; 0: no limit)")
-	fs.DurationVar(&f.opts.DialTimeout, "dial-timeout", 2*time.Second, "wait at most this long to connect to the app")
-	fs.DurationVar(&f.opts.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "wait at most this long for a request's header (then 408)")
-	fs.DurationVar(&f.opts.BodyIdleTimeout, "body-idle-timeout", 60*time.Second, "wait at most this long for each piece of a request's body, not for the whole body (then 408)")
-	fs.DurationVar(&f.opts.IdleTimeout, "idle-timeout", 90*time.Second, "close keep-alive connections idle this long")
-	fs.IntVar(&f.opts.MaxHeaderBytes, "max-header-bytes", 32<<10, "largest request header block accepted (larger: 431)")
-	fs.IntVar(&f.opts.MaxClientConns, "max-client-conns", 0, "client connections held at once, tunnels included; more get 503 (default: what --memory-limit holds, 1024 without one)")
+	fs.StringVar(&f.configPath, flags.Config, flags.DefaultConfigPath, "policy file (the pod's config annotation, mounted by the downward API)")
+	fs.StringVar(&f.listen, flags.Listen, flags.AllInterfaces(flags.DefaultProxyPort), "address iptables redirects inbound traffic to")
+	fs.StringVar(&f.adminListen, flags.AdminListen, flags.AllInterfaces(flags.DefaultAdminPort), "address of /healthz, /readyz and /metrics (never redirected)")
+	fs.StringVar(&f.adminIP, flags.AdminIP, os.Getenv(flags.EnvPodIP), "serve the admin port on this IP only, where the kubelet probes it (default $POD_IP; empty: the --admin-listen host)")
+	fs.Int64Var(&f.memoryLimit, flags.MemoryLimit, 0, "the container's memory limit in bytes (default $CORSPROXY_MEMORY_LIMIT): sets the Go heap's soft limit and the default --max-client-conns")
+	fs.StringVar(&f.upstream, flags.Upstream, "", "forward everything to this host:port instead of the original destination (tests, no iptables)")
+	fs.IntVar(&f.policyPort, flags.PolicyPort, 0, "with --upstream: the config port whose policy applies (default: the upstream's port)")
+	fs.DurationVar(&f.reloadInterval, flags.ReloadInterval, time.Second, "how often to check the config file for changes")
+	fs.DurationVar(&f.drainTimeout, flags.DrainTimeout, 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&f.drainDelay, flags.DrainDelay, 0, "on SIGTERM, how long to keep accepting while /readyz fails, so endpoints update first")
+	fs.StringVar(&f.logLevel, flags.LogLevel, "info", "debug, info, warn or error")
+	fs.DurationVar(&f.waitReady, flags.WaitReady, 0, "instead of serving, wait this long for a running proxy's /readyz on --admin-listen (a postStart hook)")
+	fs.IntVar(&f.opts.MaxConnsPerUpstream, flags.MaxConnsPerUpstream, flags.DefaultMaxConnsPerUpstream, "pooled connections per app port")
+	fs.DurationVar(&f.opts.UpstreamTimeout, flags.UpstreamTimeout, 0, "wait at most this long for the app's response to begin, and then for each piece of it (then 504; 0: no limit)")
+	fs.DurationVar(&f.opts.DialTimeout, flags.DialTimeout, 2*time.Second, "wait at most this long to connect to the app")
+	fs.DurationVar(&f.opts.ReadHeaderTimeout, flags.ReadHeaderTimeout, 10*time.Second, "wait at most this long for a request's header (then 408)")
+	fs.DurationVar(&f.opts.BodyIdleTimeout, flags.BodyIdleTimeout, 60*time.Second, "wait at most this long for each piece of a request's body, not for the whole body (then 408)")
+	fs.DurationVar(&f.opts.IdleTimeout, flags.IdleTimeout, 90*time.Second, "close keep-alive connections idle this long")
+	fs.IntVar(&f.opts.MaxHeaderBytes, flags.MaxHeaderBytes, 32<<10, "largest request header block accepted (larger: 431)")
+	fs.IntVar(&f.opts.MaxClientConns, flags.MaxClientConns, 0, "client connections held at once, tunnels included; more get 503 (default: what --memory-limit holds, 1024 without one)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -97,10 +98,10 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		}
 		f.adminListen = net.JoinHostPort(ip.String(), port)
 	}
-	if v := os.Getenv(memoryLimitEnv); v != "" && !isSet(fs, "memory-limit") {
+	if v := os.Getenv(flags.EnvMemoryLimit); v != "" && !isSet(fs, flags.MemoryLimit) {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("%s: want the limit in bytes: %w", memoryLimitEnv, err)
+			return nil, fmt.Errorf("%s: want the limit in bytes: %w", flags.EnvMemoryLimit, err)
 		}
 		f.memoryLimit = n
 	}
@@ -118,9 +119,6 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 	}
 	return f, nil
 }
-
-// memoryLimitEnv carries the container's memory limit, from the downward API.
-const memoryLimitEnv = "CORSPROXY_MEMORY_LIMIT"
 
 func isSet(fs *flag.FlagSet, name string) bool {
 	set := false
@@ -190,7 +188,7 @@ func waitReady(ctx context.Context, adminListen string, timeout time.Duration) e
 	}
 }
 
-func serve(ctx context.Context, f *flags, logger *slog.Logger) error {
+func serve(ctx context.Context, f *options, logger *slog.Logger) error {
 	metrics := &proxy.Metrics{}
 	// The first config must be valid: with no good policy to fall back on, starting would
 	// serve the pod without the CORS it was injected for.

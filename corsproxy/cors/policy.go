@@ -2,9 +2,9 @@
 // immutable Policy whose per-request decision allocates nothing.
 //
 // It reproduces osm-edge's CORS plugin (the allowed origin echoed, credentials and exposed
-// headers on actual responses, preflights answered by the proxy) with the corrections of
-// reference/cors.md: regexes match the whole origin, odd origins are not CORS requests,
-// and "null" is allowed only by name.
+// headers on actual responses, preflights answered by the proxy) with the corrections the
+// README lists under "CORS behaviour": regexes match the whole origin, odd origins are not
+// CORS requests, and "null" is allowed only by name.
 package cors
 
 import (

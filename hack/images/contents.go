@@ -105,6 +105,12 @@ func (b *builder) spec(img catalog.Image) (spec, error) {
 	case "corsproxy-init":
 		err = b.initContents(fs)
 		cfg.User, cfg.Entrypoint = root.user(), []string{"/usr/local/bin/corsproxy-init"}
+		// iptables-legacy takes a lock file, /run/xtables.lock by default,
+		// which a read-only root (the injected init container's) cannot
+		// create. /dev/shm is writable in a container and shared by the
+		// pod's containers, which share the network namespace the lock is
+		// about.
+		cfg.Env = append(cfg.Env, "XTABLES_LOCKFILE=/dev/shm/xtables.lock")
 	case "pause":
 		err = b.goBinary(fs, "pause", "/pause", pauseUser)
 		cfg.User, cfg.Entrypoint = pauseUser.user(), []string{"/pause"}
@@ -175,9 +181,7 @@ func (b *builder) initContents(fs *rootfs.FS) error {
 			return err
 		}
 	}
-	// iptables-legacy takes /run/xtables.lock; the directory exists so a
-	// writable /run (an emptyDir) is all a read-only root needs.
-	return fs.Dir("/run", 0o755, 0, 0)
+	return nil
 }
 
 func (b *builder) curlContents(fs *rootfs.FS) error {
