@@ -107,6 +107,9 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if maxConns == 0 {
+		maxConns = in.opts.ProxyMaxConns
+	}
 	proxy := in.proxyContainer(resources, native, maxConns)
 
 	m := &Mutation{}

@@ -79,7 +79,13 @@ type Options struct {
 	// ProxyResources are the proxy's default requests and limits.
 	ProxyResources corev1.ResourceRequirements
 	InitResources  corev1.ResourceRequirements
+	// ProxyMaxConns is the proxy's bound on connections to each app port when the pod's
+	// AnnotationProxyMaxConns does not set one; 0 leaves the proxy's own default.
+	ProxyMaxConns int
 }
+
+// MaxProxyConns is the largest connection bound a pod or the webhook's flag may set.
+const MaxProxyConns = maxProxyConns
 
 // DefaultOptions are the defaults of the webhook's flags.
 func DefaultOptions() Options {
