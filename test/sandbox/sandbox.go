@@ -90,6 +90,14 @@ type Options struct {
 	// ClusterResourceNamespace is cert-manager's namespace for ClusterIssuer Secrets
 	// (default "cert-manager", created by Start).
 	ClusterResourceNamespace string
+
+	// Node adds a real node: containerd, the kubelet and kube-proxy (iptables) in a
+	// network namespace of their own, kube-scheduler, and an image registry in this
+	// process that containerd uses as the mirror of docker.io, ghcr.io and
+	// registry.k8s.io. It needs root and the node's binaries (hack/build-controlplane.sh,
+	// Debian's runc and CNI plugins); without them Start fails with ErrNoNode. The API
+	// server then listens on the host's end of the node's veth pair, not on loopback.
+	Node bool
 }
 
 // Sandbox is a running control plane. Its fields are read-only.
@@ -127,6 +135,8 @@ type Sandbox struct {
 	cleanups []cleanup
 	webhook  *runningWebhook
 	stopped  bool
+
+	node *node // with Options.Node
 }
 
 type cleanup struct {
@@ -196,11 +206,21 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if s.Scheme, err = newScheme(); err != nil {
 		return nil, err
 	}
+	if opts.Node {
+		if err := s.setUpNode(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.startAPIServer(cmCRDs); err != nil {
 		return nil, err
 	}
 	if err := s.startControllerManager(ctx, s.env, s.output("kube-controller-manager")); err != nil {
 		return nil, err
+	}
+	if opts.Node {
+		if err := s.startNode(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.CreateNamespace(ctx, opts.ClusterResourceNamespace, nil, nil); err != nil {
 		return nil, fmt.Errorf("creating namespace %s: %w", opts.ClusterResourceNamespace, err)
@@ -264,6 +284,11 @@ func (s *Sandbox) startAPIServer(certManagerCRDs string) error {
 	// and get their token volume as in a cluster. Not passing the flag keeps every
 	// default admission plugin (ServiceAccount, PodSecurity, the webhooks, ...).
 	args.Disable("disable-admission-plugins")
+	if s.node != nil {
+		if err := s.configureAPIServerForNode(apiserver); err != nil {
+			return err
+		}
+	}
 
 	s.logf("starting etcd and kube-apiserver (%s)", s.AssetsDir)
 	s.env = env
