@@ -31,7 +31,7 @@ const NodeName = "corsmesh-node"
 
 // PauseImage is the pod sandbox image containerd is pinned to; the sandbox builds and
 // serves it (no registry on the internet is reachable).
-const PauseImage = "registry.k8s.io/pause:3.10.1"
+const PauseImage = "registry.k8s.io/pause:3.10.2"
 
 // nodeBinaries are built by hack/build-controlplane.sh beside the control plane.
 var nodeBinaries = []string{"kubelet", "kube-scheduler", "kube-proxy", "containerd", "containerd-shim-runc-v2"}

@@ -98,6 +98,10 @@ type Options struct {
 	// Debian's runc and CNI plugins); without them Start fails with ErrNoNode. The API
 	// server then listens on the host's end of the node's veth pair, not on loopback.
 	Node bool
+	// ImagesDir holds the image archives the node's registry serves, listed in its
+	// index.txt (default <repo>/bin/images, written by make images and make
+	// sandbox-images).
+	ImagesDir string
 }
 
 // Sandbox is a running control plane. Its fields are read-only.
