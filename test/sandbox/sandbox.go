@@ -1,9 +1,15 @@
-// Package sandbox runs corsmesh's embedded control plane on one machine, without a
-// cluster, a kubelet or containers: the real etcd, kube-apiserver and
-// kube-controller-manager built by hack/build-controlplane.sh, cert-manager's real
-// controllers and cainjector in-process, and optionally corsmesh's webhook in-process,
-// installed from manifests/overlays/local and served with the certificate cert-manager
-// issues for it.
+// Package sandbox runs corsmesh's embedded control plane on one machine: the real etcd,
+// kube-apiserver and kube-controller-manager built by hack/build-controlplane.sh,
+// cert-manager's real controllers and cainjector in-process, and optionally corsmesh's
+// webhook in-process, installed from manifests/overlays/local and served with the
+// certificate cert-manager issues for it.
+//
+// With Options.Node (root) it adds a real node: containerd v2 with Debian's runc and CNI
+// plugins, the kubelet and kube-proxy (iptables mode), all in a network namespace of
+// their own joined to the host by a veth pair, kube-scheduler, and an image registry in
+// the test process that containerd uses as its mirror of docker.io, ghcr.io and
+// registry.k8s.io. Stop removes pods, shims, mounts, the namespace and its iptables
+// rules; a watchdog does the same when the test process dies without Stop.
 //
 // Integration tests, end-to-end tests and `make demo` use it:
 //
