@@ -417,6 +417,9 @@ func (n *node) waitForCRI(ctx context.Context, containerd *process, tail string)
 		if done, err := containerd.exited(); done {
 			return false, fmt.Errorf("containerd exited: %v%s", err, tail)
 		}
+		if _, err := os.Stat(n.containerdSock()); err != nil {
+			return false, nil
+		}
 		return n.withCRI(ctx, func(rt runtimeapi.RuntimeServiceClient) error {
 			_, err := rt.Version(ctx, &runtimeapi.VersionRequest{})
 			return err
@@ -467,7 +470,7 @@ func (n *node) cleanupScript(runc string) string {
 	return strings.Join([]string{
 		fmt.Sprintf(`R=%s/k8s.io`, q(n.runcRoot())),
 		fmt.Sprintf(`for id in $(%s --root "$R" list -q 2>/dev/null); do %s --root "$R" delete -f "$id" >/dev/null 2>&1; done`, q(runc), q(runc)),
-		fmt.Sprintf(`for p in /proc/[0-9]*; do if tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- %s; then kill -9 "${p#/proc/}" 2>/dev/null; fi; done`, q("-address "+n.containerdSock()+" ")),
+		fmt.Sprintf(`for p in /proc/[0-9]*; do case "$(readlink "$p/exe" 2>/dev/null)" in */containerd-shim-runc-v2) if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- %s; then kill -9 "${p#/proc/}" 2>/dev/null; fi;; esac; done`, q("-address "+n.containerdSock()+" ")),
 		fmt.Sprintf(`awk -v d=%s 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done`, q(n.dir+"/")),
 		fmt.Sprintf(`ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null`, q(n.net.HostLink), q(n.net.Netns)),
 		fmt.Sprintf(`rm -f /var/lib/cni/results/%s-*`, q(n.cniNetwork())),

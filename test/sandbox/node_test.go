@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -90,6 +91,13 @@ func TestNodeRunsPod(t *testing.T) {
 	}
 	if pids := processesNaming(sock); len(pids) > 0 {
 		t.Errorf("processes naming %s left behind: %v", sock, pids)
+	}
+	if links, _ := filepath.Glob("/var/log/containers/*.log"); len(links) > 0 {
+		for _, l := range links {
+			if target, _ := os.Readlink(l); strings.HasPrefix(target, dir) {
+				t.Errorf("%s -> %s left behind", l, target)
+			}
+		}
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("%s left behind", dir)
