@@ -461,7 +461,7 @@ func (n *node) removeAllPods(ctx context.Context) error {
 
 // cleanupScript removes whatever a node can leave behind when its processes were killed
 // rather than stopped: containers (through runc), containerd's shims (their command line
-// names this containerd's socket), mounts under the node's directory, the network
+// names this containerd's socket), mounts under the node's directory, empty cgroups, the network
 // namespace and the host's veth end, CNI's result cache and the kubelet's
 // /var/log/containers links. Stop runs it after the graceful stop, as a net; the watchdog
 // runs it when the test process dies.
@@ -472,6 +472,10 @@ func (n *node) cleanupScript(runc string) string {
 		fmt.Sprintf(`for id in $(%s --root "$R" list -q 2>/dev/null); do %s --root "$R" delete -f "$id" >/dev/null 2>&1; done`, q(runc), q(runc)),
 		fmt.Sprintf(`for p in /proc/[0-9]*; do case "$(readlink "$p/exe" 2>/dev/null)" in */containerd-shim-runc-v2) if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- %s; then kill -9 "${p#/proc/}" 2>/dev/null; fi;; esac; done`, q("-address "+n.containerdSock()+" ")),
 		fmt.Sprintf(`awk -v d=%s 'index($5, d) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done`, q(n.dir+"/")),
+		// containerd puts containers under k8s.io in every hierarchy (the kubelet gives no
+		// parent with cgroupsPerQOS off); rmdir removes it only once empty, so a node of
+		// another sandbox keeps it.
+		`rmdir /sys/fs/cgroup/*/k8s.io 2>/dev/null`,
 		fmt.Sprintf(`ip link del %s 2>/dev/null; ip netns del %s 2>/dev/null`, q(n.net.HostLink), q(n.net.Netns)),
 		fmt.Sprintf(`rm -f /var/lib/cni/results/%s-*`, q(n.cniNetwork())),
 		fmt.Sprintf(`for l in /var/log/containers/*.log; do case "$(readlink "$l")" in %s/*) rm -f "$l";; esac; done`, q(n.dir)),
