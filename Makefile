@@ -9,14 +9,21 @@ LDFLAGS  := -s -w
 # How much each fuzz target runs in `make test`: a count, not a duration, because Go 1.26's
 # fuzz coordinator can fail a duration-bounded run with a spurious "context deadline
 # exceeded" on a busy machine (go.dev/issue/75804, fixed in Go 1.27). By hand: make fuzz FUZZTIME=5m
-FUZZTIME ?= 30000x
-FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/cors:FuzzDecide
+DEFAULT_FUZZTIME := 30000x
+FUZZTIME ?= $(DEFAULT_FUZZTIME)
+# A target may carry its own count (pkg:Name:count): FuzzForward's inputs each cross two
+# real connections, so fewer of them fit the same time.
+FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/config:FuzzWildcard ./corsproxy/cors:FuzzDecide ./corsproxy/proxy:FuzzForward:5000x
 # The real control plane (kube-apiserver, etcd, kube-controller-manager, kubectl),
 # built once per machine from the Go module proxy and cached under bin/k8s/.
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
 ARGS ?=
+# Tag of the release images (manifests/base and the injector's defaults name v0.1.0).
+VERSION ?= v0.1.0
+# The image builder: its own module, run from the repository root's paths.
+IMAGES := $(GO) -C hack/images run . --repo $(CURDIR) --out $(CURDIR)/$(BIN)/images --version $(VERSION)
 
-.PHONY: all build controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean
+.PHONY: all build images sandbox-images images-lock images-test controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean
 
 all: build
 
@@ -28,6 +35,22 @@ build:
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/$$b ./cmd/$$b; \
 	done
 	@$(GO) build -o $(BIN)/pipyok ./test/pipyok
+
+## images: OCI image archives of corsproxy, corsproxy-init, corsmesh-webhook in bin/images/ (no Docker)
+images:
+	@$(IMAGES) --set release
+
+## sandbox-images: the sandbox cluster's images (pause, curl, pipy stand-in, CoreDNS) in bin/images/sandbox/
+sandbox-images:
+	@$(IMAGES) --set sandbox
+
+## images-lock: pin the Debian packages the images take files from at their current versions
+images-lock:
+	@$(IMAGES) --update-lock
+
+## images-test: the image builder's tests (two builds, equal digests; the archive format)
+images-test:
+	cd hack/images && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
 
 ## controlplane: build kube-apiserver, etcd, kube-controller-manager, kubectl (cached)
 controlplane:
@@ -41,16 +64,17 @@ verify-generate:
 	./hack/generate.sh --check
 
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
-test: lint verify-generate controlplane unit fuzz bench-smoke
+test: lint verify-generate controlplane unit images-test fuzz bench-smoke
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "==> fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		IFS=: read -r pkg name count <<< "$$t"; \
+		time=$${count:-$(FUZZTIME)}; [ "$(FUZZTIME)" = "$(DEFAULT_FUZZTIME)" ] || time=$(FUZZTIME); \
+		echo "==> fuzz $$pkg $$name ($$time)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$$time $$pkg; \
 	done
 
 lint:

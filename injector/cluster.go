@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -23,6 +24,8 @@ type Cluster interface {
 	PluginConfigsFor(ctx context.Context, namespace, service string) ([]*v1alpha1.PluginConfig, error)
 	// Plugin returns the cluster-scoped Plugin, or nil if it does not exist.
 	Plugin(ctx context.Context, name string) (*v1alpha1.Plugin, error)
+	// MeshConfig returns osm-edge's MeshConfig, or nil if it does not exist.
+	MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error)
 }
 
 // CompiledChainLister is a Cluster that keeps its PluginChains compiled between changes
@@ -39,6 +42,7 @@ type Objects struct {
 	Chains      []*v1alpha1.PluginChain
 	Configs     []*v1alpha1.PluginConfig
 	Plugins     []*v1alpha1.Plugin
+	MeshConfigs []*configv1alpha2.MeshConfig
 }
 
 var _ Cluster = (*Objects)(nil)
@@ -81,6 +85,14 @@ func (o *Objects) Plugin(_ context.Context, name string) (*v1alpha1.Plugin, erro
 		return nil, nil
 	}
 	return o.Plugins[i], nil
+}
+
+func (o *Objects) MeshConfig(_ context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
+	i := slices.IndexFunc(o.MeshConfigs, func(m *configv1alpha2.MeshConfig) bool { return m.Namespace == namespace && m.Name == name })
+	if i < 0 {
+		return nil, nil
+	}
+	return o.MeshConfigs[i], nil
 }
 
 // RefersTo reports whether a PluginConfig names the Service among its destinations.

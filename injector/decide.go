@@ -29,6 +29,7 @@ const (
 	ReasonNamespaceOptedOut     Reason = "namespace-opted-out"
 	ReasonInvalidAnnotation     Reason = "invalid-annotation"
 	ReasonPodSecurity           Reason = "pod-security"
+	ReasonPluginPolicyDisabled  Reason = "plugin-policy-disabled"
 	ReasonNoChain               Reason = "no-chain-selects-pod"
 	ReasonNoCORSPlugin          Reason = "no-cors-plugin"
 	ReasonPluginNotFound        Reason = "plugin-not-found"
@@ -39,7 +40,7 @@ const (
 func Reasons() []Reason {
 	return []Reason{ReasonSystemNamespace, ReasonOwnNamespace, ReasonNamespaceNotFound,
 		ReasonNamespaceNotMonitored, ReasonHostNetwork, ReasonWindows, ReasonAlreadyInjected, ReasonPodOptedOut,
-		ReasonNamespaceOptedOut, ReasonInvalidAnnotation, ReasonPodSecurity, ReasonNoChain,
+		ReasonNamespaceOptedOut, ReasonInvalidAnnotation, ReasonPodSecurity, ReasonPluginPolicyDisabled, ReasonNoChain,
 		ReasonNoCORSPlugin, ReasonPluginNotFound, ReasonNoHTTPPorts}
 }
 
@@ -103,7 +104,7 @@ func New(opts Options) *Injector {
 // Options returns the injector's options.
 func (in *Injector) Options() Options { return in.opts }
 
-// Decide evaluates DESIGN.md's injection decision for a pod in namespace ns (the pod's own
+// Decide evaluates the injection decision (README, "How injection is decided") for a pod in namespace ns (the pod's own
 // Namespace field is empty at admission for generated names; the request's is used).
 func (in *Injector) Decide(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, error) {
 	return in.decide(ctx, cluster, pod, ns, false)
@@ -145,6 +146,12 @@ func (in *Injector) decide(ctx context.Context, cluster Cluster, pod *corev1.Pod
 	if level := namespace.Labels[LabelPodSecurityEnforce]; level == "baseline" || level == "restricted" {
 		return skip(ReasonPodSecurity, "namespace %s enforces Pod Security %q, which rejects the init container's NET_ADMIN capability: the pod runs without CORS (label the namespace %s=privileged to inject)",
 			ns, level, LabelPodSecurityEnforce), nil
+	}
+	switch policy, err := in.PluginPolicy(ctx, cluster); {
+	case err != nil:
+		return nil, err
+	case !policy.Enabled:
+		return skip(ReasonPluginPolicyDisabled, "%s", policy.Message), nil
 	}
 
 	d := &Decision{}

@@ -54,6 +54,12 @@ func TestSkipReasons(t *testing.T) {
 		{name: "namespace annotation invalid", cluster: annotateNS("sometimes"), want: injector.ReasonInvalidAnnotation},
 		{name: "pod security baseline", cluster: podSecurity("baseline"), want: injector.ReasonPodSecurity, message: "NET_ADMIN"},
 		{name: "pod security restricted", cluster: podSecurity("restricted"), want: injector.ReasonPodSecurity},
+		{name: "plugin policy off", cluster: func(o *injector.Objects) { o.MeshConfigs[0].Spec.FeatureFlags.EnablePluginPolicy = false },
+			want: injector.ReasonPluginPolicyDisabled, message: `kubectl patch meshconfig osm-mesh-config -n corsmesh-system -p '{"spec":{"featureFlags":{"enablePluginPolicy":true}}}' --type=merge`},
+		{name: "no MeshConfig: plugin policy off, as in osm-edge", cluster: func(o *injector.Objects) { o.MeshConfigs = nil },
+			want: injector.ReasonPluginPolicyDisabled, message: "MeshConfig corsmesh-system/osm-mesh-config does not exist"},
+		{name: "a MeshConfig of another namespace does not count", cluster: func(o *injector.Objects) { o.MeshConfigs[0].Namespace = "osm-system" },
+			want: injector.ReasonPluginPolicyDisabled},
 		{name: "no chain selects the pod", pod: func(p *corev1.Pod) { p.Labels["app"] = "other" }, want: injector.ReasonNoChain},
 		{name: "namespace selector does not match", cluster: func(o *injector.Objects) {
 			o.Chains[0].Spec.Selectors.NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "web"}}

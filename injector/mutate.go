@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gomodules.xyz/jsonpatch/v2"
 
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/corsmesh/corsmesh/corsproxy/flags"
 	"github.com/corsmesh/corsmesh/corsproxy/iptables"
 )
 
@@ -291,6 +293,17 @@ func proxyMaxConns(pod *corev1.Pod) (int, error) {
 	return n, nil
 }
 
+// proxyEnv tells the proxy its pod's IP, the only address its admin port listens on (where
+// the kubelet probes it), and its memory limit, which sizes its heap and connection cap.
+func proxyEnv() []corev1.EnvVar {
+	return []corev1.EnvVar{
+		{Name: flags.EnvPodIP, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+		{Name: flags.EnvMemoryLimit, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+			ContainerName: ProxyContainerName, Resource: "limits.memory", Divisor: resource.MustParse("1"), // bytes
+		}}},
+	}
+}
+
 func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native bool, maxConns int) corev1.Container {
 	admin := intstr.FromInt32(in.opts.AdminPort)
 	probe := func(path string, failures int32) *corev1.Probe {
@@ -305,11 +318,12 @@ func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native
 		Image:   in.opts.ProxyImage,
 		Command: []string{"corsproxy"},
 		Args: []string{
-			"--config=" + ConfigMountPath + "/" + ConfigFileName,
-			fmt.Sprintf("--listen=:%d", in.opts.ProxyPort),
-			fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort),
+			flags.Arg(flags.Config, ConfigMountPath+"/"+ConfigFileName),
+			flags.Arg(flags.Listen, flags.AllInterfaces(int(in.opts.ProxyPort))),
+			flags.Arg(flags.AdminListen, flags.AllInterfaces(int(in.opts.AdminPort))),
 		},
 		Ports:          []corev1.ContainerPort{{Name: "corsproxy-admin", ContainerPort: in.opts.AdminPort, Protocol: corev1.ProtocolTCP}},
+		Env:            proxyEnv(),
 		VolumeMounts:   []corev1.VolumeMount{{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true}, noTokenMount},
 		Resources:      resources,
 		ReadinessProbe: probe("/readyz", 3),
@@ -339,15 +353,15 @@ func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native
 		// A regular container placed first: the kubelet runs postStart to completion before
 		// starting the next container, so the app starts after the proxy is ready.
 		c.Lifecycle = &corev1.Lifecycle{PostStart: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{
-			Command: []string{"corsproxy", "--wait-ready=60s", fmt.Sprintf("--admin-listen=:%d", in.opts.AdminPort)},
+			Command: []string{"corsproxy", flags.Arg(flags.WaitReady, "60s"), flags.Arg(flags.AdminListen, flags.AllInterfaces(int(in.opts.AdminPort)))},
 		}}}
 		// It also gets SIGTERM together with the app, while endpoints still send traffic
 		// for a few seconds: it keeps accepting that long, as the app may (a native
 		// sidecar is stopped only after the app has exited).
-		c.Args = append(c.Args, "--drain-delay=5s")
+		c.Args = append(c.Args, flags.Arg(flags.DrainDelay, 5*time.Second))
 	}
 	if maxConns > 0 {
-		c.Args = append(c.Args, fmt.Sprintf("--max-conns-per-upstream=%d", maxConns))
+		c.Args = append(c.Args, flags.Arg(flags.MaxConnsPerUpstream, maxConns))
 	}
 	return c
 }

@@ -4,6 +4,7 @@
 package injector
 
 import (
+	"github.com/corsmesh/corsmesh/corsproxy/flags"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 )
@@ -40,8 +41,8 @@ const (
 	InitContainerName  = "corsproxy-init"
 	ProxyContainerName = "corsproxy"
 	ConfigVolumeName   = "corsproxy-config"
-	ConfigMountPath    = "/etc/corsproxy"
-	ConfigFileName     = "config.json"
+	ConfigMountPath    = flags.ConfigDir
+	ConfigFileName     = flags.ConfigFile
 	// NoTokenVolumeName is an empty volume mounted over the ServiceAccount token path in
 	// the injected containers: neither talks to the API server, and a mount already at that
 	// path stops the ServiceAccount admission plugin from adding the token to them after our
@@ -88,8 +89,8 @@ func DefaultOptions() Options {
 		ClusterDomain:    "cluster.local",
 		ProxyImage:       "ghcr.io/corsmesh/corsproxy:v0.1.0",
 		InitImage:        "ghcr.io/corsmesh/corsproxy-init:v0.1.0",
-		ProxyPort:        15003,
-		AdminPort:        15000,
+		ProxyPort:        flags.DefaultProxyPort,
+		AdminPort:        flags.DefaultAdminPort,
 		ProxyUID:         1500,
 		NativeSidecars:   true,
 		ProxyResources: corev1.ResourceRequirements{

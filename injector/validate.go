@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/net/publicsuffix"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -106,10 +107,29 @@ func (in *Injector) ValidatePluginConfig(c *v1alpha1.PluginConfig, lookup func(n
 	if err != nil {
 		return append(errs, configErrors(spec.Child("config"), raw, err)...), warnings
 	}
+	errs = append(errs, publicSuffixWildcards(spec.Child("config"), policy)...)
 	for _, w := range policy.Lint("") {
 		warnings = append(warnings, "spec.config."+w)
 	}
 	return errs, warnings
+}
+
+// publicSuffixWildcards rejects a wildcard over a public suffix ("https://*.com",
+// "https://*.github.io"): every site registered under it would be allowed. localhost is
+// the exception, a name that never leaves the machine.
+func publicSuffixWildcards(path *field.Path, policy *config.CORS) field.ErrorList {
+	var errs field.ErrorList
+	for i, o := range policy.AllowOrigins {
+		w, err := config.ParseWildcard(o.Wildcard)
+		if o.Wildcard == "" || err != nil || !w.Subdomains || w.Host == "localhost" {
+			continue
+		}
+		if suffix, _ := publicsuffix.PublicSuffix(w.Host); suffix == w.Host {
+			errs = append(errs, field.Invalid(path.Child("allowOrigins").Index(i).Child("wildcard"), o.Wildcard,
+				fmt.Sprintf("%q is a public suffix: the wildcard would allow every site registered under it; name your own domain", w.Host)))
+		}
+	}
+	return errs
 }
 
 // configErrors turns the parser's FieldErrors into Kubernetes field errors under path.

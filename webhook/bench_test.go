@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/injector/injectortest"
 )
@@ -113,6 +114,7 @@ func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]t
 	mapper.Add(v1alpha1.GroupVersion.WithKind("Plugin"), meta.RESTScopeRoot)
 	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginChain"), meta.RESTScopeNamespace)
 	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginConfig"), meta.RESTScopeNamespace)
+	mapper.Add(configv1alpha2.GroupVersion.WithKind("MeshConfig"), meta.RESTScopeNamespace)
 
 	lists := map[string]runtime.Object{
 		"Namespace":    &corev1.NamespaceList{Items: values(objs.Namespaces)},
@@ -120,6 +122,7 @@ func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]t
 		"Plugin":       &v1alpha1.PluginList{Items: values(objs.Plugins)},
 		"PluginChain":  &v1alpha1.PluginChainList{Items: values(objs.Chains)},
 		"PluginConfig": &v1alpha1.PluginConfigList{Items: values(objs.Configs)},
+		"MeshConfig":   &configv1alpha2.MeshConfigList{Items: values(objs.MeshConfigs)},
 	}
 	c, err := cache.New(&rest.Config{Host: "http://127.0.0.1:1"}, cache.Options{
 		Scheme:           scheme,

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -82,6 +83,20 @@ func (c *CacheCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plugi
 		return nil, fmt.Errorf("getting Plugin %s: %w", name, err)
 	}
 	return &p, nil
+}
+
+// MeshConfig returns nil when the MeshConfig does not exist, also when the cluster does not
+// have its CRD (plugin policy is then off, osm-edge's default).
+func (c *CacheCluster) MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
+	var mc configv1alpha2.MeshConfig
+	err := c.Cache.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &mc)
+	switch {
+	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("getting MeshConfig %s/%s: %w", namespace, name, err)
+	}
+	return &mc, nil
 }
 
 func pointers[T any](items []T) []*T {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -71,6 +72,7 @@ func (r *ConfigSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsForNamespace), builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.PluginChain{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), specChanged())).
+		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }
 
@@ -132,6 +134,11 @@ func (r *ConfigSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	d, err := r.Injector.Desired(ctx, r.Cluster, &pod, pod.Namespace)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("deciding for pod %s: %w", req.NamespacedName, err)
+	}
+	if d.Reason == injector.ReasonPluginPolicyDisabled {
+		// As in osm-edge, the switch stops policy changes from applying, not the policy in
+		// force: the pod keeps its config until plugin policy is on again.
+		return ctrl.Result{}, nil
 	}
 	if err := r.syncConfig(ctx, &pod, status, d); err != nil {
 		return ctrl.Result{}, err

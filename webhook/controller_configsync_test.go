@@ -19,6 +19,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -186,6 +187,15 @@ func TestConfigSyncReconcile(t *testing.T) {
 			wantRestart: corev1.ConditionTrue,
 			wantEvents:  []string{"Warning " + EventRestartRequired + " the CORS proxy intercepts ports [8080] but the pod's Services now reach ports [8080 9090]"},
 			wantWrites:  1,
+		},
+		{
+			name: "plugin policy turned off: the pod keeps its config, even when the chain goes",
+			change: func(t *testing.T, c client.Client) {
+				mc := ctlGet(t, c, &configv1alpha2.MeshConfig{}, "corsmesh-system", configv1alpha2.MeshConfigName)
+				mc.Spec.FeatureFlags.EnablePluginPolicy = false
+				ctlUpdate(t, c, mc)
+				ctlDelete(t, c, &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: "cors-policy-chain"}})
+			},
 		},
 		{
 			name: "chain deleted: passthrough with the same ports",

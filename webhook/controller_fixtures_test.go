@@ -87,6 +87,9 @@ func (s *ctlSeed) clientObjects() []client.Object {
 	for _, o := range s.objs.Configs {
 		out = append(out, o.DeepCopy())
 	}
+	for _, o := range s.objs.MeshConfigs {
+		out = append(out, o.DeepCopy())
+	}
 	return out
 }
 

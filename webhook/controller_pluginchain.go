@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -76,8 +77,9 @@ type PluginChainReconciler struct {
 	Now func() time.Time
 }
 
-// SetupWithManager registers the controller: chains, and the pods, namespaces, Plugins and
-// Services that change what they select or whether a restart would inject.
+// SetupWithManager registers the controller: chains, and the pods, namespaces, Plugins,
+// Services and the MeshConfig that change what they select or whether a restart would
+// inject.
 func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(pluginChainName).
@@ -88,6 +90,7 @@ func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(notInitialList(), specChanged())).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), serviceChanged())).
+		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }
 
@@ -180,6 +183,16 @@ func (r *PluginChainReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	podSel, nsSel, selErr := r.Injector.ChainSelectors(&chain)
 	cond := desiredPluginChainCondition(&chain, plugins, r.Injector.IsCORSPlugin, selErr)
+	policy, err := r.Injector.PluginPolicy(ctx, r.Cluster)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !policy.Enabled && selErr == nil {
+		// Nothing is injected meanwhile (pods without the sidecar are not counted as such):
+		// say so first, and what the chain will do once it is on.
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonPluginPolicyDisabled
+		cond.Message = policy.Message + "; once on: " + cond.Message
+	}
 	var selected int32
 	var withoutSidecar []*corev1.Pod
 	var workloads []chainWorkload

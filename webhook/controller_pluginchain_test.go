@@ -247,6 +247,30 @@ func TestPluginChainStatusSeedOrder(t *testing.T) {
 	}
 }
 
+// While osm-edge's plugin-policy switch is off, the chain's status says so and how to turn
+// it on, and counts no pod as missing the sidecar (a restart would not inject it).
+func TestPluginChainStatusPluginPolicyOff(t *testing.T) {
+	seed := ctlLoadSeed(t)
+	seed.objs.MeshConfigs[0].Spec.FeatureFlags.EnablePluginPolicy = false
+	seed.objs.Chains[0].Annotations = map[string]string{AnnotationRestartWorkloads: "true"}
+	c, writes := ctlClient(t, append(seed.clientObjects(), seed.deploymentObjects()...)...)
+	r := &PluginChainReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+
+	ctlReconcile(t, r, "pipy", "cors-policy-chain")
+	st := ctlGet(t, c, &v1alpha1.PluginChain{}, "pipy", "cors-policy-chain").Status
+	cond := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionAccepted)
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != v1alpha1.ReasonPluginPolicyDisabled ||
+		!strings.Contains(cond.Message, injector.EnablePluginPolicyCommand("corsmesh-system")) {
+		t.Errorf("Accepted = %+v, want False, %s, with the command that turns it on", cond, v1alpha1.ReasonPluginPolicyDisabled)
+	}
+	if st.SelectedPods != 2 || st.PodsWithoutSidecar != 0 || st.RestartHint != "" {
+		t.Errorf("selectedPods %d, podsWithoutSidecar %d, restartHint %q; want 2, 0, none", st.SelectedPods, st.PodsWithoutSidecar, st.RestartHint)
+	}
+	if n := writes.get("patch Deployment"); n != 0 {
+		t.Errorf("%d Deployment restarts while plugin policy is off", n)
+	}
+}
+
 // With corsmesh.io/restart-workloads: "true" the chain restarts the seed's Deployments as
 // `kubectl rollout restart` does, once per generation of the chain.
 func TestPluginChainAutoRestart(t *testing.T) {

@@ -23,18 +23,6 @@ import (
 	"github.com/corsmesh/corsmesh/injector"
 )
 
-// RBAC of the controllers (the webhook's ClusterRole also needs what admission reads):
-//
-// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups="",resources=pods/status,verbs=patch
-// +kubebuilder:rbac:groups="",resources=namespaces;services,verbs=get;list;watch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=patch
-// +kubebuilder:rbac:groups=plugin.flomesh.io,resources=plugins;pluginchains;pluginconfigs,verbs=get;list;watch
-// +kubebuilder:rbac:groups=plugin.flomesh.io,resources=pluginchains,verbs=patch
-// +kubebuilder:rbac:groups=plugin.flomesh.io,resources=pluginchains/status;pluginconfigs/status,verbs=patch
-
 // IndexPodInjected indexes Pods carrying the status annotation under "true": the controllers
 // map a policy change to the injected pods it may affect without scanning every pod.
 const IndexPodInjected = "corsmesh.io/injected"

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -25,8 +26,8 @@ const indexDestination = "corsmesh.io/destination"
 // of each item that the cache's client.Reader makes (with 1,000 PluginChains that copy
 // alone was most of an admission's cost). The objects are shared: read them, never modify.
 type InformerCluster struct {
-	namespaces, services, configs, plugins toolscache.Indexer
-	chains                                 *chainSnapshot
+	namespaces, services, configs, plugins, meshConfigs toolscache.Indexer
+	chains                                              *chainSnapshot
 	// Live reads a namespace the informer does not know yet (created a moment ago).
 	Live client.Reader
 }
@@ -137,6 +138,9 @@ func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) 
 	if ic.plugins, err = indexer(&v1alpha1.Plugin{}, nil); err != nil {
 		return nil, err
 	}
+	if ic.meshConfigs, err = indexer(&configv1alpha2.MeshConfig{}, nil); err != nil {
+		return nil, err
+	}
 	return ic, nil
 }
 
@@ -171,6 +175,10 @@ func (c *InformerCluster) PluginConfigsFor(_ context.Context, namespace, service
 
 func (c *InformerCluster) Plugin(_ context.Context, name string) (*v1alpha1.Plugin, error) {
 	return byKey[v1alpha1.Plugin](c.plugins, name)
+}
+
+func (c *InformerCluster) MeshConfig(_ context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
+	return byKey[configv1alpha2.MeshConfig](c.meshConfigs, namespace+"/"+name)
 }
 
 func byKey[T any](idx toolscache.Indexer, key string) (*T, error) {

@@ -224,6 +224,25 @@ func TestSkippedPodGetsWarning(t *testing.T) {
 	}
 }
 
+// While osm-edge's plugin-policy switch is off, a pod the chain selects is admitted
+// unchanged with a warning saying how to turn it on, and counted.
+func TestPluginPolicyOffPodGetsWarning(t *testing.T) {
+	cluster := seedCluster(t)
+	cluster.MeshConfigs[0].Spec.FeatureFlags.EnablePluginPolicy = false
+	mutate, _, metrics := newTestHandlers(t, cluster)
+	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	resp := review.Response
+	if !resp.Allowed || resp.Patch != nil {
+		t.Fatalf("allowed=%v patch=%s: with plugin policy off a pod is admitted unchanged", resp.Allowed, resp.Patch)
+	}
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "kubectl patch meshconfig osm-mesh-config -n corsmesh-system") {
+		t.Errorf("warnings %q do not say how to turn plugin policy on", resp.Warnings)
+	}
+	if got := testutil.ToFloat64(metrics.Skipped.WithLabelValues(string(injector.ReasonPluginPolicyDisabled))); got != 1 {
+		t.Errorf("skipped{plugin-policy-disabled} = %v", got)
+	}
+}
+
 func TestMalformedReviewsGet4xx(t *testing.T) {
 	mutate, _, metrics := newTestHandlers(t, seedCluster(t))
 	valid := reviewFor(t, "Pod", "", "pipy", seedPod)
@@ -295,6 +314,8 @@ func TestAdmissionEvents(t *testing.T) {
 	}{
 		{"injected", nil, "Normal CORSProxyInjected CORS proxy injected for ports [8080]"},
 		{"skipped", func(o *injector.Objects) { o.Namespaces[0].Labels[injector.LabelPodSecurityEnforce] = "baseline" }, "Warning CORSProxyNotInjected Not injected (pod-security)"},
+		{"plugin policy off", func(o *injector.Objects) { o.MeshConfigs[0].Spec.FeatureFlags.EnablePluginPolicy = false },
+			"Warning CORSProxyNotInjected Not injected (plugin-policy-disabled): plugin policy is off in MeshConfig corsmesh-system/osm-mesh-config"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -85,6 +86,9 @@ func Scheme() (*runtime.Scheme, error) {
 	if err := v1alpha1.AddToScheme(s); err != nil {
 		return nil, err
 	}
+	if err := configv1alpha2.AddToScheme(s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -125,7 +129,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Cache: cache.Options{
 			// Managed fields are a large part of every object and nothing here reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject:         map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: slimPod}},
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: {Transform: slimPod},
+				// The one MeshConfig read is in the webhook's namespace, where its Role lets
+				// it read MeshConfigs.
+				&configv1alpha2.MeshConfig{}: {Namespaces: map[string]cache.Config{opts.Injector.OwnNamespace: {}}},
+			},
 		},
 	})
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 )
 
 // Status is a check's outcome.
@@ -72,6 +73,7 @@ func DefaultCheckOptions() CheckOptions {
 			"plugins.plugin.flomesh.io",
 			"pluginchains.plugin.flomesh.io",
 			"pluginconfigs.plugin.flomesh.io",
+			"meshconfigs.config.openservicemesh.io",
 		},
 		MutatingWebhook:   "corsmesh-webhook",
 		ValidatingWebhook: "corsmesh-policies",
@@ -161,6 +163,7 @@ func Check(ctx context.Context, c client.Client, o CheckOptions) []Result {
 	for _, name := range o.CRDs {
 		checkCRD(ctx, c, name, add)
 	}
+	checkPluginPolicy(ctx, c, o.Namespace, add)
 
 	var hooks []hook
 	var mutating admissionregistrationv1.MutatingWebhookConfiguration
@@ -231,6 +234,25 @@ func checkCRD(ctx context.Context, c client.Client, name string, add addFunc) {
 		return
 	}
 	add(StatusFail, "CRD %s installed but not established yet", name)
+}
+
+// checkPluginPolicy warns while osm-edge's plugin-policy switch is off, saying how to
+// turn it on: no pod is injected meanwhile.
+func checkPluginPolicy(ctx context.Context, c client.Client, namespace string, add addFunc) {
+	policy, err := pluginPolicy(ctx, c, namespace)
+	switch {
+	case err != nil:
+		add(StatusFail, "%v", err)
+	case !policy.Enabled:
+		add(StatusWarn, "%s", policy.Message)
+	default:
+		add(StatusOK, "plugin policy is on (MeshConfig %s/%s)", namespace, configv1alpha2.MeshConfigName)
+	}
+}
+
+// pluginPolicy reads the switch as the webhook does.
+func pluginPolicy(ctx context.Context, c client.Reader, namespace string) (injector.PluginPolicy, error) {
+	return injector.New(injector.Options{OwnNamespace: namespace}).PluginPolicy(ctx, newLiveCluster(c))
 }
 
 // getObject gets a cluster-scoped object, adding a FAIL when it is missing or unreadable.

@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 )
 
 // ca is a test certificate authority.
@@ -99,6 +100,7 @@ type installation struct {
 	service    *corev1.Service
 	endpoints  *discoveryv1.EndpointSlice
 	namespaces []*corev1.Namespace
+	meshConfig *configv1alpha2.MeshConfig
 }
 
 func newInstallation(t *testing.T, authority *ca, now time.Time) *installation {
@@ -142,6 +144,9 @@ func newInstallation(t *testing.T, authority *ca, now time.Time) *installation {
 	}
 	in.endpoints.Namespace, in.endpoints.Name = "corsmesh-system", "corsmesh-webhook-abcde"
 	in.endpoints.Labels = map[string]string{discoveryv1.LabelServiceName: "corsmesh-webhook"}
+	in.meshConfig = &configv1alpha2.MeshConfig{}
+	in.meshConfig.Namespace, in.meshConfig.Name = "corsmesh-system", configv1alpha2.MeshConfigName
+	in.meshConfig.Spec.FeatureFlags.EnablePluginPolicy = true
 	in.namespaces = []*corev1.Namespace{
 		namespaceWith("pipy", map[string]string{injector.LabelMonitoredBy: "osm"}, map[string]string{injector.AnnotationSidecarInjection: "enabled"}),
 		namespaceWith("curl", map[string]string{injector.LabelMonitoredBy: "osm"}, map[string]string{injector.AnnotationSidecarInjection: "disabled"}),
@@ -158,7 +163,7 @@ func (in *installation) objects() []client.Object {
 			objs = append(objs, c)
 		}
 	}
-	for _, o := range []client.Object{in.mutating, in.validating, in.secret, in.service, in.endpoints} {
+	for _, o := range []client.Object{in.mutating, in.validating, in.secret, in.service, in.endpoints, in.meshConfig} {
 		if o != nil && !isNil(o) {
 			objs = append(objs, o)
 		}
@@ -181,6 +186,8 @@ func isNil(o client.Object) bool {
 	case *corev1.Service:
 		return o == nil
 	case *discoveryv1.EndpointSlice:
+		return o == nil
+	case *configv1alpha2.MeshConfig:
 		return o == nil
 	}
 	return false
@@ -206,6 +213,8 @@ func TestCheck(t *testing.T) {
 				"CRD plugins.plugin.flomesh.io installed and established (served: v1alpha1)": StatusOK,
 				"CRD pluginchains.plugin.flomesh.io installed and established":               StatusOK,
 				"CRD pluginconfigs.plugin.flomesh.io installed and established":              StatusOK,
+				"CRD meshconfigs.config.openservicemesh.io installed and established":        StatusOK,
+				"plugin policy is on (MeshConfig corsmesh-system/osm-mesh-config)":           StatusOK,
 				"MutatingWebhookConfiguration corsmesh-webhook exists":                       StatusOK,
 				"ValidatingWebhookConfiguration corsmesh-policies exists":                    StatusOK,
 				"webhook corsmesh-webhook/pods.corsmesh.io: caBundle set":                    StatusOK,
@@ -230,6 +239,20 @@ func TestCheck(t *testing.T) {
 			},
 			want:  map[string]Status{"CRD pluginchains.plugin.flomesh.io installed but not established: Installing": StatusFail},
 			worst: StatusFail,
+		},
+		{
+			name: "plugin policy off",
+			edit: func(in *installation) { in.meshConfig.Spec.FeatureFlags.EnablePluginPolicy = false },
+			want: map[string]Status{
+				`plugin policy is off in MeshConfig corsmesh-system/osm-mesh-config (spec.featureFlags.enablePluginPolicy: false); turn it on with: kubectl patch meshconfig osm-mesh-config -n corsmesh-system -p '{"spec":{"featureFlags":{"enablePluginPolicy":true}}}' --type=merge`: StatusWarn,
+			},
+			worst: StatusWarn,
+		},
+		{
+			name:  "no MeshConfig",
+			edit:  func(in *installation) { in.meshConfig = nil },
+			want:  map[string]Status{"plugin policy is off: MeshConfig corsmesh-system/osm-mesh-config does not exist": StatusWarn},
+			worst: StatusWarn,
 		},
 		{
 			name:  "missing mutating webhook",

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/webhook"
 )
@@ -87,17 +88,23 @@ func (l *liveCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plugin
 	return (&webhook.CacheCluster{Cache: l.c}).Plugin(ctx, name)
 }
 
+func (l *liveCluster) MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
+	return (&webhook.CacheCluster{Cache: l.c}).MeshConfig(ctx, namespace, name)
+}
+
 // layeredCluster is what inject hands the injector: the objects of the files, over the
 // cluster's (--from-cluster; an object of the files replaces the cluster's of the same
-// name), and, for a namespace found nowhere, a namespace monitored by the mesh: offline
-// injection of a workload means the user asked for it.
+// name), and, for a namespace found nowhere, a namespace monitored by the mesh, and for a
+// MeshConfig found nowhere, one with plugin policy on: offline injection of a workload
+// means the user asked for it.
 type layeredCluster struct {
 	local  *injector.Objects
 	remote injector.Cluster // nil when offline
 	mesh   string
 	notice io.Writer
 
-	assumed map[string]*corev1.Namespace
+	assumed     map[string]*corev1.Namespace
+	assumedMesh *configv1alpha2.MeshConfig
 }
 
 var _ injector.Cluster = (*layeredCluster)(nil)
@@ -196,6 +203,25 @@ func (l *layeredCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plu
 		return nil, nil
 	}
 	return l.remote.Plugin(ctx, name)
+}
+
+func (l *layeredCluster) MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
+	if mc, _ := l.local.MeshConfig(ctx, namespace, name); mc != nil {
+		return mc, nil
+	}
+	if l.remote != nil {
+		mc, err := l.remote.MeshConfig(ctx, namespace, name)
+		if err != nil || mc != nil {
+			return mc, err
+		}
+	}
+	if l.assumedMesh == nil {
+		fmt.Fprintf(l.notice, "corsmeshctl: MeshConfig %s/%s is not in the input: treating plugin policy as on (spec.featureFlags.enablePluginPolicy: true)\n", namespace, name)
+		l.assumedMesh = &configv1alpha2.MeshConfig{}
+		l.assumedMesh.Namespace, l.assumedMesh.Name = namespace, name
+		l.assumedMesh.Spec.FeatureFlags.EnablePluginPolicy = true
+	}
+	return l.assumedMesh, nil
 }
 
 func key(o client.Object) string { return o.GetNamespace() + "/" + o.GetName() }

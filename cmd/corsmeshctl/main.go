@@ -3,6 +3,7 @@
 //	corsmeshctl inject -f FILE|- [--policies DIR]... [--from-cluster] ...
 //	corsmeshctl namespace add|remove NS... [--mesh-name osm] ...
 //	corsmeshctl check [--namespace corsmesh-system] ...
+//	corsmeshctl explain (--pod NAME | --service NAME) --origin ORIGIN ...
 //
 // inject runs the webhook's injector offline over manifests; namespace opts namespaces in
 // and out of the mesh as `osm namespace` does; check diagnoses an installation.
@@ -25,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -46,6 +48,10 @@ Usage:
       Opt namespaces in and out of the mesh (like osm namespace add|remove).
   corsmeshctl check [--namespace corsmesh-system] [--mesh-name osm] [--kubeconfig PATH]
       Check the installation: CRDs, webhook configurations, certificates, reachability.
+  corsmeshctl explain (--pod NAME | --service NAME) [-n NS] --origin ORIGIN [--method M]
+                      [--header H]... [--host H] [--port P] [-f FILE]... [--from-cluster]
+  corsmeshctl explain --diff FILE --origin ORIGIN... [-f FILE]... [--from-cluster]
+      Would the proxy allow this request, by which PluginConfig entry, with which headers.
 
 Run corsmeshctl COMMAND -h for a command's flags.
 `
@@ -64,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runNamespace(ctx, args[1:], stdin, stdout, stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdin, stdout, stderr)
+	case "explain":
+		return runExplain(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -127,7 +135,7 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 // so the CLI stays light.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, apiextensionsv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, configv1alpha2.AddToScheme, apiextensionsv1.AddToScheme} {
 		if err := add(s); err != nil {
 			return nil, err
 		}

@@ -89,6 +89,12 @@ Flags:
 		}
 		fmt.Fprintln(stdout, msg)
 	}
+	if verb == "add" {
+		// Pods of the namespace get the sidecar only once plugin policy is on.
+		if policy, err := pluginPolicy(ctx, c, defaults.OwnNamespace); err == nil && !policy.Enabled {
+			fmt.Fprintf(stderr, "note: %s\n", policy.Message)
+		}
+	}
 	if failed {
 		return 1
 	}

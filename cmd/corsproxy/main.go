@@ -15,9 +15,12 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/corsmesh/corsmesh/corsproxy/flags"
 	"github.com/corsmesh/corsmesh/corsproxy/proxy"
 )
 
@@ -27,10 +30,12 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
 
-type flags struct {
+type options struct {
 	configPath     string
 	listen         string
 	adminListen    string
+	adminIP        string
+	memoryLimit    int64
 	upstream       string
 	policyPort     int
 	reloadInterval time.Duration
@@ -41,26 +46,30 @@ type flags struct {
 	opts           proxy.Options
 }
 
-func parseFlags(args []string, stderr io.Writer) (*flags, error) {
-	f := &flags{}
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	f := &options{}
 	fs := flag.NewFlagSet("corsproxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.configPath, "config", "/etc/corsproxy/config.json", "policy file (the pod's config annotation, mounted by the downward API)")
-	fs.StringVar(&f.listen, "listen", ":15003", "address iptables redirects inbound traffic to")
-	fs.StringVar(&f.adminListen, "admin-listen", ":15000", "address of /healthz, /readyz and /metrics (never redirected)")
-	fs.StringVar(&f.upstream, "upstream", "", "forward everything to this host:port instead of the original destination (tests, no iptables)")
-	fs.IntVar(&f.policyPort, "policy-port", 0, "with --upstream: the config port whose policy applies (default: the upstream's port)")
-	fs.DurationVar(&f.reloadInterval, "reload-interval", time.Second, "how often to check the config file for changes")
-	fs.DurationVar(&f.drainTimeout, "drain-timeout", 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
-	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "on SIGTERM, how long to keep accepting while /readyz fails, so endpoints update first")
-	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.DurationVar(&f.waitReady, "wait-ready", 0, "instead of serving, wait this long for a running proxy's /readyz on --admin-listen (a postStart hook)")
-	fs.IntVar(&f.opts.MaxConnsPerUpstream, "max-conns-per-upstream", 1024, "pooled connections per app port")
-	fs.DurationVar(&f.opts.UpstreamTimeout, "upstream-timeout", 0, "wait at most this long for the app's response (0: no limit)")
-	fs.DurationVar(&f.opts.DialTimeout, "dial-timeout", 2*time.Second, "wait at most this long to connect to the app")
-	fs.DurationVar(&f.opts.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "wait at most this long for a request's header")
-	fs.DurationVar(&f.opts.IdleTimeout, "idle-timeout", 90*time.Second, "close keep-alive connections idle this long")
-	fs.IntVar(&f.opts.MaxHeaderBytes, "max-header-bytes", 32<<10, "largest request header block accepted (larger: 431)")
+	fs.StringVar(&f.configPath, flags.Config, flags.DefaultConfigPath, "policy file (the pod's config annotation, mounted by the downward API)")
+	fs.StringVar(&f.listen, flags.Listen, flags.AllInterfaces(flags.DefaultProxyPort), "address iptables redirects inbound traffic to")
+	fs.StringVar(&f.adminListen, flags.AdminListen, flags.AllInterfaces(flags.DefaultAdminPort), "address of /healthz, /readyz and /metrics (never redirected)")
+	fs.StringVar(&f.adminIP, flags.AdminIP, os.Getenv(flags.EnvPodIP), "serve the admin port on this IP only, where the kubelet probes it (default $POD_IP; empty: the --admin-listen host)")
+	fs.Int64Var(&f.memoryLimit, flags.MemoryLimit, 0, "the container's memory limit in bytes (default $CORSPROXY_MEMORY_LIMIT): sets the Go heap's soft limit and the default --max-client-conns")
+	fs.StringVar(&f.upstream, flags.Upstream, "", "forward everything to this host:port instead of the original destination (tests, no iptables)")
+	fs.IntVar(&f.policyPort, flags.PolicyPort, 0, "with --upstream: the config port whose policy applies (default: the upstream's port)")
+	fs.DurationVar(&f.reloadInterval, flags.ReloadInterval, time.Second, "how often to check the config file for changes")
+	fs.DurationVar(&f.drainTimeout, flags.DrainTimeout, 20*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	fs.DurationVar(&f.drainDelay, flags.DrainDelay, 0, "on SIGTERM, how long to keep accepting while /readyz fails, so endpoints update first")
+	fs.StringVar(&f.logLevel, flags.LogLevel, "info", "debug, info, warn or error")
+	fs.DurationVar(&f.waitReady, flags.WaitReady, 0, "instead of serving, wait this long for a running proxy's /readyz on --admin-listen (a postStart hook)")
+	fs.IntVar(&f.opts.MaxConnsPerUpstream, flags.MaxConnsPerUpstream, flags.DefaultMaxConnsPerUpstream, "pooled connections per app port")
+	fs.DurationVar(&f.opts.UpstreamTimeout, flags.UpstreamTimeout, 0, "wait at most this long for the app's response to begin, and then for each piece of it (then 504; 0: no limit)")
+	fs.DurationVar(&f.opts.DialTimeout, flags.DialTimeout, 2*time.Second, "wait at most this long to connect to the app")
+	fs.DurationVar(&f.opts.ReadHeaderTimeout, flags.ReadHeaderTimeout, 10*time.Second, "wait at most this long for a request's header (then 408)")
+	fs.DurationVar(&f.opts.BodyIdleTimeout, flags.BodyIdleTimeout, 60*time.Second, "wait at most this long for each piece of a request's body, not for the whole body (then 408)")
+	fs.DurationVar(&f.opts.IdleTimeout, flags.IdleTimeout, 90*time.Second, "close keep-alive connections idle this long")
+	fs.IntVar(&f.opts.MaxHeaderBytes, flags.MaxHeaderBytes, 32<<10, "largest request header block accepted (larger: 431)")
+	fs.IntVar(&f.opts.MaxClientConns, flags.MaxClientConns, 0, "client connections held at once, tunnels included; more get 503 (default: what --memory-limit holds, 1024 without one)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -78,10 +87,43 @@ func parseFlags(args []string, stderr io.Writer) (*flags, error) {
 		return nil, fmt.Errorf("--policy-port: %d is not a port", f.policyPort)
 	}
 	f.opts.PolicyPort = int32(f.policyPort)
+	if f.adminIP != "" {
+		ip, err := netip.ParseAddr(f.adminIP)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-ip: %w", err)
+		}
+		_, port, err := net.SplitHostPort(f.adminListen)
+		if err != nil {
+			return nil, fmt.Errorf("--admin-listen: %w", err)
+		}
+		f.adminListen = net.JoinHostPort(ip.String(), port)
+	}
+	if v := os.Getenv(flags.EnvMemoryLimit); v != "" && !isSet(fs, flags.MemoryLimit) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: want the limit in bytes: %w", flags.EnvMemoryLimit, err)
+		}
+		f.memoryLimit = n
+	}
+	if f.memoryLimit < 0 {
+		return nil, fmt.Errorf("--memory-limit: %d is negative", f.memoryLimit)
+	}
+	if f.opts.MaxClientConns < 0 {
+		return nil, fmt.Errorf("--max-client-conns: %d is negative", f.opts.MaxClientConns)
+	}
+	if f.opts.MaxClientConns == 0 {
+		f.opts.MaxClientConns = maxClientConns(f.memoryLimit)
+	}
 	if f.reloadInterval <= 0 {
 		return nil, errors.New("--reload-interval must be positive")
 	}
 	return f, nil
+}
+
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
@@ -116,7 +158,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 // waitReady polls the admin port's /readyz: a regular-container sidecar's postStart hook
 // runs it, and the kubelet starts the app's containers only after it returns.
 func waitReady(ctx context.Context, adminListen string, timeout time.Duration) error {
-	host, port, err := net.SplitHostPort(adminListen)
+	host, port, err := net.SplitHostPort(adminListen) // --admin-ip is in it already
 	if err != nil {
 		return fmt.Errorf("--admin-listen: %w", err)
 	}
@@ -146,7 +188,7 @@ func waitReady(ctx context.Context, adminListen string, timeout time.Duration) e
 	}
 }
 
-func serve(ctx context.Context, f *flags, logger *slog.Logger) error {
+func serve(ctx context.Context, f *options, logger *slog.Logger) error {
 	metrics := &proxy.Metrics{}
 	// The first config must be valid: with no good policy to fall back on, starting would
 	// serve the pod without the CORS it was injected for.
@@ -157,6 +199,12 @@ func serve(ctx context.Context, f *flags, logger *slog.Logger) error {
 	}
 	metrics.Reloaded(true)
 
+	if f.memoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The runtime collects harder as the heap nears this, rather than let the kernel
+		// kill the container; GOMEMLIMIT, if set, is the operator's and wins.
+		debug.SetMemoryLimit(softMemoryLimit(f.memoryLimit))
+	}
+	logger.Info("memory budget", "limit", f.memoryLimit, "goMemLimit", debug.SetMemoryLimit(-1), "maxClientConns", f.opts.MaxClientConns)
 	p := proxy.New(routes, metrics, f.opts)
 	admin := proxy.NewAdmin(metrics)
 	ln, err := net.Listen("tcp", f.listen)

@@ -22,6 +22,9 @@ func TestBadArgumentsExit2(t *testing.T) {
 		{"--policy-port", "70000"},
 		{"--reload-interval", "0s"},
 		{"--log-level", "loud"},
+		{"--admin-ip", "pod"},
+		{"--memory-limit", "-1"},
+		{"--max-client-conns", "-5"},
 		{"extra"},
 	}
 	for _, args := range tests {
@@ -149,5 +152,60 @@ func TestWaitReady(t *testing.T) {
 	ready.Store(true)
 	if code := run(context.Background(), []string{"--wait-ready=5s", "--admin-listen", ln.Addr().String()}, &stderr); code != 0 {
 		t.Errorf("ready: exit %d, want 0 (%s)", code, stderr.String())
+	}
+}
+
+// The admin port listens on the pod's IP only, where the kubelet probes it, and the
+// postStart hook's --wait-ready finds it there; POD_IP comes from the downward API.
+func TestAdminListensOnThePodIPOnly(t *testing.T) {
+	const podIP = "127.0.0.2" // on Linux all of 127/8 is the loopback's
+	port := freePort(t)
+	_, portOnly, _ := net.SplitHostPort(port)
+	t.Setenv("POD_IP", podIP)
+	config := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(config, []byte(`{"version":1,"ports":[]}`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--config", config, "--listen", freePort(t), "--admin-listen", ":" + portOnly, "--upstream", "127.0.0.1:1"}, io.Discard)
+	}()
+	defer func() { cancel(); <-done }()
+	waitHTTPReady(t, "http://"+net.JoinHostPort(podIP, portOnly)+"/readyz")
+	if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", portOnly), time.Second); err == nil {
+		c.Close()
+		t.Errorf("the admin port answers on 127.0.0.1 too; want %s only", podIP)
+	}
+	var waitErr bytes.Buffer
+	if code := run(context.Background(), []string{"--wait-ready=5s", "--admin-listen", ":" + portOnly}, &waitErr); code != 0 {
+		t.Errorf("--wait-ready with POD_IP set: exit %d (%s)", code, waitErr.String())
+	}
+}
+
+func TestBadMemoryLimitEnvExits2(t *testing.T) {
+	t.Setenv("CORSPROXY_MEMORY_LIMIT", "64Mi")
+	var stderr bytes.Buffer
+	if code := run(context.Background(), nil, &stderr); code != 2 || !strings.Contains(stderr.String(), "CORSPROXY_MEMORY_LIMIT") {
+		t.Errorf("exit %d, stderr %q: want 2 and the variable named", code, stderr.String())
+	}
+}
+
+// The connection cap follows the memory limit: what the limit holds at a connection's
+// costliest, within bounds.
+func TestMaxClientConnsFollowsTheMemoryLimit(t *testing.T) {
+	tests := []struct {
+		limit int64
+		want  int
+	}{
+		{0, defaultMaxClientConns},
+		{64 << 20, 1126},
+		{16 << 20, 51},
+		{8 << 20, 16}, // less than the base: the floor
+		{128 << 20, 2560},
+		{64 << 30, maxClientConnsCeiling},
+	}
+	for _, tt := range tests {
+		if got := maxClientConns(tt.limit); got != tt.want {
+			t.Errorf("maxClientConns(%d) = %d, want %d", tt.limit, got, tt.want)
+		}
 	}
 }

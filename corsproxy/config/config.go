@@ -47,19 +47,44 @@ type CORS struct {
 	ExposeHeaders    []string      `json:"exposeHeaders,omitempty"`
 	// MaxAge is kept as written ("24h", "30m", "86400", 86400): see ParseMaxAge.
 	MaxAge json.RawMessage `json:"maxAge,omitempty"`
+
+	// The fields below are corsmesh's, not osm-edge's; unset, the proxy behaves as
+	// osm-edge's plugin does.
+
+	// Preflight says which OPTIONS requests are preflights: PreflightAnyOptions ("", every
+	// OPTIONS from an allowed origin, osm-edge's rule) or PreflightStrict (only those with
+	// Access-Control-Request-Method; the app answers its own OPTIONS routes).
+	Preflight string `json:"preflight,omitempty"`
+	// RefusedPreflight is what a preflight from an origin the policy does not allow gets:
+	// RefusedForward ("", forwarded to the app as osm-edge does) or RefusedAnswer (answered
+	// 403 by the proxy, without CORS headers).
+	RefusedPreflight string `json:"refusedPreflight,omitempty"`
+	// ReportOnly evaluates and reports the policy (metrics, log, /debug/cors) but changes
+	// no response: a way to roll a policy out and watch what it would refuse.
+	ReportOnly bool `json:"reportOnly,omitempty"`
 }
 
-// OriginMatch is one allowOrigins entry; exactly one of its fields is set.
+// Values of CORS.Preflight and CORS.RefusedPreflight.
+const (
+	PreflightAnyOptions = "any-options"
+	PreflightStrict     = "strict"
+	RefusedForward      = "forward"
+	RefusedAnswer       = "answer"
+)
+
+// OriginMatch is one allowOrigins entry; exactly one of its fields is set. Exact, Prefix
+// and Regex are osm-edge's; Wildcard is corsmesh's (see ParseWildcard).
 type OriginMatch struct {
-	Exact  string `json:"exact,omitempty"`
-	Prefix string `json:"prefix,omitempty"`
-	Regex  string `json:"regex,omitempty"`
+	Exact    string `json:"exact,omitempty"`
+	Prefix   string `json:"prefix,omitempty"`
+	Regex    string `json:"regex,omitempty"`
+	Wildcard string `json:"wildcard,omitempty"`
 }
 
 // Kind names the one field an entry sets ("" when none or several are set).
 func (o OriginMatch) Kind() string {
 	kind, set := "", 0
-	for _, f := range [...]struct{ name, value string }{{"exact", o.Exact}, {"prefix", o.Prefix}, {"regex", o.Regex}} {
+	for _, f := range [...]struct{ name, value string }{{"exact", o.Exact}, {"prefix", o.Prefix}, {"regex", o.Regex}, {"wildcard", o.Wildcard}} {
 		if f.value != "" {
 			kind, set = f.name, set+1
 		}
@@ -71,7 +96,7 @@ func (o OriginMatch) Kind() string {
 }
 
 // Value is the set field's value.
-func (o OriginMatch) Value() string { return o.Exact + o.Prefix + o.Regex }
+func (o OriginMatch) Value() string { return o.Exact + o.Prefix + o.Regex + o.Wildcard }
 
 // Lookup returns the port's configuration, or nil when the port has none.
 func (c *Config) Lookup(port int32) *Port {

@@ -18,6 +18,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"version":1,"ports":[{"port":80,"cors":{"allowOrigins":[],"allowMethods":[],"maxAge":"0"}}]}`))
 	f.Add([]byte(`{"version":1,"ports":[]}}`))
 	f.Add([]byte(``))
+	f.Add([]byte(`{"version":1,"ports":[{"port":80,"cors":{"allowOrigins":[{"wildcard":"https://*.example.com:*"},{"wildcard":"http://localhost:*"}],"preflight":"strict","refusedPreflight":"answer","reportOnly":true}}]}`))
+	f.Add([]byte(`{"version":1,"ports":[{"port":80,"cors":{"allowOrigins":[{"wildcard":"https://*"}],"preflight":"x"}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := config.Parse(data)
 		if err != nil {

@@ -43,6 +43,10 @@ func (c *CORS) Lint(path string) []string {
 			}
 		case o.Regex != "":
 			warnings = append(warnings, lintRegex(join(path, field+".regex"), o.Regex, c.AllowCredentials)...)
+		case o.Wildcard != "":
+			if w, err := ParseWildcard(o.Wildcard); err == nil && c.AllowCredentials && w.Scheme == "http" && (w.Subdomains || w.Port == "*") && !isLoopbackName(w.Host) {
+				warn(field+".wildcard", "%q with allowCredentials over plain http: anyone on the network path can serve a page from a matching origin and make credentialed requests", o.Wildcard)
+			}
 		}
 	}
 	for i, h := range c.AllowHeaders {
@@ -61,6 +65,11 @@ func (c *CORS) Lint(path string) []string {
 		}
 	}
 	return warnings
+}
+
+// isLoopbackName: a development origin on this machine, where plain http is expected.
+func isLoopbackName(host string) bool {
+	return host == "localhost" || strings.HasSuffix(host, ".localhost") || host == "127.0.0.1" || host == "[::1]"
 }
 
 // lintRegex warns about a bare "." (one character, any character) and about an expression

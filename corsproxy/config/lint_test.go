@@ -48,6 +48,18 @@ func TestLint(t *testing.T) {
 			want:   []warning{{"allowOrigins[1].prefix", `also matches "https://api.example.com.evil.example"`}},
 		},
 		{
+			name:   "wildcard with credentials over http",
+			policy: `{"allowCredentials":true,"allowOrigins":[{"wildcard":"http://*.example.com"},{"wildcard":"https://*.example.com"},{"wildcard":"http://localhost:*"},{"wildcard":"http://example.org:*"}]}`,
+			want: []warning{
+				{"allowOrigins[0].wildcard", "allowCredentials over plain http"},
+				{"allowOrigins[3].wildcard", "allowCredentials over plain http"},
+			},
+		},
+		{
+			name:   "wildcard over http without credentials is fine",
+			policy: `{"allowOrigins":[{"wildcard":"http://*.example.com:*"}]}`,
+		},
+		{
 			name:   "prefix that is only a scheme",
 			policy: `{"allowOrigins":[{"prefix":"https://"}]}`,
 			want:   []warning{{"allowOrigins[0].prefix", "matches every origin with that scheme"}},

@@ -109,21 +109,35 @@ func (c *CORS) validate(path string) ErrorList {
 	for i, o := range c.AllowOrigins {
 		opath := index(join(path, "allowOrigins"), i)
 		set := 0
-		for _, v := range []string{o.Exact, o.Prefix, o.Regex} {
+		for _, v := range []string{o.Exact, o.Prefix, o.Regex, o.Wildcard} {
 			if v != "" {
 				set++
 			}
 		}
 		switch {
 		case set == 0:
-			e.add(opath, "empty entry: set one of exact, prefix or regex")
+			e.add(opath, "empty entry: set one of exact, prefix, regex or wildcard")
 		case set > 1:
-			e.add(opath, "sets more than one of exact, prefix and regex; set exactly one")
+			e.add(opath, "sets more than one of exact, prefix, regex and wildcard; set exactly one")
 		case o.Regex != "":
 			if _, err := CompileOriginRegex(o.Regex); err != nil {
 				e.add(join(opath, "regex"), "invalid regular expression: %v", err)
 			}
+		case o.Wildcard != "":
+			if _, err := ParseWildcard(o.Wildcard); err != nil {
+				e.add(join(opath, "wildcard"), "%v", err)
+			}
 		}
+	}
+	switch c.Preflight {
+	case "", PreflightAnyOptions, PreflightStrict:
+	default:
+		e.add(join(path, "preflight"), "%q is not one of %q (the default) or %q", c.Preflight, PreflightAnyOptions, PreflightStrict)
+	}
+	switch c.RefusedPreflight {
+	case "", RefusedForward, RefusedAnswer:
+	default:
+		e.add(join(path, "refusedPreflight"), "%q is not one of %q (the default) or %q", c.RefusedPreflight, RefusedForward, RefusedAnswer)
 	}
 	for name, list := range map[string][]string{"allowMethods": c.AllowMethods, "allowHeaders": c.AllowHeaders, "exposeHeaders": c.ExposeHeaders} {
 		for i, v := range list {

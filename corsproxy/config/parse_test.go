@@ -123,6 +123,36 @@ func TestParseErrorsNameTheField(t *testing.T) {
 			wantDetail: "unknown field",
 		},
 		{
+			name:       "wildcard with a bare * host",
+			in:         doc(`{"allowOrigins":[{"exact":"http://a.com"},{"wildcard":"https://*"}]}`),
+			wantFields: []string{"ports[0].cors.allowOrigins[1].wildcard"},
+			wantDetail: "bare * host allows every site",
+		},
+		{
+			name:       "wildcard beside another kind",
+			in:         doc(`{"allowOrigins":[{"wildcard":"https://*.a.com","exact":"https://b.a.com"}]}`),
+			wantFields: []string{"ports[0].cors.allowOrigins[0]"},
+			wantDetail: "set exactly one",
+		},
+		{
+			name:       "unknown preflight mode",
+			in:         doc(`{"allowOrigins":[{"exact":"http://a.com"}],"preflight":"strictly"}`),
+			wantFields: []string{"ports[0].cors.preflight"},
+			wantDetail: `"strictly" is not one of "any-options" (the default) or "strict"`,
+		},
+		{
+			name:       "unknown refused preflight answer",
+			in:         doc(`{"allowOrigins":[{"exact":"http://a.com"}],"refusedPreflight":"drop"}`),
+			wantFields: []string{"ports[0].cors.refusedPreflight"},
+			wantDetail: `"drop" is not one of "forward" (the default) or "answer"`,
+		},
+		{
+			name:       "reportOnly not a boolean",
+			in:         doc(`{"allowOrigins":[{"exact":"http://a.com"}],"reportOnly":"yes"}`),
+			wantFields: []string{"ports[0].cors.reportOnly"},
+			wantDetail: "want true or false",
+		},
+		{
 			name:       "unknown field in a policy",
 			in:         doc(`{"allowOrigin":[{"exact":"http://a.com"}]}`),
 			wantFields: []string{"ports[0].cors.allowOrigin"},

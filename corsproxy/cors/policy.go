@@ -2,9 +2,9 @@
 // immutable Policy whose per-request decision allocates nothing.
 //
 // It reproduces osm-edge's CORS plugin (the allowed origin echoed, credentials and exposed
-// headers on actual responses, preflights answered by the proxy) with the corrections of
-// reference/cors.md: regexes match the whole origin, odd origins are not CORS requests,
-// and "null" is allowed only by name.
+// headers on actual responses, preflights answered by the proxy) with the corrections the
+// README lists under "CORS behaviour": regexes match the whole origin, odd origins are not
+// CORS requests, and "null" is allowed only by name.
 package cors
 
 import (
@@ -70,13 +70,24 @@ func Decisions() []Decision { return []Decision{NotCORS, InvalidOrigin, Rejected
 
 // Policy is a compiled CORS policy. It is immutable and safe for concurrent use.
 type Policy struct {
-	allowNull bool
-	exact     map[string]struct{}
-	prefixes  []string
-	regexes   []*regexp.Regexp
+	allowNull int // index of exact "null" in allowOrigins, or -1
+	exact     map[string]int
+	prefixes  []indexed[string]
+	regexes   []indexed[*regexp.Regexp]
+	wildcards []indexed[*config.Wildcard]
 
 	actual    []Header // besides access-control-allow-origin
 	preflight []Header // besides access-control-allow-origin
+
+	strictPreflight bool // only OPTIONS with Access-Control-Request-Method is a preflight
+	answerRefused   bool // a refused preflight gets 403 from the proxy, not the app
+	reportOnly      bool
+}
+
+// indexed is a matcher and the index of its allowOrigins entry, for explanations.
+type indexed[T any] struct {
+	i int
+	m T
 }
 
 // Compile validates c and builds its Policy.
@@ -84,21 +95,37 @@ func Compile(c *config.CORS) (*Policy, error) {
 	if err := c.Validate(""); err != nil {
 		return nil, fmt.Errorf("invalid CORS policy: %w", err)
 	}
-	p := &Policy{exact: make(map[string]struct{})}
-	for _, o := range c.AllowOrigins {
+	p := &Policy{
+		allowNull:       -1,
+		exact:           make(map[string]int),
+		strictPreflight: c.Preflight == config.PreflightStrict,
+		answerRefused:   c.RefusedPreflight == config.RefusedAnswer,
+		reportOnly:      c.ReportOnly,
+	}
+	for i, o := range c.AllowOrigins {
 		switch {
 		case o.Exact == "null":
-			p.allowNull = true
+			if p.allowNull < 0 {
+				p.allowNull = i
+			}
 		case o.Exact != "":
-			p.exact[o.Exact] = struct{}{}
+			if _, dup := p.exact[o.Exact]; !dup {
+				p.exact[o.Exact] = i
+			}
 		case o.Prefix != "":
-			p.prefixes = append(p.prefixes, o.Prefix)
+			p.prefixes = append(p.prefixes, indexed[string]{i, o.Prefix})
 		case o.Regex != "":
 			re, err := config.CompileOriginRegex(o.Regex)
 			if err != nil {
 				return nil, fmt.Errorf("compiling regex %q: %w", o.Regex, err)
 			}
-			p.regexes = append(p.regexes, re)
+			p.regexes = append(p.regexes, indexed[*regexp.Regexp]{i, re})
+		case o.Wildcard != "":
+			w, err := config.ParseWildcard(o.Wildcard)
+			if err != nil {
+				return nil, fmt.Errorf("wildcard: %w", err)
+			}
+			p.wildcards = append(p.wildcards, indexed[*config.Wildcard]{i, w})
 		}
 	}
 	// osm-edge's order: credentials and exposed headers on every allowed response,
@@ -129,48 +156,93 @@ func Compile(c *config.CORS) (*Policy, error) {
 }
 
 // Decide classifies a request from its method and its Origin header values: origin is the
-// first value and originCount how many there were.
+// first value and originCount how many there were. It is Evaluate for a request that
+// carries Access-Control-Request-Method whenever it is an OPTIONS.
 func (p *Policy) Decide(method, origin string, originCount int) Decision {
+	d, _ := p.Evaluate(Request{Method: method, Origin: origin, OriginCount: originCount, RequestMethod: method == "OPTIONS"})
+	return d
+}
+
+// Request is what a CORS decision looks at.
+type Request struct {
+	Method      string
+	Origin      string // the first Origin header
+	OriginCount int    // how many Origin headers there were
+	// RequestMethod: the request carries Access-Control-Request-Method.
+	RequestMethod bool
+}
+
+// Evaluate classifies a request, and says why when it is refused (Rejected or
+// InvalidOrigin; otherwise the Reason is NoReason).
+func (p *Policy) Evaluate(r Request) (Decision, Reason) {
+	origin := r.Origin
 	switch {
-	case originCount == 0:
-		return NotCORS
-	case originCount > 1 || len(origin) > MaxOriginLength:
-		return InvalidOrigin
+	case r.OriginCount == 0:
+		return NotCORS, NoReason
+	case r.OriginCount > 1:
+		return InvalidOrigin, ReasonSeveralOrigins
+	case len(origin) > MaxOriginLength:
+		return InvalidOrigin, ReasonTooLong
 	}
-	allowed := false
 	if origin == "null" {
-		allowed = p.allowNull
+		if p.allowNull < 0 {
+			return Rejected, ReasonNull
+		}
 	} else if !config.IsSerializedOrigin(origin) {
-		return InvalidOrigin
-	} else {
-		allowed = p.AllowsOrigin(origin)
+		return InvalidOrigin, ReasonInvalid
+	} else if !p.AllowsOrigin(origin) {
+		return Rejected, ReasonNotAllowed
 	}
-	switch {
-	case !allowed:
-		return Rejected
-	case method == "OPTIONS":
-		return Preflight
-	default:
-		return Allowed
+	if r.Method == "OPTIONS" && (r.RequestMethod || !p.strictPreflight) {
+		return Preflight, NoReason
 	}
+	return Allowed, NoReason
 }
 
 // AllowsOrigin reports whether a well-formed, non-null origin is allowed.
 func (p *Policy) AllowsOrigin(origin string) bool {
-	if _, ok := p.exact[origin]; ok {
-		return true
+	_, ok := p.Match(origin)
+	return ok
+}
+
+// Match returns the index in allowOrigins of an entry allowing a well-formed origin
+// ("null" included): exact entries are tried first, then prefixes, regexes and wildcards.
+func (p *Policy) Match(origin string) (int, bool) {
+	if origin == "null" {
+		return p.allowNull, p.allowNull >= 0
 	}
-	for _, prefix := range p.prefixes {
-		if strings.HasPrefix(origin, prefix) {
-			return true
+	if i, ok := p.exact[origin]; ok {
+		return i, true
+	}
+	for _, e := range p.prefixes {
+		if strings.HasPrefix(origin, e.m) {
+			return e.i, true
 		}
 	}
-	for _, re := range p.regexes {
-		if re.MatchString(origin) {
-			return true
+	for _, e := range p.regexes {
+		if e.m.MatchString(origin) {
+			return e.i, true
 		}
 	}
-	return false
+	for _, e := range p.wildcards {
+		if e.m.Match(origin) {
+			return e.i, true
+		}
+	}
+	return -1, false
+}
+
+// ReportOnly: the policy is evaluated and reported but changes no response.
+func (p *Policy) ReportOnly() bool { return p.reportOnly }
+
+// AnswersRefusedPreflight: the proxy answers a refused preflight itself (403, no CORS
+// headers) instead of forwarding it to the app.
+func (p *Policy) AnswersRefusedPreflight() bool { return p.answerRefused }
+
+// IsPreflight reports whether a refused request would have been a preflight, had its
+// origin been allowed: an OPTIONS, with Access-Control-Request-Method in strict mode.
+func (p *Policy) IsPreflight(r Request) bool {
+	return r.Method == "OPTIONS" && (r.RequestMethod || !p.strictPreflight)
 }
 
 // ActualHeaders are added, with access-control-allow-origin, to an allowed actual response.

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -18,9 +19,25 @@ type Admin struct {
 // NewAdmin returns the admin server for metrics.
 func NewAdmin(metrics *Metrics) *Admin {
 	a := &Admin{metrics: metrics}
-	a.server = &fasthttp.Server{Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true}
+	metrics.refusals.started(time.Now())
+	a.server = &fasthttp.Server{
+		Handler: a.serve, Name: "corsproxy-admin", NoDefaultServerHeader: true,
+		// Probes and scrapes are small and quick; anything else is not ours to wait for.
+		ReadTimeout:           adminTimeout,
+		WriteTimeout:          adminTimeout,
+		IdleTimeout:           adminTimeout,
+		ReadBufferSize:        4 << 10,
+		MaxRequestBodySize:    4 << 10,
+		Concurrency:           adminMaxConns,
+		SecureErrorLogMessage: true,
+	}
 	return a
 }
+
+const (
+	adminTimeout  = 5 * time.Second
+	adminMaxConns = 64
+)
 
 // Drain makes /readyz fail, so endpoints stop routing new traffic here during shutdown.
 func (a *Admin) Drain() { a.draining.Store(true) }
@@ -47,6 +64,9 @@ func (a *Admin) serve(ctx *fasthttp.RequestCtx) {
 	case "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		_, _ = a.metrics.WriteTo(ctx)
+	case "/debug/cors":
+		ctx.SetContentType("application/json")
+		_ = a.metrics.refusals.writeDebug(ctx)
 	default:
 		ctx.Error("not found\n", fasthttp.StatusNotFound)
 	}

@@ -21,6 +21,10 @@ type appConn struct {
 	// request, body included, before it reads anything of the answer.
 	answeredAt time.Time
 	inRequest  bool
+	// idle, when set, bounds each wait for more of an answer once it has begun: the
+	// client's ReadTimeout bounds the wait for its start, and would otherwise cut a
+	// streamed answer that runs longer.
+	idle time.Duration
 }
 
 // staleCheckAfter is the pause after which a connection is checked before reuse: shorter
@@ -44,6 +48,11 @@ func (c *appConn) Write(p []byte) (int, error) {
 }
 
 func (c *appConn) Read(p []byte) (int, error) {
+	if c.idle > 0 && !c.inRequest {
+		if err := c.conn.SetReadDeadline(time.Now().Add(c.idle)); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.conn.Read(p)
 	if c.inRequest {
 		c.inRequest = false

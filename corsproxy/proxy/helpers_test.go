@@ -16,7 +16,7 @@ import (
 )
 
 // startUpstream runs a real HTTP server on loopback and returns its address.
-func startUpstream(t *testing.T, h http.Handler) netip.AddrPort {
+func startUpstream(t testing.TB, h http.Handler) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -36,7 +36,7 @@ func pipyOK() http.Handler {
 }
 
 // startProxy runs a Proxy on loopback in front of upstream, with the config at path.
-func startProxy(t *testing.T, configJSON []byte, opts Options) (addr string, p *Proxy, m *Metrics) {
+func startProxy(t testing.TB, configJSON []byte, opts Options) (addr string, p *Proxy, m *Metrics) {
 	t.Helper()
 	routes, err := ParseRoutes(configJSON)
 	if err != nil {
@@ -61,7 +61,7 @@ func startProxy(t *testing.T, configJSON []byte, opts Options) (addr string, p *
 	return ln.Addr().String(), p, m
 }
 
-func seedConfig(t *testing.T) []byte {
+func seedConfig(t testing.TB) []byte {
 	t.Helper()
 	data, err := os.ReadFile("testdata/seed-config.json")
 	if err != nil {
@@ -93,7 +93,7 @@ func sendRaw(t *testing.T, conn net.Conn, request string) {
 
 // startRawApp runs an app on loopback that serves each TCP connection with serve, for
 // apps net/http cannot play (another protocol, an HTTP/1.0 server).
-func startRawApp(t *testing.T, serve func(net.Conn)) netip.AddrPort {
+func startRawApp(t testing.TB, serve func(net.Conn)) netip.AddrPort {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -16,8 +16,10 @@ type Metrics struct {
 	upgrades       atomic.Uint64
 	tcpTunnels     atomic.Uint64 // connections that did not speak HTTP/1.x, passed through
 	upstreamErrors [len(upstreamErrorLabels)]atomic.Uint64
+	clientErrors   [len(clientErrorLabels)]atomic.Uint64
 	reloads        [2]atomic.Uint64 // success, failure
 	configured     atomic.Bool
+	refusals       Refusals
 }
 
 var decisionLabels = [...]cors.Decision{cors.NotCORS, cors.InvalidOrigin, cors.Rejected, cors.Allowed, cors.Preflight}
@@ -62,6 +64,7 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintln(cw, "# HELP corsproxy_rejected_origins_total Requests whose Origin the policy does not allow.")
 	fmt.Fprintln(cw, "# TYPE corsproxy_rejected_origins_total counter")
 	fmt.Fprintf(cw, "corsproxy_rejected_origins_total %d\n", m.decisions[cors.Rejected].Load())
+	m.refusals.writeMetrics(cw)
 	fmt.Fprintln(cw, "# HELP corsproxy_upgrades_total Upgraded connections (WebSocket) tunnelled to the app.")
 	fmt.Fprintln(cw, "# TYPE corsproxy_upgrades_total counter")
 	fmt.Fprintf(cw, "corsproxy_upgrades_total %d\n", m.upgrades.Load())
@@ -72,6 +75,11 @@ func (m *Metrics) WriteTo(w io.Writer) (int64, error) {
 	fmt.Fprintln(cw, "# TYPE corsproxy_upstream_errors_total counter")
 	for i, label := range upstreamErrorLabels {
 		fmt.Fprintf(cw, "corsproxy_upstream_errors_total{reason=%q} %d\n", label, m.upstreamErrors[i].Load())
+	}
+	fmt.Fprintln(cw, "# HELP corsproxy_client_errors_total Requests and connections refused as the client's fault, by reason.")
+	fmt.Fprintln(cw, "# TYPE corsproxy_client_errors_total counter")
+	for i, label := range clientErrorLabels {
+		fmt.Fprintf(cw, "corsproxy_client_errors_total{reason=%q} %d\n", label, m.clientErrors[i].Load())
 	}
 	fmt.Fprintln(cw, "# HELP corsproxy_config_reloads_total Configuration loads, by result; a failed one keeps the last good policy.")
 	fmt.Fprintln(cw, "# TYPE corsproxy_config_reloads_total counter")

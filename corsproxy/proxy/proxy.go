@@ -37,17 +37,26 @@ type Options struct {
 
 	// MaxConnsPerUpstream bounds the pooled connections to one app port (default 1024).
 	MaxConnsPerUpstream int
-	// UpstreamTimeout bounds the wait for the app's response (default 0: none, since a
+	// UpstreamTimeout bounds the wait for the app's response to begin, and then each wait
+	// for more of it, not the whole of a streamed answer (default 0: none, since a
 	// transparent sidecar must not cut long polls short; the app's own timeouts apply).
 	UpstreamTimeout time.Duration
 	// DialTimeout bounds connecting to the app (default 2s).
 	DialTimeout time.Duration
-	// ReadHeaderTimeout bounds reading a request's header (default 10s).
+	// ReadHeaderTimeout bounds reading a request's header, from its first byte on a kept-alive
+	// connection or from the accept on a new one (default 10s). Slower clients get 408.
 	ReadHeaderTimeout time.Duration
+	// BodyIdleTimeout bounds each wait for more of a request's body, not the whole body: an
+	// upload may take as long as it keeps moving (default 60s). A stalled one gets 408.
+	BodyIdleTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle this long (default 90s).
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds a request's header block; larger ones get 431 (default 32 KiB).
 	MaxHeaderBytes int
+	// MaxClientConns bounds the client connections held at once, tunnels included; those
+	// over it get 503 and are closed (default 1024). Each costs memory, idle or not: this
+	// is what keeps the proxy within its limit whatever clients do.
+	MaxClientConns int
 
 	Logger *slog.Logger
 }
@@ -62,11 +71,17 @@ func (o *Options) setDefaults() {
 	if o.ReadHeaderTimeout == 0 {
 		o.ReadHeaderTimeout = 10 * time.Second
 	}
+	if o.BodyIdleTimeout == 0 {
+		o.BodyIdleTimeout = 60 * time.Second
+	}
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = 90 * time.Second
 	}
 	if o.MaxHeaderBytes == 0 {
 		o.MaxHeaderBytes = 32 << 10
+	}
+	if o.MaxClientConns == 0 {
+		o.MaxClientConns = 1024
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -86,12 +101,14 @@ type Proxy struct {
 	mu        sync.Mutex
 	upstreams map[netip.AddrPort]*upstream
 	answers   answerPool
+	conns     connCap
 }
 
 // upstream is one app address and its connection pool.
 type upstream struct {
 	addr   netip.AddrPort
-	port   int32 // whose policy applies
+	host   []byte // addr, for a request without a Host
+	port   int32  // whose policy applies
 	client *fasthttp.HostClient
 }
 
@@ -101,15 +118,27 @@ func New(routes *Routes, metrics *Metrics, opts Options) *Proxy {
 	p := &Proxy{opts: opts, metrics: metrics, upstreams: make(map[netip.AddrPort]*upstream)}
 	p.routes.Store(routes)
 	p.server = &fasthttp.Server{
-		Handler:                      p.serve,
-		ReadBufferSize:               opts.MaxHeaderBytes,
-		ReadTimeout:                  opts.ReadHeaderTimeout,
-		IdleTimeout:                  opts.IdleTimeout,
-		StreamRequestBody:            true, // bodies flow through; their size is the app's business
+		Handler:        p.serve,
+		ReadBufferSize: opts.MaxHeaderBytes,
+		// The server's ReadTimeout covers the header only: once it is in, HeaderReceived
+		// gives the first of the body's reads the body's idle timeout, and the connection
+		// renews it before each later one (interceptedConn.Read).
+		ReadTimeout: opts.ReadHeaderTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: opts.BodyIdleTimeout}
+		},
+		IdleTimeout:       opts.IdleTimeout,
+		ErrorHandler:      p.writeClientError,
+		StreamRequestBody: true, // bodies flow through; their size is the app's business
+		// Read ahead of the handler at most one byte of a body (fasthttp reads up to this
+		// much, and 8 KiB at most, before it): all the rest is read by the forwarding under
+		// the body's idle timeout, none of it under the header's.
+		MaxRequestBodySize:           1,
 		NoDefaultServerHeader:        true, // transparent: the app's headers, not ours
 		NoDefaultDate:                true,
 		NoDefaultContentType:         true,
 		DisablePreParseMultipartForm: true,
+		SecureErrorLogMessage:        true, // a request's bytes (its Authorization, its cookies) stay out of the logs
 		Logger:                       fasthttpLogger{opts.Logger},
 	}
 	return p
@@ -135,11 +164,18 @@ type interceptListener struct {
 }
 
 func (l *interceptListener) Accept() (net.Conn, error) {
-	conn, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if !l.proxy.conns.acquire(l.proxy.opts.MaxClientConns) {
+			l.proxy.metrics.clientErrors[clientTooManyConns].Add(1)
+			refuseConn(conn)
+			continue
+		}
+		return &interceptedConn{Conn: conn, upstream: l.proxy.upstreamFor(conn), proxy: l.proxy}, nil
 	}
-	return &interceptedConn{Conn: conn, upstream: l.proxy.upstreamFor(conn), proxy: l.proxy}, nil
 }
 
 // yieldAfterWrite writes, then lets the other goroutines run before this one reads the
@@ -170,7 +206,7 @@ func (p *Proxy) upstreamFor(conn net.Conn) *upstream {
 	if u := p.upstreams[addr]; u != nil {
 		return u
 	}
-	u := &upstream{addr: addr, port: port, client: p.newClient(addr)}
+	u := &upstream{addr: addr, host: []byte(addr.String()), port: port, client: p.newClient(addr)}
 	p.upstreams[addr] = u
 	return u
 }
@@ -185,7 +221,7 @@ func (p *Proxy) newClient(addr netip.AddrPort) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
-			return &appConn{conn: c, dial: dial}, nil
+			return &appConn{conn: c, dial: dial, idle: p.opts.UpstreamTimeout}, nil
 		},
 		MaxConns:                 p.opts.MaxConnsPerUpstream,
 		MaxIdleConnDuration:      p.opts.IdleTimeout,
@@ -208,23 +244,24 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	up := conn.upstream
+	conn.startBody(p.opts.BodyIdleTimeout)
+	if ctx.Request.Header.ContentLength() != -2 && ctx.Request.Header.ContentLength() != 0 {
+		conn.watchBody(&ctx.Request)
+	}
 	// The server closes the client's connection after this response when the client asked
 	// to (or spoke HTTP/1.0 without keep-alive); forward clears the request's mark.
 	closing := ctx.Request.Header.ConnectionClose()
-	if ambiguousLength(&ctx.Request.Header) {
-		ctx.SetConnectionClose()
-		ctx.Error("corsproxy: both Content-Length and Transfer-Encoding", fasthttp.StatusBadRequest)
-		return
-	}
-	if ctx.Request.Header.ConnectionUpgrade() {
-		p.tunnel(ctx, up)
+	if reason := prepareRequest(&ctx.Request, up); reason != "" {
+		p.refuse(ctx, clientMalformed, fasthttp.StatusBadRequest, reason)
 		return
 	}
 	policy := p.routes.Load().Policy(up.port, ctx.Request.Header.Host())
 	if policy == nil {
 		p.metrics.passthrough.Add(1)
-		if err := p.forward(ctx, up); err != nil {
-			p.writeUpstreamError(ctx, err)
+		sw := p.forwardOrUpgrade(ctx, up)
+		if sw != nil {
+			p.switchProtocols(ctx, sw)
+			return
 		}
 		p.endByClosing(ctx)
 		return
@@ -235,18 +272,39 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if len(origins) > 0 {
 		origin = origins[0]
 	}
-	decision := policy.Decide(b2s(ctx.Method()), b2s(origin), len(origins))
-	p.metrics.decision(decision)
+	decision, done := p.decideCORS(ctx, up, policy, origin, len(origins), closing)
+	if done {
+		return
+	}
 
 	if decision == cors.Preflight {
 		writePreflight(&ctx.Response, policy, origin, closing)
 		return
 	}
+	sw := p.forwardOrUpgrade(ctx, up)
+	applyActual(&ctx.Response, policy, decision, origin, closing)
+	if sw != nil {
+		p.switchProtocols(ctx, sw)
+		return
+	}
+	p.endByClosing(ctx)
+}
+
+// forwardOrUpgrade sends the request to the app and leaves its answer, or the proxy's
+// error in its place, in ctx.Response. A request to switch protocols that the app accepts
+// returns the switched connection.
+func (p *Proxy) forwardOrUpgrade(ctx *fasthttp.RequestCtx, up *upstream) *switched {
+	if ctx.Request.Header.ConnectionUpgrade() {
+		sw, err := p.upgrade(ctx, up)
+		if err != nil {
+			p.writeUpstreamError(ctx, err)
+		}
+		return sw
+	}
 	if err := p.forward(ctx, up); err != nil {
 		p.writeUpstreamError(ctx, err)
 	}
-	applyActual(&ctx.Response, policy, decision, origin, closing)
-	p.endByClosing(ctx)
+	return nil
 }
 
 // forward sends the request to the app and leaves its response in ctx.Response.
@@ -294,6 +352,11 @@ const headerKeepAlive = "Keep-Alive"
 // 504 when it did not answer in time. CORS headers are added by the caller as for any
 // response, so the browser shows the real error rather than a CORS failure.
 func (p *Proxy) writeUpstreamError(ctx *fasthttp.RequestCtx, err error) {
+	if conn, _ := ctx.Conn().(*interceptedConn); conn != nil && conn.bodyErr != nil {
+		// The request failed because the client's body did: the client's error, not the app's.
+		p.writeClientError(ctx, conn.bodyErr)
+		return
+	}
 	reason, status := upstreamOther, fasthttp.StatusBadGateway
 	switch {
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrNoFreeConns):
@@ -314,22 +377,7 @@ func (p *Proxy) writeUpstreamError(ctx *fasthttp.RequestCtx, err error) {
 // front proxy that read it the other way would desynchronise from us (request smuggling),
 // so such requests are refused. Only chunked requests pay for the scan of the raw header.
 func ambiguousLength(h *fasthttp.RequestHeader) bool {
-	if h.ContentLength() != -1 {
-		return false
-	}
-	raw := h.RawHeaders()
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		if name, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(name), []byte(fasthttp.HeaderContentLength)) {
-			return true
-		}
-	}
-	return false
+	return h.ContentLength() == -1 && hasHeader(h, fasthttp.HeaderContentLength)
 }
 
 func isDialError(err error) bool {
@@ -400,9 +448,9 @@ func writePreflight(resp *fasthttp.Response, policy *cors.Policy, origin []byte,
 
 // keepAlive states a kept-alive connection explicitly, as osm-edge's pipy and nginx do,
 // unless the connection closes after this response: then the server says "close", and
-// a "keep-alive" beside it would contradict it.
+// a "keep-alive" beside it would contradict it. A 101's "Connection: Upgrade" stays.
 func keepAlive(resp *fasthttp.Response, closing bool) {
-	if !closing && !resp.ConnectionClose() {
+	if !closing && !resp.ConnectionClose() && resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		resp.Header.Set(fasthttp.HeaderConnection, "keep-alive")
 	}
 }

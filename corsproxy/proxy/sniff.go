@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // interceptedConn is a redirected client connection. It carries its upstream to the
@@ -21,10 +23,67 @@ type interceptedConn struct {
 	proxy    *Proxy
 	sniffed  bool        // the first bytes were looked at; read by the server's goroutine only
 	tunneled atomic.Bool // the connection belongs to a tunnel now: the server lets go of it
+
+	// While a request's body is read, each read gets bodyIdle to bring something, and the
+	// first failure is kept in bodyErr, so the request's failure is put on the client.
+	// The server's next deadline (the idle wait, a hijack's none) ends this. Both belong
+	// to the server's goroutine.
+	bodyIdle time.Duration
+	bodyErr  error
+	body     clientBody // the request's body stream, wrapped to keep its failure in bodyErr
+
+	released atomic.Bool // its place under the connection cap was given back
+}
+
+// release closes the connection and gives its place under the cap back, once.
+func (c *interceptedConn) release() error {
+	if c.released.Swap(true) {
+		return nil
+	}
+	c.proxy.conns.release()
+	return c.Conn.Close()
+}
+
+// startBody puts reads under the body's idle timeout until the server sets its next deadline.
+func (c *interceptedConn) startBody(idle time.Duration) {
+	c.bodyIdle, c.bodyErr = idle, nil
+}
+
+// watchBody wraps req's body stream, if it has one, so that its failure (a broken chunk,
+// a client gone mid-body) is kept in bodyErr: the server reads the stream, not the
+// connection, and reports it to nobody.
+func (c *interceptedConn) watchBody(req *fasthttp.Request) {
+	stream := req.BodyStream()
+	if stream == nil {
+		return
+	}
+	c.body = clientBody{r: stream, conn: c}
+	req.SetBodyStream(&c.body, req.Header.ContentLength())
+}
+
+type clientBody struct {
+	r    io.Reader
+	conn *interceptedConn
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF && b.conn.bodyErr == nil {
+		b.conn.bodyErr = err
+	}
+	return n, err
 }
 
 func (c *interceptedConn) Read(p []byte) (int, error) {
+	if c.bodyIdle > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.bodyIdle)); err != nil {
+			return 0, err
+		}
+	}
 	n, err := c.Conn.Read(p)
+	if err != nil && c.bodyIdle > 0 && c.bodyErr == nil {
+		c.bodyErr = err
+	}
 	if c.sniffed || n == 0 {
 		return n, err
 	}
@@ -34,7 +93,7 @@ func (c *interceptedConn) Read(p []byte) (int, error) {
 	}
 	c.tunneled.Store(true)
 	first := append([]byte(nil), p[:n]...)
-	go c.proxy.tunnelTCP(c.Conn, first, c.upstream)
+	go c.proxy.tunnelTCP(c, first)
 	return 0, io.EOF // the server sees a client that left, and closes what it thinks is its
 }
 
@@ -45,10 +104,11 @@ func (c *interceptedConn) Close() error {
 	if c.tunneled.Load() {
 		return nil
 	}
-	return c.Conn.Close()
+	return c.release()
 }
 
 func (c *interceptedConn) SetDeadline(t time.Time) error {
+	c.bodyIdle = 0
 	if c.tunneled.Load() {
 		return nil
 	}
@@ -56,6 +116,7 @@ func (c *interceptedConn) SetDeadline(t time.Time) error {
 }
 
 func (c *interceptedConn) SetReadDeadline(t time.Time) error {
+	c.bodyIdle = 0
 	if c.tunneled.Load() {
 		return nil
 	}
@@ -93,8 +154,9 @@ var http2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 
 // tunnelTCP connects the client to its original destination and copies bytes both ways,
 // starting with what the client already sent. No HTTP and no CORS: the proxy stays out.
-func (p *Proxy) tunnelTCP(client net.Conn, first []byte, up *upstream) {
-	defer client.Close()
+func (p *Proxy) tunnelTCP(c *interceptedConn, first []byte) {
+	client, up := c.Conn, c.upstream
+	defer c.release()
 	_ = client.SetDeadline(time.Time{}) // the server's header timeout must not cut it short
 	p.metrics.tcpTunnels.Add(1)
 	app, err := net.DialTimeout("tcp", up.addr.String(), p.opts.DialTimeout)

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# make bench-proxy: corsproxy against nginx and the net/http + rs/cors baseline, the way
-# /work/shared/reference/cors.md measured its "Performance anchors": each contender pinned
+# make bench-proxy: corsproxy against nginx and the net/http + rs/cors baseline: each contender pinned
 # to one core (PROXY_CPU) with GOMAXPROCS=1 or one nginx worker; wrk and an nginx upstream
 # answering like the seed's pipy-ok on the other core (LOAD_CPU); 64 connections; the
 # contenders interleaved (A B C D A B C D ...) over ROUNDS rounds.

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -121,6 +122,13 @@ func addObject(objs *injector.Objects, tm metav1.TypeMeta, doc []byte) error {
 		objs.Chains, err = appendDecoded(objs.Chains, doc)
 	case tm.APIVersion == v1alpha1.GroupVersion.String() && tm.Kind == "PluginConfig":
 		objs.Configs, err = appendDecoded(objs.Configs, doc)
+	case tm.GroupVersionKind().Group == configv1alpha2.GroupName && tm.Kind == "MeshConfig":
+		// v1alpha1 and v1alpha2 have the same fields. Not strict: the rest of an osm-edge
+		// MeshConfig is osm-edge's, kept but not read.
+		mc := new(configv1alpha2.MeshConfig)
+		if err = yaml.Unmarshal(doc, mc); err == nil {
+			objs.MeshConfigs = append(objs.MeshConfigs, mc)
+		}
 	}
 	return err
 }

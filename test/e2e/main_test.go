@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		return env.RunMain(m, sandbox.Options{Webhook: true, WebhookPort: port})
+		return env.RunMain(m, sandbox.Options{Webhook: true, WebhookPort: port, PluginPolicy: true})
 	}()
 	os.RemoveAll(dir)
 	os.Exit(code)

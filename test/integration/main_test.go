@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Exit(env.RunMain(m, sandbox.Options{Webhook: true, WebhookPort: port}))
+	os.Exit(env.RunMain(m, sandbox.Options{Webhook: true, WebhookPort: port, PluginPolicy: true}))
 }
 
 // sb returns the package's sandbox (or skips the test when there is none).

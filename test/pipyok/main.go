@@ -2,6 +2,9 @@
 // is not available here): an HTTP server answering every request with "Hi, I am PIPY-OK v1!".
 // With --tls it serves HTTPS with a certificate made at start, for an app the proxy must
 // pass through untouched.
+//
+// Installed as `pipy` (the sandbox's flomesh/pipy stand-in image), it runs the guide's
+// `pipy -e "pipy().listen(PORT).serveHTTP(new Message('TEXT'))"` and refuses any other script.
 package main
 
 import (
@@ -25,12 +28,27 @@ func main() {
 	listen := flag.String("listen", ":8080", "address to serve on")
 	message := flag.String("message", "Hi, I am PIPY-OK v1!", "the body of every response")
 	useTLS := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate")
+	script := flag.String("e", "", "a PipyJS one-liner, as `pipy -e`: only pipy().listen(PORT).serveHTTP(new Message('TEXT'))")
 	flag.Parse()
+	if *script != "" {
+		s, err := parsePipyScript(*script)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		*listen, *message = fmt.Sprintf(":%d", s.Port), s.Message
+	}
 	srv := &http.Server{
 		Addr:              *listen,
 		ReadHeaderTimeout: 10 * time.Second,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.Copy(io.Discard, r.Body)
+			if *script != "" {
+				// Pipy's answer carries only content-length and connection.
+				w.Header()["Date"] = nil
+				w.Header()["Content-Type"] = nil
+				w.Header().Set("Connection", "keep-alive")
+			}
 			_, _ = io.WriteString(w, *message)
 		}),
 	}

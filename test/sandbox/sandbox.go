@@ -80,6 +80,10 @@ type Options struct {
 	WebhookPort int
 	// Injector configures the webhook's injector (default injector.DefaultOptions()).
 	Injector *injector.Options
+	// PluginPolicy turns osm-edge's plugin-policy switch on in the installed MeshConfig
+	// before the webhook starts. The manifests install it off, as osm-edge does: a sandbox
+	// walking the guide leaves it so and runs the guide's own `kubectl patch meshconfig`.
+	PluginPolicy bool
 
 	// Log receives progress lines ("starting etcd and kube-apiserver", ...). Default: none.
 	Log func(format string, args ...any)
@@ -254,6 +258,11 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if opts.Webhook {
 		if err := s.installWebhook(ctx); err != nil {
 			return nil, err
+		}
+		if opts.PluginPolicy {
+			if err := s.SetPluginPolicy(ctx, true); err != nil {
+				return nil, err
+			}
 		}
 		if err := s.StartWebhook(ctx); err != nil {
 			return nil, err

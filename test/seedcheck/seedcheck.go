@@ -21,7 +21,7 @@ type Check struct {
 	Expected string
 }
 
-// GuidePath is the copy of the guide kept in the repository (CI has no /work/shared).
+// GuidePath is the copy of the guide kept in the repository, which the tests read.
 const GuidePath = "manifests/testdata/cors-plugin.md"
 
 var (

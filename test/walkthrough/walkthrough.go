@@ -6,6 +6,7 @@ package walkthrough
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -52,7 +53,9 @@ func (w *Walkthrough) Run(ctx context.Context) (*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.Say("# skipping the guide's `kubectl patch meshconfig`: corsmesh has no MeshConfig and needs no feature flag")
+	if err := w.enablePluginPolicy(ctx); err != nil {
+		return nil, err
+	}
 	for _, step := range []string{"plugin.yaml", "pluginchain.yaml", "pluginconfig.yaml"} {
 		if err := w.kubectl(ctx, "apply", "-f", filepath.Join("manifests", "samples", step)); err != nil {
 			return nil, err
@@ -81,6 +84,55 @@ func (w *Walkthrough) Run(ctx context.Context) (*corev1.Pod, error) {
 	return w.waitPod(ctx, "pipy", "app=pipy-ok,version=v1", func(p *corev1.Pod) bool {
 		return p.UID != before.UID && p.Annotations[injector.AnnotationStatus] != ""
 	})
+}
+
+// guideEnablePluginPolicy is the heading of the guide's section that turns osm-edge's
+// plugin-policy switch on.
+const guideEnablePluginPolicy = "### Enable plugin policy mode"
+
+// enablePluginPolicy runs the guide's `kubectl patch meshconfig` block as it is written,
+// with bash, its $osm_namespace set to corsmesh's namespace (where the manifests install
+// osm-mesh-config) and the sandbox's kubectl first on PATH.
+func (w *Walkthrough) enablePluginPolicy(ctx context.Context) error {
+	guide, err := os.ReadFile(filepath.Join(w.Sandbox.RepoRoot, "manifests", "testdata", "cors-plugin.md"))
+	if err != nil {
+		return err
+	}
+	script, err := bashBlockAfter(string(guide), guideEnablePluginPolicy)
+	if err != nil {
+		return err
+	}
+	w.Say("$ osm_namespace=%s", sandbox.OSMNamespace)
+	w.Say("$ %s", script)
+	cmd := exec.CommandContext(ctx, "bash", "-euc", script)
+	cmd.Dir = w.Sandbox.RepoRoot
+	cmd.Env = append(os.Environ(),
+		"osm_namespace="+sandbox.OSMNamespace,
+		"KUBECONFIG="+w.Sandbox.KubeconfigPath,
+		"PATH="+w.Sandbox.AssetsDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	w.print(string(out))
+	if err != nil {
+		return fmt.Errorf("the guide's %q step: %w", guideEnablePluginPolicy, err)
+	}
+	return nil
+}
+
+// bashBlockAfter returns the first ```bash block after the heading.
+func bashBlockAfter(doc, heading string) (string, error) {
+	_, rest, ok := strings.Cut(doc, "\n"+heading+"\n")
+	if !ok {
+		return "", fmt.Errorf("the guide has no section %q", heading)
+	}
+	_, rest, ok = strings.Cut(rest, "```bash\n")
+	if !ok {
+		return "", fmt.Errorf("the guide's section %q has no bash block", heading)
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		return "", fmt.Errorf("the guide's section %q: unterminated bash block", heading)
+	}
+	return strings.TrimSpace(block), nil
 }
 
 // waitPod waits for a pod matching selector (and keep, when given).

@@ -209,7 +209,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	startCtx, cancel := context.WithTimeout(ctx, sandbox.StartTimeout)
-	s, err := sandbox.Start(startCtx, sandbox.Options{Webhook: true, WebhookPort: port, RepoRoot: root, Log: logf})
+	s, err := sandbox.Start(startCtx, sandbox.Options{Webhook: true, WebhookPort: port, PluginPolicy: true, RepoRoot: root, Log: logf})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("starting the sandbox: %w", err)

@@ -40,6 +40,11 @@ const (
 	// two PluginConfigs of the same plugin for one Service); the message
 	// names the other resource and which one wins.
 	ReasonConflict = "Conflict"
+
+	// ReasonPluginPolicyDisabled: osm-edge's plugin-policy switch (MeshConfig
+	// spec.featureFlags.enablePluginPolicy) is off, so no plugin resource is
+	// applied; the message says how to turn it on.
+	ReasonPluginPolicyDisabled = "PluginPolicyDisabled"
 )
 
 // Chain names a PluginChain can mount plugins on (the values osm-edge

@@ -314,7 +314,8 @@ func TestKustomization(t *testing.T) {
 	if err := yaml.UnmarshalStrict(b, &k); err != nil {
 		t.Fatal(err)
 	}
-	var want []string
+	// osm-edge's MeshConfig, generated from injector/api/config.
+	want := []string{"config.openservicemesh.io_meshconfigs.yaml"}
 	for _, tt := range crdTests {
 		want = append(want, tt.file)
 	}

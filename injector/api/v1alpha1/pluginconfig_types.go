@@ -43,8 +43,11 @@ type PluginConfigSpec struct {
 
 	// config is the plugin's configuration, a free-form object whose schema
 	// depends on the plugin. For CORS: allowOrigins (a list of objects with
-	// one of exact, prefix or regex), allowCredentials, allowMethods,
-	// allowHeaders, exposeHeaders, maxAge (such as 24h).
+	// one of exact, prefix, regex or wildcard such as https://*.example.com or
+	// http://localhost:*), allowCredentials, allowMethods, allowHeaders,
+	// exposeHeaders, maxAge (such as 24h), and corsmesh's preflight
+	// (any-options or strict), refusedPreflight (forward or answer) and
+	// reportOnly.
 	// +kubebuilder:pruning:PreserveUnknownFields
 	// +kubebuilder:validation:Type=object
 	Config runtime.RawExtension `json:"config"`

@@ -1,0 +1,482 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The hostile suite: the real binary, inside a real cgroup v1 memory cgroup limited to the
+// injector's default 64Mi, against clients that try to take it down. Whatever they send,
+// the process is never killed; the peak memory of each case is logged ("figure:").
+//
+// It needs root and the cgroup v1 memory controller; without them it skips, but under
+// CI=true it fails (CI machines have both).
+
+const injectedMemoryLimit = 64 << 20
+
+const memoryCgroupRoot = "/sys/fs/cgroup/memory"
+
+// requireMemoryCgroup skips (fails under CI=true) where no memory cgroup can be made.
+func requireMemoryCgroup(t *testing.T) {
+	t.Helper()
+	why := ""
+	switch {
+	case os.Geteuid() != 0:
+		why = "needs root to make a memory cgroup"
+	default:
+		if _, err := os.Stat(filepath.Join(memoryCgroupRoot, "cgroup.procs")); err != nil {
+			why = "no cgroup v1 memory controller at " + memoryCgroupRoot
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: %s", why)
+	}
+	t.Skip("skipping: " + why)
+}
+
+// memoryCgroup is a child cgroup of the v1 memory controller, removed when the test ends.
+type memoryCgroup struct{ dir string }
+
+func newMemoryCgroup(t *testing.T, limit int64) *memoryCgroup {
+	t.Helper()
+	suffix := make([]byte, 6)
+	rand.Read(suffix)
+	cg := &memoryCgroup{dir: filepath.Join(memoryCgroupRoot, "corsmesh-hostile-"+hex.EncodeToString(suffix))}
+	if err := os.Mkdir(cg.dir, 0o755); err != nil {
+		t.Fatalf("making the cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		// rmdir fails while a process is in it; the proxy is stopped by then.
+		for range 50 {
+			if err := os.Remove(cg.dir); err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("could not remove %s", cg.dir)
+	})
+	cg.write(t, "memory.swappiness", "0") // no swap to hide in: over the limit is the OOM killer
+	cg.write(t, "memory.limit_in_bytes", strconv.FormatInt(limit, 10))
+	if _, err := os.Stat(filepath.Join(cg.dir, "memory.memsw.limit_in_bytes")); err == nil {
+		cg.write(t, "memory.memsw.limit_in_bytes", strconv.FormatInt(limit, 10))
+	}
+	return cg
+}
+
+func (cg *memoryCgroup) write(t *testing.T, file, value string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(cg.dir, file), []byte(value), 0o644); err != nil {
+		t.Fatalf("writing %s: %v", file, err)
+	}
+}
+
+func (cg *memoryCgroup) readInt(t *testing.T, file string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cg.dir, file))
+	if err != nil {
+		t.Fatalf("reading %s: %v", file, err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return n
+}
+
+// oomKills is the number of processes the OOM killer took from this cgroup.
+func (cg *memoryCgroup) oomKills(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cg.dir, "memory.oom_control"))
+	if err != nil {
+		t.Fatalf("reading memory.oom_control: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, value, ok := strings.Cut(line, " "); ok && name == "oom_kill" {
+			n, _ := strconv.ParseInt(value, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// cgroupProxy is the corsproxy binary running inside a memory cgroup.
+type cgroupProxy struct {
+	listen, admin string
+	cg            *memoryCgroup
+	cmd           *exec.Cmd
+	exited        chan struct{}
+	stderr        lockedBuffer
+}
+
+// startProxyInCgroup builds corsproxy (or takes CORSPROXY_HOSTILE_BIN, to measure another
+// build) and runs it in a fresh cgroup limited to limit, in front of upstream. The shell
+// joins the cgroup before it execs the proxy, so every page the proxy touches is charged.
+func startProxyInCgroup(t *testing.T, limit int64, upstream string, args ...string) *cgroupProxy {
+	t.Helper()
+	bin := os.Getenv("CORSPROXY_HOSTILE_BIN")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "corsproxy")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("build: %v\n%s", err, out)
+		}
+	}
+	config := filepath.Join(t.TempDir(), "config.json")
+	policy := `{"version":1,"ports":[{"port":8080,"cors":{"allowCredentials":true,"allowMethods":["GET","POST"],"allowOrigins":[{"exact":"http://www.aaa.com"}],"maxAge":"1h"}}]}`
+	if err := os.WriteFile(config, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := &cgroupProxy{listen: freePort(t), admin: freePort(t), cg: newMemoryCgroup(t, limit), exited: make(chan struct{})}
+	argv := append([]string{"--config", config, "--listen", p.listen, "--admin-listen", p.admin,
+		"--upstream", upstream, "--policy-port", "8080", "--log-level", "warn"}, args...)
+	p.cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, p.cg.dir, bin}, argv...)...)
+	p.cmd.Env = append(os.Environ(), "CORSPROXY_MEMORY_LIMIT="+strconv.FormatInt(limit, 10))
+	p.cmd.Stderr = &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	waitHTTPReady(t, "http://"+p.admin+"/readyz")
+	return p
+}
+
+// alive fails the test if the proxy was killed, by the OOM killer or otherwise.
+func (p *cgroupProxy) alive(t *testing.T) {
+	t.Helper()
+	if n := p.cg.oomKills(t); n > 0 {
+		t.Fatalf("the OOM killer killed the proxy %d times (peak %s of %s)", n,
+			mib(p.cg.readInt(t, "memory.max_usage_in_bytes")), mib(p.cg.readInt(t, "memory.limit_in_bytes")))
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("the proxy exited: %v\n%s", p.cmd.ProcessState, p.stderr.String())
+	default:
+	}
+}
+
+// hostileCase runs one case against a proxy of its own, in a cgroup of its own, and logs
+// its peak memory; the proxy must survive it.
+func hostileCase(t *testing.T, name string, app string, run func(t *testing.T, p *cgroupProxy)) {
+	t.Helper()
+	t.Run(name, func(t *testing.T) {
+		p := startProxyInCgroup(t, injectedMemoryLimit, app, "--read-header-timeout=2s")
+		start := time.Now()
+		defer func() {
+			t.Logf("figure: %s: peak %s in the cgroup (limit %s), %s", name,
+				mib(p.cg.readInt(t, "memory.max_usage_in_bytes")), mib(p.cg.readInt(t, "memory.limit_in_bytes")),
+				time.Since(start).Round(time.Millisecond))
+			p.alive(t)
+		}()
+		run(t, p)
+	})
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// hostileApp serves the suite: /sink counts a body, /source sends n zero bytes, /hold
+// answers once released (counted in held), and an Upgrade request is declined after its
+// body is read.
+func hostileApp(t *testing.T, held *atomic.Int64, release <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/hold":
+			held.Add(1)
+			w.(http.Flusher).Flush()
+			<-release
+		case "/source":
+			n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+			w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+			io.Copy(w, io.LimitReader(zeros{}, n))
+		default:
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%d", n)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// sendChunked writes head, then size bytes of body in 64 KiB chunks, then the last chunk.
+func sendChunked(conn net.Conn, head string, size int64) error {
+	if _, err := io.WriteString(conn, strings.ReplaceAll(head, "\n", "\r\n")); err != nil {
+		return err
+	}
+	chunk := []byte(fmt.Sprintf("%x\r\n%s\r\n", 64<<10, make([]byte, 64<<10)))
+	bw := bufio.NewWriterSize(conn, 256<<10)
+	for sent := int64(0); sent < size; sent += 64 << 10 {
+		if _, err := bw.Write(chunk); err != nil {
+			return err
+		}
+	}
+	if _, err := bw.WriteString("0\r\n\r\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func TestHostileClientsInAMemoryCgroup(t *testing.T) {
+	requireMemoryCgroup(t)
+	var held atomic.Int64
+	release := make(chan struct{})
+	defer close(release)
+	app := hostileApp(t, &held, release)
+	const bulk = 200 << 20
+
+	hostileCase(t, "200 MiB chunked body on an Upgrade request", app, func(t *testing.T, p *cgroupProxy) {
+		conn := dialDeadline(t, p.listen, 60*time.Second)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- sendChunked(conn, "POST /sink HTTP/1.1\nHost: app\nOrigin: http://www.aaa.com\nConnection: Upgrade\nUpgrade: h2c\nTransfer-Encoding: chunked\n\n", bulk)
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if err := <-errc; err != nil {
+			t.Fatalf("sending: %v", err)
+		}
+		if resp.StatusCode != http.StatusOK || string(body) != strconv.Itoa(bulk) {
+			t.Errorf("answer %s %q, want 200 and %d bytes received", resp.Status, body, bulk)
+		}
+	})
+
+	hostileCase(t, "200 MiB upload", app, func(t *testing.T, p *cgroupProxy) {
+		conn := dialDeadline(t, p.listen, 60*time.Second)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- sendChunked(conn, "POST /sink HTTP/1.1\nHost: app\nOrigin: http://www.aaa.com\nTransfer-Encoding: chunked\n\n", bulk)
+		}()
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		if err := <-errc; err != nil {
+			t.Fatalf("sending: %v", err)
+		}
+		if string(body) != strconv.Itoa(bulk) {
+			t.Errorf("the app received %q bytes, want %d", body, bulk)
+		}
+	})
+
+	hostileCase(t, "200 MiB download", app, func(t *testing.T, p *cgroupProxy) {
+		conn := dialDeadline(t, p.listen, 60*time.Second)
+		fmt.Fprintf(conn, "GET /source?n=%d HTTP/1.1\r\nHost: app\r\nOrigin: http://www.aaa.com\r\n\r\n", bulk)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || n != bulk {
+			t.Errorf("received %d bytes (%v), want %d", n, err, bulk)
+		}
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "http://www.aaa.com" {
+			t.Errorf("allow-origin %q", got)
+		}
+	})
+
+	hostileCase(t, "5,000 idle keep-alive clients", app, func(t *testing.T, p *cgroupProxy) {
+		const clients = 5000
+		var held, refused, failed atomic.Int64
+		conns := make(chan net.Conn, clients)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, 64)
+		for range clients {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				conn, err := net.DialTimeout("tcp", p.listen, 10*time.Second)
+				if err != nil {
+					failed.Add(1)
+					return
+				}
+				conns <- conn
+				conn.SetDeadline(time.Now().Add(20 * time.Second))
+				io.WriteString(conn, "GET /sink HTTP/1.1\r\nHost: app\r\nOrigin: http://www.aaa.com\r\n\r\n")
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				switch {
+				case err != nil:
+					failed.Add(1) // reset by a refusal before its 503 was read
+				case resp.StatusCode == http.StatusOK:
+					held.Add(1)
+				case resp.StatusCode == http.StatusServiceUnavailable:
+					refused.Add(1)
+				default:
+					failed.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		close(conns)
+		t.Logf("figure: 5,000 clients: %d held idle, %d refused with 503, %d closed or reset", held.Load(), refused.Load(), failed.Load())
+		if held.Load() == 0 {
+			t.Error("no client was served")
+		}
+		p.alive(t)
+		for c := range conns {
+			c.Close()
+		}
+		// Once they are gone, the proxy serves again.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + p.listen + "/sink")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not serving after the idle clients left: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	hostileCase(t, "5,000 clients with requests the app holds", app, func(t *testing.T, p *cgroupProxy) {
+		const clients = 5000
+		held.Store(0)
+		var refused, answered atomic.Int64 // answered: refused, or 504 after waiting for a pooled app connection
+		var wg sync.WaitGroup
+		for range clients {
+			conn, err := net.DialTimeout("tcp", p.listen, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(45 * time.Second))
+			io.WriteString(conn, "GET /hold HTTP/1.1\r\nHost: app\r\nOrigin: http://www.aaa.com\r\n\r\n")
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+				if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+					refused.Add(1)
+				}
+				if err == nil {
+					answered.Add(1)
+				}
+			}()
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for held.Load()+answered.Load() < clients && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("figure: 5,000 clients with held requests: %d in flight at the app, %d refused with 503, %d other answers", held.Load(), refused.Load(), answered.Load()-refused.Load())
+		if held.Load() == 0 {
+			t.Error("no request reached the app")
+		}
+		p.alive(t)
+	})
+
+	for _, port := range []string{"traffic", "admin"} {
+		hostileCase(t, "slowloris on the "+port+" port", app, func(t *testing.T, p *cgroupProxy) {
+			addr := p.listen
+			if port == "admin" {
+				addr = p.admin
+			}
+			const clients = 50
+			closed := make(chan time.Duration, clients)
+			start := time.Now()
+			for range clients {
+				conn := dialDeadline(t, addr, 30*time.Second)
+				go func() {
+					io.WriteString(conn, "GET /healthz HTTP/1.1\r\nHost: app\r\n")
+					// One header byte every half second, for as long as the server listens.
+					buf := make([]byte, 1)
+					for {
+						if _, err := conn.Write([]byte("X")); err != nil {
+							break
+						}
+						conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+						if _, err := conn.Read(buf); err != nil && !isTimeout(err) {
+							break
+						} else if err == nil {
+							io.Copy(io.Discard, conn) // the answer (408), then the close
+							break
+						}
+					}
+					closed <- time.Since(start)
+				}()
+			}
+			var slowest time.Duration
+			for range clients {
+				select {
+				case d := <-closed:
+					slowest = max(slowest, d)
+				case <-time.After(25 * time.Second):
+					t.Fatalf("a half-sent request on the %s port is still held after 25 s", port)
+				}
+			}
+			t.Logf("figure: slowloris on the %s port: all %d cut after %s at most", port, clients, slowest.Round(time.Millisecond))
+		})
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func dialDeadline(t *testing.T, addr string, d time.Duration) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(d))
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
