@@ -50,7 +50,7 @@ type node struct {
 	runc     string
 	cniBin   string
 	registry *imageRegistry
-	procs    []*process
+	images   map[string]bool // what the registry serves from the images directory
 }
 
 func (n *node) containerdSock() string { return filepath.Join(n.dir, "c", "containerd.sock") }
@@ -227,6 +227,10 @@ func (s *Sandbox) startNode(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("waiting for node %s to be Ready: %w%s%s", NodeName, err, s.logTail("kubelet"), s.logTail("containerd"))
 	}
+	if n.images[CoreDNSImage] {
+		return s.startCoreDNS(ctx)
+	}
+	s.logf("no cluster DNS: the registry has no %s (make sandbox-images)", CoreDNSImage)
 	return nil
 }
 

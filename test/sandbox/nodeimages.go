@@ -31,6 +31,7 @@ func (s *Sandbox) pushSandboxImages(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.node.images = indexed
 	bin := filepath.Join(s.node.dir, "testimage")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./test/sandbox/testimage")
 	cmd.Dir = s.RepoRoot
