@@ -40,9 +40,11 @@ const (
 const (
 	InitContainerName  = "corsproxy-init"
 	ProxyContainerName = "corsproxy"
-	ConfigVolumeName   = "corsproxy-config"
-	ConfigMountPath    = flags.ConfigDir
-	ConfigFileName     = flags.ConfigFile
+	// AdminPortName names the proxy's admin port (probes, /metrics, /debug/cors).
+	AdminPortName    = "corsproxy-admin"
+	ConfigVolumeName = "corsproxy-config"
+	ConfigMountPath  = flags.ConfigDir
+	ConfigFileName   = flags.ConfigFile
 	// NoTokenVolumeName is an empty volume mounted over the ServiceAccount token path in
 	// the injected containers: neither talks to the API server, and a mount already at that
 	// path stops the ServiceAccount admission plugin from adding the token to them after our
