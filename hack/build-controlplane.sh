@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds a real Kubernetes control plane (etcd, kube-apiserver,
-# kube-controller-manager, kubectl) from the Go module proxy, once per machine.
+# Builds a real Kubernetes control plane and node (etcd, kube-apiserver,
+# kube-controller-manager, kubectl, kubelet, kube-scheduler, kube-proxy,
+# containerd and its runc shim) from the Go module proxy, once per machine.
 #
 #   hack/build-controlplane.sh
 #
@@ -17,9 +18,11 @@
 #   CONTROLPLANE_DIR  output directory (default: <repo>/bin/k8s/<KUBE_VERSION>)
 #   KUBE_VERSION      k8s.io/kubernetes release (default: pinned, v1.37.2)
 #   ETCD_VERSION      go.etcd.io/etcd/server/v3 release (default: pinned, v3.6.16)
+#   ONLY              space-separated subset of the binaries to check and build
 # Overriding a version regenerates the wrapper module in a temporary directory
 # (needs the module proxy); the pinned versions build from the committed
-# go.mod/go.sum in hack/controlplane/{kube,etcd}.
+# go.mod/go.sum in hack/controlplane/{kube,etcd,containerd}. containerd is
+# built only at its pinned version (hack/controlplane/containerd/go.mod).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,10 +34,17 @@ KUBE_VERSION=${KUBE_VERSION:-${PINNED_KUBE_VERSION}}
 ETCD_VERSION=${ETCD_VERSION:-${PINNED_ETCD_VERSION}}
 out=${CONTROLPLANE_DIR:-${root}/bin/k8s/${KUBE_VERSION}}
 stamp="${out}/.versions"
-binaries=(etcd ${KUBE_BINARIES})
+# shellcheck disable=SC2206
+binaries=(etcd ${KUBE_BINARIES} ${CONTAINERD_BINARIES})
+# shellcheck disable=SC2206
+[[ -z ${ONLY:-} ]] || binaries=(${ONLY})
 
 version_of() { # binary -> version it must be built at
-  if [[ $1 == etcd ]]; then echo "${ETCD_VERSION}"; else echo "${KUBE_VERSION}"; fi
+  case $1 in
+    etcd) echo "${ETCD_VERSION}" ;;
+    containerd*) echo "${PINNED_CONTAINERD_VERSION}" ;;
+    *) echo "${KUBE_VERSION}" ;;
+  esac
 }
 
 stamped_version() { # binary -> version recorded in the stamp, or nothing
@@ -80,9 +90,14 @@ trap 'exit 143' TERM
 # Module directories; a copy is regenerated when a version is overridden.
 kube_mod="${src}/kube"
 etcd_mod="${src}/etcd"
+containerd_mod="${src}/containerd"
 need_kube=0 need_etcd=0
 for b in "${todo[@]}"; do
-  if [[ ${b} == etcd ]]; then need_etcd=1; else need_kube=1; fi
+  case ${b} in
+    etcd) need_etcd=1 ;;
+    containerd*) ;;
+    *) need_kube=1 ;;
+  esac
 done
 if ((need_kube)) && [[ ${KUBE_VERSION} != "${PINNED_KUBE_VERSION}" ]]; then
   kube_mod=$(mktemp -d); tmpdirs+=("${kube_mod}")
@@ -124,6 +139,7 @@ kube_ldflags() {
 build() { # name module-dir package ldflags estimate
   local name=$1 moddir=$2 pkg=$3 ldflags=$4 estimate=$5 version start tmp smoke=(--version)
   [[ ${name} != kubectl ]] || smoke=(version --client)
+  [[ ${name} != containerd-shim-runc-v2 ]] || smoke=(-v)
   version=$(version_of "${name}")
   tmp="${out}/.${name}.tmp.$$"
   echo "==> building ${name} ${version} (takes ${estimate} cold)" >&2
@@ -150,6 +166,15 @@ for b in "${todo[@]}"; do
         *) est="~1 min after kube-apiserver, ~3 min alone" ;;
       esac
       build "${b}" "${kube_mod}" "k8s.io/kubernetes/cmd/${b}" "${kflags}" "${est}" ;;
+    kubelet | kube-scheduler | kube-proxy)
+      [[ -n "${kflags}" ]] || kflags=$(kube_ldflags)
+      build "${b}" "${kube_mod}" "k8s.io/kubernetes/cmd/${b}" "${kflags}" "~2 min after kube-apiserver, ~6 min alone" ;;
+    containerd | containerd-shim-runc-v2)
+      # Static, without cgo: containerd's btrfs snapshotter needs cgo and is left out
+      # (the sandbox uses overlayfs); seccomp is runc's job, and runc comes from Debian.
+      build "${b}" "${containerd_mod}" "github.com/containerd/containerd/v2/cmd/${b}" \
+        "-s -w -X github.com/containerd/containerd/v2/version.Version=${PINNED_CONTAINERD_VERSION} -X github.com/containerd/containerd/v2/version.Revision=" "~4 min alone" ;;
+    *) echo "build-controlplane: unknown binary ${b}" >&2; exit 2 ;;
   esac
 done
 

@@ -35,6 +35,23 @@ var kcmControllers = []string{
 	"-horizontal-pod-autoscaler-controller",
 }
 
+// kcmControllers are kcmControllers, and with a node also those that keep its taints and
+// its pods' lifecycle (node-lifecycle, taint-eviction, ttl).
+func (s *Sandbox) kcmControllers() []string {
+	if s.node == nil {
+		return kcmControllers
+	}
+	var cs []string
+	for _, c := range kcmControllers {
+		switch c {
+		case "-node-lifecycle-controller", "-taint-eviction-controller", "-ttl-controller":
+		default:
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
+
 // startControllerManager runs the real kube-controller-manager against the sandbox's API
 // server: Deployments get ReplicaSets, ReplicaSets get Pods, namespaces get their default
 // ServiceAccount and kube-root-ca.crt, garbage collection and namespace deletion work.
@@ -72,7 +89,7 @@ func (s *Sandbox) startControllerManager(ctx context.Context, env *envtest.Envir
 		"--secure-port=" + strconv.Itoa(port),
 		"--cert-dir=" + dir,
 		"--leader-elect=false",
-		"--controllers=" + strings.Join(kcmControllers, ","),
+		"--controllers=" + strings.Join(s.kcmControllers(), ","),
 		// The API server verifies tokens with sa-signer.crt (envtest's
 		// --service-account-key-file); the token controller signs with its key.
 		"--service-account-private-key-file=" + filepath.Join(apiserver.CertDir, "sa-signer.key"),

@@ -22,7 +22,13 @@ type process struct {
 // startProcess starts path with args, its output to out. The child gets SIGKILL if the
 // thread that started it dies (Linux), so an aborted test binary does not leave it behind.
 func startProcess(name, path string, args []string, out io.Writer) (*process, error) {
+	return startProcessEnv(name, path, args, nil, out)
+}
+
+// startProcessEnv is startProcess with an environment (nil: this process's).
+func startProcessEnv(name, path string, args, env []string, out io.Writer) (*process, error) {
 	cmd := exec.Command(path, args...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {

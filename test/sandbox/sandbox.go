@@ -1,9 +1,15 @@
-// Package sandbox runs corsmesh's embedded control plane on one machine, without a
-// cluster, a kubelet or containers: the real etcd, kube-apiserver and
-// kube-controller-manager built by hack/build-controlplane.sh, cert-manager's real
-// controllers and cainjector in-process, and optionally corsmesh's webhook in-process,
-// installed from manifests/overlays/local and served with the certificate cert-manager
-// issues for it.
+// Package sandbox runs corsmesh's embedded control plane on one machine: the real etcd,
+// kube-apiserver and kube-controller-manager built by hack/build-controlplane.sh,
+// cert-manager's real controllers and cainjector in-process, and optionally corsmesh's
+// webhook in-process, installed from manifests/overlays/local and served with the
+// certificate cert-manager issues for it.
+//
+// With Options.Node (root) it adds a real node: containerd v2 with Debian's runc and CNI
+// plugins, the kubelet and kube-proxy (iptables mode), all in a network namespace of
+// their own joined to the host by a veth pair, kube-scheduler, and an image registry in
+// the test process that containerd uses as its mirror of docker.io, ghcr.io and
+// registry.k8s.io. Stop removes pods, shims, mounts, the namespace and its iptables
+// rules; a watchdog does the same when the test process dies without Stop.
 //
 // Integration tests, end-to-end tests and `make demo` use it:
 //
@@ -94,6 +100,18 @@ type Options struct {
 	// ClusterResourceNamespace is cert-manager's namespace for ClusterIssuer Secrets
 	// (default "cert-manager", created by Start).
 	ClusterResourceNamespace string
+
+	// Node adds a real node: containerd, the kubelet and kube-proxy (iptables) in a
+	// network namespace of their own, kube-scheduler, and an image registry in this
+	// process that containerd uses as the mirror of docker.io, ghcr.io and
+	// registry.k8s.io. It needs root and the node's binaries (hack/build-controlplane.sh,
+	// Debian's runc and CNI plugins); without them Start fails with ErrNoNode. The API
+	// server then listens on the host's end of the node's veth pair, not on loopback.
+	Node bool
+	// ImagesDir holds the image archives the node's registry serves, listed in its
+	// index.txt (default <repo>/bin/images, written by make images and make
+	// sandbox-images).
+	ImagesDir string
 }
 
 // Sandbox is a running control plane. Its fields are read-only.
@@ -131,6 +149,8 @@ type Sandbox struct {
 	cleanups []cleanup
 	webhook  *runningWebhook
 	stopped  bool
+
+	node *node // with Options.Node
 }
 
 type cleanup struct {
@@ -200,11 +220,21 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if s.Scheme, err = newScheme(); err != nil {
 		return nil, err
 	}
+	if opts.Node {
+		if err := s.setUpNode(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.startAPIServer(cmCRDs); err != nil {
 		return nil, err
 	}
 	if err := s.startControllerManager(ctx, s.env, s.output("kube-controller-manager")); err != nil {
 		return nil, err
+	}
+	if opts.Node {
+		if err := s.startNode(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := s.CreateNamespace(ctx, opts.ClusterResourceNamespace, nil, nil); err != nil {
 		return nil, fmt.Errorf("creating namespace %s: %w", opts.ClusterResourceNamespace, err)
@@ -273,6 +303,11 @@ func (s *Sandbox) startAPIServer(certManagerCRDs string) error {
 	// and get their token volume as in a cluster. Not passing the flag keeps every
 	// default admission plugin (ServiceAccount, PodSecurity, the webhooks, ...).
 	args.Disable("disable-admission-plugins")
+	if s.node != nil {
+		if err := s.configureAPIServerForNode(apiserver); err != nil {
+			return err
+		}
+	}
 
 	s.logf("starting etcd and kube-apiserver (%s)", s.AssetsDir)
 	s.env = env

@@ -30,7 +30,7 @@ func ForTest(t testing.TB, opts Options) *Sandbox {
 	defer cancel()
 	s, err := Start(ctx, opts)
 	if err != nil {
-		if errors.Is(err, ErrNoBinaries) && !OnCI() {
+		if (errors.Is(err, ErrNoBinaries) || errors.Is(err, ErrNoNode)) && !OnCI() {
 			t.Skipf("skipping: %v", err)
 		}
 		t.Fatalf("starting the sandbox: %v", err)
@@ -80,7 +80,7 @@ func (mm *Main) RunMain(m *testing.M, opts Options) int {
 	s, err := Start(ctx, opts)
 	cancel()
 	if err != nil {
-		if errors.Is(err, ErrNoBinaries) && !OnCI() {
+		if (errors.Is(err, ErrNoBinaries) || errors.Is(err, ErrNoNode)) && !OnCI() {
 			mm.SkipReason = fmt.Sprintf("skipping: %v", err)
 			return m.Run()
 		}

@@ -39,6 +39,21 @@ kill -TERM%s 2>/dev/null; sleep 3; kill -KILL%s 2>/dev/null; rm -rf%s`,
 	if len(pids) == 0 {
 		script = fmt.Sprintf("while kill -0 %d 2>/dev/null; do sleep 1; done\nrm -rf%s", os.Getpid(), rm.String())
 	}
+	return s.runWatchdogWith(sh, script)
+}
+
+// runWatchdog starts script (which waits for this process to end, then cleans up) in a
+// session of its own; Stop ends it.
+func (s *Sandbox) runWatchdog(script string) error {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		s.logf("no watchdog (%v): an aborted test leaves the node running", err)
+		return nil
+	}
+	return s.runWatchdogWith(sh, script)
+}
+
+func (s *Sandbox) runWatchdogWith(sh, script string) error {
 	cmd := exec.Command(sh, "-c", script)
 	cmd.SysProcAttr = detachedProcAttr()
 	if err := cmd.Start(); err != nil {
