@@ -20,7 +20,8 @@ func TestTimeoutsDoWhatTheirNamesSay(t *testing.T) {
 		}
 		fmt.Fprintf(w, "%d", n)
 	}))
-	const short = 300 * time.Millisecond
+	// Margins of 8x between a pause and the timeout it must not trip: the machine is shared.
+	const short = 500 * time.Millisecond
 	const piece = "0123456789"
 	tests := []struct {
 		name       string
@@ -35,7 +36,7 @@ func TestTimeoutsDoWhatTheirNamesSay(t *testing.T) {
 			name:       "a slow upload that keeps moving outlasts the header timeout",
 			head:       "POST /upload HTTP/1.1\nHost: pipy-ok\nOrigin: " + seedOrigin + "\nContent-Length: 80\n\n",
 			pieces:     8,
-			pause:      short / 2, // 1.2 s in all, each pause well under the body's idle timeout
+			pause:      short / 2, // 2 s in all, each pause an eighth of the body's idle timeout
 			wantStatus: http.StatusOK,
 			wantBody:   "80",
 		},
@@ -72,7 +73,7 @@ func TestTimeoutsDoWhatTheirNamesSay(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, _, metrics := startProxy(t, seedConfig(t), Options{
 				Upstream: upstream, PolicyPort: 8080,
-				ReadHeaderTimeout: short, BodyIdleTimeout: 2 * short,
+				ReadHeaderTimeout: short, BodyIdleTimeout: 4 * short,
 			})
 			conn, br := dialProxy(t, addr)
 			sendRaw(t, conn, tt.head)
@@ -114,22 +115,22 @@ func TestTimeoutsDoWhatTheirNamesSay(t *testing.T) {
 // streamed answer longer than the timeout that keeps moving goes through whole, an app
 // that does not begin in time gets 504.
 func TestUpstreamTimeoutIsPerWait(t *testing.T) {
-	const timeout = 400 * time.Millisecond
+	const timeout = time.Second
 	upstream := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/late" {
 			time.Sleep(3 * timeout)
 			return
 		}
-		for range 8 {
+		for range 15 { // 1.5 s in all, each pause a tenth of the timeout
 			io.WriteString(w, "tick\n")
 			w.(http.Flusher).Flush()
-			time.Sleep(timeout / 3)
+			time.Sleep(timeout / 10)
 		}
 	}))
 	addr, _, metrics := startProxy(t, seedConfig(t), Options{Upstream: upstream, PolicyPort: 8080, UpstreamTimeout: timeout})
 	resp := rawExchange(t, addr, "GET /stream HTTP/1.1\nHost: pipy-ok\n\n")
-	if body := readBody(t, resp); resp.StatusCode != http.StatusOK || body != strings.Repeat("tick\n", 8) {
-		t.Errorf("streamed answer: %s %q, want all 8 ticks", resp.Status, body)
+	if body := readBody(t, resp); resp.StatusCode != http.StatusOK || body != strings.Repeat("tick\n", 15) {
+		t.Errorf("streamed answer: %s %q, want all 15 ticks", resp.Status, body)
 	}
 	resp = rawExchange(t, addr, "GET /late HTTP/1.1\nHost: pipy-ok\n\n")
 	if resp.StatusCode != http.StatusGatewayTimeout {
