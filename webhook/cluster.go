@@ -89,7 +89,8 @@ func (c *CacheCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plugi
 // have its CRD (plugin policy is then off, osm-edge's default).
 func (c *CacheCluster) MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
 	var mc configv1alpha2.MeshConfig
-	err := c.Cache.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &mc)
+	// Every admission reads it: the cache's object as it is, not a deep copy (read only).
+	err := c.Cache.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &mc, client.UnsafeDisableDeepCopy)
 	switch {
 	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
 		return nil, nil

@@ -22,6 +22,12 @@ import (
 func TestSeedGuideEndToEnd(t *testing.T) {
 	s := env.Require(t)
 	ctx := testContext(t, 5*time.Minute)
+	// As installed (osm-edge's default): the guide's own `kubectl patch meshconfig` turns
+	// plugin policy on. The walkthrough leaves it on, as the other tests expect.
+	if err := s.SetPluginPolicy(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.SetPluginPolicy(context.Background(), true) })
 	w := &walkthrough.Walkthrough{Sandbox: s, Corsmeshctl: binDir + "/corsmeshctl", Say: t.Logf}
 	pod, err := w.Run(ctx)
 	if err != nil {
