@@ -64,7 +64,7 @@ verify-generate:
 	./hack/generate.sh --check
 
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
-test: lint verify-generate controlplane unit images-test fuzz bench-smoke
+test: lint verify-generate controlplane images sandbox-images unit images-test fuzz bench-smoke
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
