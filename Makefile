@@ -23,7 +23,7 @@ VERSION ?= v0.1.0
 # The image builder: its own module, run from the repository root's paths.
 IMAGES := $(GO) -C hack/images run . --repo $(CURDIR) --out $(CURDIR)/$(BIN)/images --version $(VERSION)
 
-.PHONY: all build images sandbox-images images-lock images-test controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean
+.PHONY: all build images sandbox-images images-lock images-test controlplane generate verify-generate test unit fuzz lint bench bench-smoke bench-proxy demo clean chart-test chart-sync actionlint helm
 
 all: build
 
@@ -59,12 +59,13 @@ controlplane:
 ## generate: deepcopy code and CRDs from injector/api
 generate:
 	./hack/generate.sh
+	@$(MAKE) --no-print-directory chart-sync
 
 verify-generate:
 	./hack/generate.sh --check
 
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
-test: lint verify-generate controlplane images sandbox-images unit images-test fuzz bench-smoke
+test: lint verify-generate controlplane helm images sandbox-images unit images-test fuzz bench-smoke chart-test actionlint
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
@@ -81,6 +82,27 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+## chart-test: the Helm chart renders the default overlay's objects, helm lint --strict, its values
+# (hack/release: a module of its own, so Helm's and kustomize's dependencies stay out of go.mod)
+chart-test:
+	$(GO) -C hack/release vet ./...
+	$(GO) -C hack/release test -count=1 ./...
+
+## helm: the helm CLI at the version pinned in hack/release, into bin/ (test/helm installs the chart with it)
+helm:
+	@mkdir -p $(BIN)
+	$(GO) -C hack/release build -o $(CURDIR)/$(BIN)/helm helm.sh/helm/v4/cmd/helm
+
+## chart-sync: rewrite the chart's generated files (crds/, templates/rbac.yaml) from manifests/ (make generate runs it)
+chart-sync:
+	$(GO) -C hack/release run ./cmd/chart-sync -repo $(CURDIR)
+
+## actionlint: lint .github/workflows (actionlint pinned in hack/release; uses shellcheck if installed)
+actionlint:
+	@mkdir -p $(BIN)
+	$(GO) -C hack/release build -o $(CURDIR)/$(BIN)/actionlint github.com/rhysd/actionlint/cmd/actionlint
+	$(BIN)/actionlint -color=false
 
 ## bench: Go benchmarks of the CORS decision, the proxy and the admission handler
 bench:

@@ -286,25 +286,22 @@ func selector(s *metav1.LabelSelector) (labels.Selector, error) {
 // corsPlugins returns the names of the CORS plugins the chains mount on inbound-http.
 // Anything else a chain mounts is reported, never silently used.
 func (in *Injector) corsPlugins(ctx context.Context, cluster Cluster, chains []*v1alpha1.PluginChain, d *Decision) ([]string, error) {
+	lookup := func(name string) (*v1alpha1.Plugin, error) { return cluster.Plugin(ctx, name) }
 	var names, missing []string
 	for _, c := range chains {
-		for _, chain := range c.Spec.Chains {
-			for _, name := range chain.Plugins {
-				plugin, err := cluster.Plugin(ctx, name)
-				if err != nil {
-					return nil, fmt.Errorf("reading Plugin %s: %w", name, err)
+		mounts, err := in.Mounts(c, lookup)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range mounts {
+			switch {
+			case m.State != MountServed:
+				if m.State == MountMissing {
+					missing = append(missing, m.Name)
 				}
-				switch {
-				case plugin == nil:
-					missing = append(missing, name)
-					d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: Plugin %q does not exist", c.Namespace, c.Name, name))
-				case !in.IsCORSPlugin(plugin):
-					d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: Plugin %q is not implemented by corsmesh (only CORS is) and is ignored", c.Namespace, c.Name, name))
-				case chain.Name != v1alpha1.ChainInboundHTTP:
-					d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: CORS plugin %q on chain %q is ignored (only %s is served)", c.Namespace, c.Name, name, chain.Name, v1alpha1.ChainInboundHTTP))
-				case !slices.Contains(names, name):
-					names = append(names, name)
-				}
+				d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: %s", c.Namespace, c.Name, m.Message()))
+			case !slices.Contains(names, m.Name):
+				names = append(names, m.Name)
 			}
 		}
 	}

@@ -107,6 +107,9 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if maxConns == 0 {
+		maxConns = in.opts.ProxyMaxConns
+	}
 	proxy := in.proxyContainer(resources, native, maxConns)
 
 	m := &Mutation{}
@@ -322,7 +325,7 @@ func (in *Injector) proxyContainer(resources corev1.ResourceRequirements, native
 			flags.Arg(flags.Listen, flags.AllInterfaces(int(in.opts.ProxyPort))),
 			flags.Arg(flags.AdminListen, flags.AllInterfaces(int(in.opts.AdminPort))),
 		},
-		Ports:          []corev1.ContainerPort{{Name: "corsproxy-admin", ContainerPort: in.opts.AdminPort, Protocol: corev1.ProtocolTCP}},
+		Ports:          []corev1.ContainerPort{{Name: AdminPortName, ContainerPort: in.opts.AdminPort, Protocol: corev1.ProtocolTCP}},
 		Env:            proxyEnv(),
 		VolumeMounts:   []corev1.VolumeMount{{Name: ConfigVolumeName, MountPath: ConfigMountPath, ReadOnly: true}, noTokenMount},
 		Resources:      resources,

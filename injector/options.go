@@ -40,9 +40,11 @@ const (
 const (
 	InitContainerName  = "corsproxy-init"
 	ProxyContainerName = "corsproxy"
-	ConfigVolumeName   = "corsproxy-config"
-	ConfigMountPath    = flags.ConfigDir
-	ConfigFileName     = flags.ConfigFile
+	// AdminPortName names the proxy's admin port (probes, /metrics, /debug/cors).
+	AdminPortName    = "corsproxy-admin"
+	ConfigVolumeName = "corsproxy-config"
+	ConfigMountPath  = flags.ConfigDir
+	ConfigFileName   = flags.ConfigFile
 	// NoTokenVolumeName is an empty volume mounted over the ServiceAccount token path in
 	// the injected containers: neither talks to the API server, and a mount already at that
 	// path stops the ServiceAccount admission plugin from adding the token to them after our
@@ -77,7 +79,13 @@ type Options struct {
 	// ProxyResources are the proxy's default requests and limits.
 	ProxyResources corev1.ResourceRequirements
 	InitResources  corev1.ResourceRequirements
+	// ProxyMaxConns is the proxy's bound on connections to each app port when the pod's
+	// AnnotationProxyMaxConns does not set one; 0 leaves the proxy's own default.
+	ProxyMaxConns int
 }
+
+// MaxProxyConns is the largest connection bound a pod or the webhook's flag may set.
+const MaxProxyConns = maxProxyConns
 
 // DefaultOptions are the defaults of the webhook's flags.
 func DefaultOptions() Options {

@@ -40,23 +40,18 @@ func (in *Injector) ValidatePluginChain(c *v1alpha1.PluginChain, lookup func(nam
 		errs = append(errs, metav1validation.ValidateLabelSelector(s, opts, spec.Child("selectors", "namespaceSelector"))...)
 	}
 	for i, chain := range c.Spec.Chains {
-		path := spec.Child("chains").Index(i)
 		if len(chain.Plugins) == 0 {
-			errs = append(errs, field.Required(path.Child("plugins"), "list at least one plugin"))
+			errs = append(errs, field.Required(spec.Child("chains").Index(i).Child("plugins"), "list at least one plugin"))
 		}
-		for j, name := range chain.Plugins {
-			ppath := path.Child("plugins").Index(j)
-			plugin := lookup(name)
-			switch {
-			case name == "":
-				errs = append(errs, field.Required(ppath, "a plugin name"))
-			case plugin == nil:
-				warnings = append(warnings, fmt.Sprintf("%s: Plugin %q does not exist (yet); pods are not injected for it until it does", ppath, name))
-			case !in.IsCORSPlugin(plugin):
-				warnings = append(warnings, fmt.Sprintf("%s: corsmesh does not implement Plugin %q; it is not applied", ppath, name))
-			case chain.Name != v1alpha1.ChainInboundHTTP:
-				warnings = append(warnings, fmt.Sprintf("%s: CORS is served on %s only; on %s it is not applied", ppath, v1alpha1.ChainInboundHTTP, chain.Name))
-			}
+	}
+	mounts, _ := in.Mounts(c, func(name string) (*v1alpha1.Plugin, error) { return lookup(name), nil })
+	for _, m := range mounts {
+		ppath := spec.Child("chains").Index(m.Chain).Child("plugins").Index(m.Plugin)
+		switch {
+		case m.Name == "":
+			errs = append(errs, field.Required(ppath, "a plugin name"))
+		case m.State != MountServed:
+			warnings = append(warnings, fmt.Sprintf("%s: %s", ppath, m.Message()))
 		}
 	}
 	if c.Spec.Selectors.PodSelector == nil || (len(c.Spec.Selectors.PodSelector.MatchLabels) == 0 && len(c.Spec.Selectors.PodSelector.MatchExpressions) == 0) {

@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsmesh/corsmesh/injector"
+	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
@@ -363,6 +364,12 @@ func decodeKnown(t *testing.T, o object) {
 		decodeInto[admissionregistrationv1.ValidatingWebhookConfiguration](t, o)
 	case "CustomResourceDefinition":
 		decodeInto[apiextensionsv1.CustomResourceDefinition](t, o)
+	case "MeshConfig":
+		// osm-edge's switch, installed off as osm-edge does: the guide turns it on.
+		mc := decodeInto[configv1alpha2.MeshConfig](t, o)
+		if o.APIVersion != configv1alpha2.GroupVersion.String() || mc.Name != configv1alpha2.MeshConfigName || mc.Namespace != ns || mc.Spec.FeatureFlags.EnablePluginPolicy {
+			t.Errorf("%s: apiVersion %s, enablePluginPolicy %t; want %s/%s in %s, off", o, o.APIVersion, mc.Spec.FeatureFlags.EnablePluginPolicy, configv1alpha2.GroupVersion, configv1alpha2.MeshConfigName, ns)
+		}
 	case "Issuer", "Certificate":
 		if o.APIVersion != "cert-manager.io/v1" {
 			t.Errorf("%s: apiVersion %s, want cert-manager.io/v1", o, o.APIVersion)

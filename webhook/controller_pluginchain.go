@@ -177,12 +177,12 @@ func (r *PluginChainReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	plugins, err := r.plugins(ctx, &chain)
+	mounts, err := r.Injector.Mounts(&chain, func(name string) (*v1alpha1.Plugin, error) { return r.Cluster.Plugin(ctx, name) })
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	podSel, nsSel, selErr := r.Injector.ChainSelectors(&chain)
-	cond := desiredPluginChainCondition(&chain, plugins, r.Injector.IsCORSPlugin, selErr)
+	cond := desiredPluginChainCondition(&chain, mounts, selErr)
 	policy, err := r.Injector.PluginPolicy(ctx, r.Cluster)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -219,24 +219,6 @@ func (r *PluginChainReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		return ctrl.Result{}, r.restartWorkloads(ctx, next, workloads)
 	}
 	return ctrl.Result{}, nil
-}
-
-// plugins looks up each Plugin the chain names (nil: it does not exist).
-func (r *PluginChainReconciler) plugins(ctx context.Context, c *v1alpha1.PluginChain) (map[string]*v1alpha1.Plugin, error) {
-	out := map[string]*v1alpha1.Plugin{}
-	for _, ch := range c.Spec.Chains {
-		for _, name := range ch.Plugins {
-			if _, ok := out[name]; ok {
-				continue
-			}
-			p, err := r.Cluster.Plugin(ctx, name)
-			if err != nil {
-				return nil, err
-			}
-			out[name] = p
-		}
-	}
-	return out, nil
 }
 
 // selectPods counts the running pods of the mesh's namespaces that the selectors match,
@@ -411,51 +393,44 @@ func restartHint(ws []chainWorkload) string {
 
 // desiredPluginChainCondition is the Accepted condition of a chain: True when it mounts a
 // CORS plugin on inbound-http (listing what else it mounts and corsmesh ignores), False
-// with the most useful reason otherwise. plugins maps each named Plugin (nil: missing).
-func desiredPluginChainCondition(c *v1alpha1.PluginChain, plugins map[string]*v1alpha1.Plugin, isCORS func(*v1alpha1.Plugin) bool, selectorErr error) metav1.Condition {
+// with the most useful reason otherwise. mounts are the injector's classification of what
+// the chain mounts.
+func desiredPluginChainCondition(c *v1alpha1.PluginChain, mounts []injector.Mount, selectorErr error) metav1.Condition {
 	cond := metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse, ObservedGeneration: c.Generation}
 	if selectorErr != nil {
 		cond.Reason, cond.Message = v1alpha1.ReasonInvalid, selectorErr.Error()
 		return cond
 	}
 	var served, ignored []string
-	var missing, wrongChain bool
-	for _, ch := range c.Spec.Chains {
-		for _, name := range ch.Plugins {
-			p := plugins[name]
-			switch {
-			case p == nil:
-				missing = true
-				ignored = append(ignored, fmt.Sprintf("%s on %s (Plugin does not exist)", name, ch.Name))
-			case !isCORS(p):
-				ignored = append(ignored, fmt.Sprintf("%s on %s (not implemented by corsmesh, only CORS is)", name, ch.Name))
-			case ch.Name != v1alpha1.ChainInboundHTTP:
-				wrongChain = true
-				ignored = append(ignored, fmt.Sprintf("%s on %s (CORS is served on %s only)", name, ch.Name, v1alpha1.ChainInboundHTTP))
-			case !slices.Contains(served, name):
-				served = append(served, name)
-			}
+	states := map[injector.MountState]bool{}
+	for _, m := range mounts {
+		states[m.State] = true
+		switch {
+		case m.State != injector.MountServed:
+			ignored = append(ignored, m.Message())
+		case !slices.Contains(served, m.Name):
+			served = append(served, m.Name)
 		}
 	}
 	if len(served) > 0 {
 		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonAccepted
 		cond.Message = fmt.Sprintf("CORS plugin %s served on %s", strings.Join(served, ", "), v1alpha1.ChainInboundHTTP)
 		if len(ignored) > 0 {
-			cond.Message += "; ignored: " + strings.Join(ignored, ", ")
+			cond.Message += "; ignored: " + strings.Join(ignored, "; ")
 		}
 		return cond
 	}
 	switch {
-	case missing:
+	case states[injector.MountMissing]:
 		cond.Reason = v1alpha1.ReasonPluginNotFound
-	case wrongChain:
+	case states[injector.MountWrongChain]:
 		cond.Reason = v1alpha1.ReasonUnsupportedChain
 	default:
 		cond.Reason = v1alpha1.ReasonUnsupportedPlugin
 	}
 	cond.Message = fmt.Sprintf("no CORS plugin is mounted on %s, so no pod is injected for this chain", v1alpha1.ChainInboundHTTP)
 	if len(ignored) > 0 {
-		cond.Message += "; ignored: " + strings.Join(ignored, ", ")
+		cond.Message += "; ignored: " + strings.Join(ignored, "; ")
 	}
 	return cond
 }

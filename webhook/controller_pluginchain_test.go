@@ -125,15 +125,19 @@ func TestDesiredPluginChainCondition(t *testing.T) {
 	}{
 		{"the seed's", chain(on("inbound-http", "cors-policy")), nil, metav1.ConditionTrue, v1alpha1.ReasonAccepted, []string{"CORS plugin cors-policy served on inbound-http"}},
 		{"CORS and others: the others are listed", chain(on("inbound-http", "rate-limit", "cors-policy"), on("outbound-http", "missing")), nil,
-			metav1.ConditionTrue, v1alpha1.ReasonAccepted, []string{"ignored: rate-limit on inbound-http (not implemented", "missing on outbound-http (Plugin does not exist)"}},
-		{"a missing plugin", chain(on("inbound-http", "missing")), nil, metav1.ConditionFalse, v1alpha1.ReasonPluginNotFound, []string{"missing on inbound-http"}},
+			metav1.ConditionTrue, v1alpha1.ReasonAccepted, []string{`ignored: Plugin "rate-limit" is not implemented`, `Plugin "missing" does not exist`}},
+		{"a missing plugin", chain(on("inbound-http", "missing")), nil, metav1.ConditionFalse, v1alpha1.ReasonPluginNotFound, []string{`Plugin "missing" does not exist`}},
 		{"CORS on another chain", chain(on("inbound-tcp", "cors-policy")), nil, metav1.ConditionFalse, v1alpha1.ReasonUnsupportedChain, []string{"served on inbound-http only"}},
-		{"plugins corsmesh does not implement", chain(on("inbound-http", "rate-limit")), nil, metav1.ConditionFalse, v1alpha1.ReasonUnsupportedPlugin, []string{"rate-limit on inbound-http"}},
+		{"plugins corsmesh does not implement", chain(on("inbound-http", "rate-limit")), nil, metav1.ConditionFalse, v1alpha1.ReasonUnsupportedPlugin, []string{`Plugin "rate-limit" is not implemented`}},
 		{"a broken selector", chain(on("inbound-http", "cors-policy")), errors.New("spec.selectors.podSelector: bad"), metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"podSelector"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := desiredPluginChainCondition(tt.chain, plugins, in.IsCORSPlugin, tt.selErr)
+			mounts, err := in.Mounts(tt.chain, func(name string) (*v1alpha1.Plugin, error) { return plugins[name], nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := desiredPluginChainCondition(tt.chain, mounts, tt.selErr)
 			if got.Type != v1alpha1.ConditionAccepted || got.Status != tt.status || got.Reason != tt.reason || got.ObservedGeneration != 4 {
 				t.Errorf("condition = %+v, want %s/%s at generation 4", got, tt.status, tt.reason)
 			}

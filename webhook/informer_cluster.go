@@ -26,8 +26,12 @@ const indexDestination = "corsmesh.io/destination"
 // of each item that the cache's client.Reader makes (with 1,000 PluginChains that copy
 // alone was most of an admission's cost). The objects are shared: read them, never modify.
 type InformerCluster struct {
-	namespaces, services, configs, plugins, meshConfigs toolscache.Indexer
-	chains                                              *chainSnapshot
+	namespaces, services, configs, plugins toolscache.Indexer
+	// meshConfig reads the one MeshConfig through the cache: its informer watches one
+	// namespace, so it is not a plain shared informer to index (and one small object is
+	// copied cheaply).
+	meshConfig *CacheCluster
+	chains     *chainSnapshot
 	// Live reads a namespace the informer does not know yet (created a moment ago).
 	Live client.Reader
 }
@@ -138,9 +142,10 @@ func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) 
 	if ic.plugins, err = indexer(&v1alpha1.Plugin{}, nil); err != nil {
 		return nil, err
 	}
-	if ic.meshConfigs, err = indexer(&configv1alpha2.MeshConfig{}, nil); err != nil {
-		return nil, err
+	if _, err := c.GetInformer(ctx, &configv1alpha2.MeshConfig{}); err != nil {
+		return nil, fmt.Errorf("informer for MeshConfigs: %w", err)
 	}
+	ic.meshConfig = &CacheCluster{Cache: c}
 	return ic, nil
 }
 
@@ -177,8 +182,8 @@ func (c *InformerCluster) Plugin(_ context.Context, name string) (*v1alpha1.Plug
 	return byKey[v1alpha1.Plugin](c.plugins, name)
 }
 
-func (c *InformerCluster) MeshConfig(_ context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
-	return byKey[configv1alpha2.MeshConfig](c.meshConfigs, namespace+"/"+name)
+func (c *InformerCluster) MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
+	return c.meshConfig.MeshConfig(ctx, namespace, name)
 }
 
 func byKey[T any](idx toolscache.Indexer, key string) (*T, error) {

@@ -53,12 +53,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	corsPlugins := fs.String("cors-plugins", strings.Join(in.CORSPluginNames, ","), "Plugin names implemented as CORS")
 	nativeSidecars := fs.String("native-sidecars", "auto", "inject the proxy as a native sidecar: auto (Kubernetes >= 1.29), true or false")
 	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster, or $KUBECONFIG)")
+	applyProxyDefaults := proxyDefaultFlags(fs, in)
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	in.ProxyPort, in.AdminPort = int32(*proxyPort), int32(*adminPort)
+	if err := applyProxyDefaults(); err != nil {
+		fmt.Fprintf(stderr, "corsmesh-webhook: %v\n", err)
+		return 2
+	}
 	in.CORSPluginNames = strings.Split(*corsPlugins, ",")
 	switch *nativeSidecars {
 	case "auto":

@@ -93,7 +93,9 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 
 Checks a corsmesh installation: the CRDs, the webhook configurations and their caBundle,
 the serving certificate against each caBundle and its expiry, that the webhook is
-reachable, and which namespaces the mesh monitors. Exits 1 if a check FAILs.
+reachable, which namespaces the mesh monitors, and which injected pods run another proxy
+image than the webhook injects (with the commands that restart them). Exits 1 if a check
+FAILs.
 
 Flags:
 `)
@@ -206,6 +208,7 @@ func Check(ctx context.Context, c client.Client, o CheckOptions) []Result {
 	checkServingCertificate(ctx, c, o, hooks, add)
 	checkReachable(ctx, c, o, hooks, add)
 	checkNamespaces(ctx, c, o, add)
+	checkProxyImages(ctx, c, o, add)
 	return rs
 }
 

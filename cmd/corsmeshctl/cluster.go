@@ -6,13 +6,13 @@ import (
 	"io"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
-	"github.com/corsmesh/corsmesh/webhook"
 )
 
 // liveCluster is the injector's view of a cluster read with a plain client (no informer
@@ -32,7 +32,7 @@ func newLiveCluster(c client.Reader) *liveCluster {
 }
 
 func (l *liveCluster) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	return (&webhook.CacheCluster{Cache: l.c}).Namespace(ctx, name)
+	return getOrNil[corev1.Namespace](ctx, l.c, client.ObjectKey{Name: name})
 }
 
 func (l *liveCluster) Services(ctx context.Context, namespace string) ([]*corev1.Service, error) {
@@ -85,11 +85,27 @@ func (l *liveCluster) PluginConfigsFor(ctx context.Context, namespace, service s
 }
 
 func (l *liveCluster) Plugin(ctx context.Context, name string) (*v1alpha1.Plugin, error) {
-	return (&webhook.CacheCluster{Cache: l.c}).Plugin(ctx, name)
+	return getOrNil[v1alpha1.Plugin](ctx, l.c, client.ObjectKey{Name: name})
 }
 
 func (l *liveCluster) MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
-	return (&webhook.CacheCluster{Cache: l.c}).MeshConfig(ctx, namespace, name)
+	return getOrNil[configv1alpha2.MeshConfig](ctx, l.c, client.ObjectKey{Namespace: namespace, Name: name})
+}
+
+// getOrNil reads one object; nil when it does not exist, also when the cluster lacks its
+// CRD (no MeshConfig CRD: plugin policy is off, as without the object).
+func getOrNil[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c client.Reader, key client.ObjectKey) (PT, error) {
+	obj := PT(new(T))
+	switch err := c.Get(ctx, key, obj); {
+	case apierrors.IsNotFound(err), meta.IsNoMatchError(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("getting %T %s: %w", obj, key, err)
+	}
+	return obj, nil
 }
 
 // layeredCluster is what inject hands the injector: the objects of the files, over the

@@ -7,10 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
-)
 
-// adminPortName is the name the injector gives the proxy's admin port.
-const adminPortName = "corsproxy-admin"
+	"github.com/corsmesh/corsmesh/injector"
+)
 
 // readDebugCORS reads a pod's proxy /debug/cors through the API server's pod proxy
 // (pods/proxy), so it needs neither a port-forward nor network access to the pod. Tests
@@ -19,13 +18,13 @@ var readDebugCORS = func(ctx context.Context, kubeconfig string, pod *corev1.Pod
 	port := ""
 	for _, c := range append(pod.Spec.InitContainers, pod.Spec.Containers...) {
 		for _, p := range c.Ports {
-			if p.Name == adminPortName {
+			if p.Name == injector.AdminPortName {
 				port = strconv.Itoa(int(p.ContainerPort))
 			}
 		}
 	}
 	if port == "" {
-		return nil, fmt.Errorf("the pod has no %s port (not injected?)", adminPortName)
+		return nil, fmt.Errorf("the pod has no %s port (not injected?)", injector.AdminPortName)
 	}
 	cfg, err := restConfig(kubeconfig)
 	if err != nil {

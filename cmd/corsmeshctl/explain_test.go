@@ -199,7 +199,7 @@ func TestExplainLivePod(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "web-1", Namespace: "shop", Labels: map[string]string{"app": "web"}, Annotations: map[string]string{
 			injector.AnnotationConfig: `{"version":1,"ports":[{"port":3000,"cors":{"allowOrigins":[{"wildcard":"https://*.shop.example"}]}}]}`,
 		}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web"}, {Name: "corsproxy", Ports: []corev1.ContainerPort{{Name: adminPortName, ContainerPort: 15000}}}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "web"}, {Name: "corsproxy", Ports: []corev1.ContainerPort{{Name: injector.AdminPortName, ContainerPort: 15000}}}}},
 	}
 	useFakeClient(t, pod)
 	saved := readDebugCORS

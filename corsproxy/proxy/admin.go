@@ -35,8 +35,9 @@ func NewAdmin(metrics *Metrics) *Admin {
 }
 
 const (
-	adminTimeout  = 5 * time.Second
-	adminMaxConns = 64
+	adminTimeout       = 5 * time.Second
+	adminMaxConns      = 256
+	adminMaxConnsPerIP = 16
 )
 
 // Drain makes /readyz fail, so endpoints stop routing new traffic here during shutdown.

@@ -26,10 +26,11 @@ func (p *Proxy) decideCORS(ctx *fasthttp.RequestCtx, up *upstream, policy *cors.
 		if reason != cors.NoReason {
 			p.refused(ctx, up, origin, reason, true)
 		}
-		if err := p.forward(ctx, up); err != nil {
-			p.writeUpstreamError(ctx, err)
+		if sw := p.forwardOrUpgrade(ctx, up); sw != nil {
+			p.switchProtocols(ctx, sw)
+		} else {
+			p.endByClosing(ctx)
 		}
-		p.endByClosing(ctx)
 		return decision, true
 	}
 	p.metrics.decision(decision)

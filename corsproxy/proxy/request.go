@@ -25,10 +25,9 @@ import (
 func prepareRequest(req *fasthttp.Request, up *upstream) string {
 	h := &req.Header
 	h.SetNoDefaultContentType(true)
-	for name := range h.All() {
-		if !isToken(name) {
-			return "a header name that is not a token"
-		}
+	fields := scanFieldNames(h.RawHeaders())
+	if fields.badName {
+		return "a header name that is not a token"
 	}
 	if uri := h.RequestURI(); len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
 		host := req.URI().Host()
@@ -37,10 +36,12 @@ func prepareRequest(req *fasthttp.Request, up *upstream) string {
 		}
 		h.SetHostBytes(host)
 	}
-	if ambiguousLength(h) {
+	if h.ContentLength() == -1 && fields.contentLength {
+		// fasthttp follows Transfer-Encoding and drops Content-Length, but a front proxy
+		// that read it the other way would desynchronise from us.
 		return "both Content-Length and Transfer-Encoding"
 	}
-	if h.ContentLength() != -1 && hasHeader(h, fasthttp.HeaderTransferEncoding) {
+	if h.ContentLength() != -1 && fields.transferEncoding {
 		return "a Transfer-Encoding other than chunked"
 	}
 	if proto := h.Protocol(); !bytes.Equal(proto, http11) && !bytes.Equal(proto, http10) {
@@ -54,6 +55,12 @@ func prepareRequest(req *fasthttp.Request, up *upstream) string {
 	}
 	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
 		dropConnectionOptions(h, conn)
+	}
+	if !h.ConnectionUpgrade() && len(h.Peek(fasthttp.HeaderUpgrade)) > 0 {
+		// Upgrade without "Connection: upgrade" asks nothing of this hop, and must not
+		// reach the app over a pooled connection: an app switching there would leave it
+		// speaking another protocol to the next request.
+		h.Del(fasthttp.HeaderUpgrade)
 	}
 	return ""
 }
@@ -86,10 +93,14 @@ func dropConnectionOptions(h *fasthttp.RequestHeader, conn []byte) {
 	}
 }
 
-// hasHeader reports whether the raw header block has a field called name, however spelt.
-// It runs on every request, so a line is looked at only when its first letter fits.
-func hasHeader(h *fasthttp.RequestHeader, name string) bool {
-	raw := h.RawHeaders()
+// fieldNames is what one pass over a raw header block finds.
+type fieldNames struct {
+	badName, contentLength, transferEncoding bool
+}
+
+// scanFieldNames looks at each field's name in a raw header block, however spelt: it runs
+// on every request, so once, without allocating.
+func scanFieldNames(raw []byte) (f fieldNames) {
 	for len(raw) > 0 {
 		line := raw
 		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
@@ -97,12 +108,22 @@ func hasHeader(h *fasthttp.RequestHeader, name string) bool {
 		} else {
 			raw = nil
 		}
-		if len(line) > len(name) && line[0]|0x20 == name[0]|0x20 && bytes.EqualFold(line[:len(name)], []byte(name)) &&
-			bytes.HasPrefix(bytes.TrimLeft(line[len(name):], " \t"), []byte(":")) {
-			return true
+		if len(line) == 0 || line[0] == ' ' || line[0] == '\t' || line[0] == '\r' {
+			continue // a folded line's continuation, or the end
+		}
+		i := bytes.IndexByte(line, ':')
+		if i < 0 || !isToken(line[:i]) {
+			f.badName = true
+			continue
+		}
+		switch name := line[:i]; {
+		case bytes.EqualFold(name, []byte(fasthttp.HeaderContentLength)):
+			f.contentLength = true
+		case bytes.EqualFold(name, []byte(fasthttp.HeaderTransferEncoding)):
+			f.transferEncoding = true
 		}
 	}
-	return false
+	return f
 }
 
 // isToken reports whether b is a non-empty RFC 9110 token.

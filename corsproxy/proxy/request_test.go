@@ -109,6 +109,15 @@ func TestRequestsReachTheAppAsThePolicySawThem(t *testing.T) {
 			},
 		},
 		{
+			name:    "Upgrade without Connection: upgrade does not reach the app",
+			request: "GET /ws HTTP/1.1\nHost: a.svc\nUpgrade: websocket\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n\n",
+			check: func(t *testing.T, r *http.Request, _ string) {
+				if got := r.Header.Get("Upgrade"); got != "" {
+					t.Errorf("the app got Upgrade %q over a pooled connection", got)
+				}
+			},
+		},
+		{
 			name:    "a later HTTP/1.x goes on as HTTP/1.1",
 			request: "GET / HTTP/1.2\nHost: a.svc\n\n",
 			check: func(t *testing.T, r *http.Request, _ string) {
@@ -207,5 +216,29 @@ func TestSmugglingAttemptsAreRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The header block is bounded in bytes, however it is spent: thousands of tiny fields
+// within the bound go through, one byte over it is a 431 counted as the client's.
+func TestHeaderLimits(t *testing.T) {
+	var app appView
+	upstream := startUpstream(t, http.HandlerFunc(app.handler))
+	addr, _, metrics := startProxy(t, seedConfig(t), Options{Upstream: upstream, PolicyPort: 8080, MaxHeaderBytes: 16 << 10})
+	many := strings.Repeat("a: b\n", 2000) // 2,000 fields, 10 KB
+	resp := rawExchange(t, addr, "GET / HTTP/1.1\nHost: x\n"+many+"\n")
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("2,000 fields within the bound: %s, want 200", resp.Status)
+	}
+	if requests, _ := app.seen(); len(requests) != 1 || len(requests[0].Header.Values("A")) != 2000 {
+		t.Errorf("the app did not get the 2,000 fields")
+	}
+	resp = rawExchange(t, addr, "GET / HTTP/1.1\nHost: x\nX-Big: "+strings.Repeat("a", 16<<10)+"\n\n")
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a header block over the bound: %s, want 431", resp.Status)
+	}
+	assertOneCORSAuthority(t, resp)
+	if n := metrics.clientErrors[clientHeaderTooLarge].Load(); n != 1 {
+		t.Errorf("header_too_large = %d, want 1", n)
 	}
 }

@@ -154,3 +154,46 @@ func TestUpgradeToDownAppGets502WithCORS(t *testing.T) {
 	}
 	assertOneCORSAuthority(t, resp)
 }
+
+// On a report-only port an Upgrade request goes the same way as anywhere else: on a
+// connection of its own, never over the pool, where an app switching protocols would leave
+// a pooled connection speaking WebSocket to the next request.
+func TestUpgradeOnAReportOnlyPort(t *testing.T) {
+	var pooled atomic.Int32
+	upstream := startRawApp(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.Header.Get("Upgrade") == "" {
+				pooled.Add(1)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+			io.Copy(c, br)
+			return
+		}
+	})
+	config := `{"version":1,"ports":[{"port":8080,"cors":{"reportOnly":true,"allowOrigins":[{"exact":"http://a.example"}]}}]}`
+	addr, _, metrics := startProxy(t, []byte(config), Options{Upstream: upstream, PolicyPort: 8080})
+	conn, br := dialProxy(t, addr)
+	sendRaw(t, conn, "GET /echo HTTP/1.1\nHost: x\nOrigin: http://evil.example\nConnection: Upgrade\nUpgrade: echo\n\n")
+	if resp := readResponse(t, br); resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %s", resp.Status)
+	}
+	io.WriteString(conn, "ping")
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "ping" {
+		t.Fatalf("tunnel echo %q, %v", got, err)
+	}
+	if n := metrics.upgrades.Load(); n != 1 {
+		t.Errorf("upgrades = %d, want 1", n)
+	}
+	// The pool is clean: a plain request gets the app's plain answer.
+	if resp := rawExchange(t, addr, "GET / HTTP/1.1\nHost: x\n\n"); resp.StatusCode != http.StatusOK || readBody(t, resp) != "ok" {
+		t.Errorf("after the upgrade: %s", resp.Status)
+	}
+}

@@ -10,6 +10,7 @@
 #   another commit from a git worktree)
 #
 # Knobs (environment): ROUNDS=8 DURATION=5 (seconds) CONNS=64 PORT_BASE=19600
+# REQUEST=get (an allowed origin's GET, forwarded) or preflight (answered by the proxy)
 set -euo pipefail
 
 [[ $# -eq 2 ]] || { sed -n '2,12p' "$0"; exit 2; }
@@ -22,6 +23,8 @@ for tool in nginx wrk taskset; do
 	command -v "$tool" >/dev/null || { echo "proxy-ab: $tool is missing (apt-get install nginx-light wrk util-linux)" >&2; exit 1; }
 done
 [[ $ROUNDS =~ ^[1-9][0-9]?$ && $DURATION =~ ^[1-9][0-9]?$ ]] || { echo "proxy-ab: ROUNDS and DURATION must be 1..99" >&2; exit 2; }
+REQUEST=${REQUEST:-get}
+[[ $REQUEST == get || $REQUEST == preflight ]] || { echo "proxy-ab: REQUEST must be get or preflight" >&2; exit 2; }
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 config=$root/corsproxy/proxy/testdata/seed-config.json
@@ -48,6 +51,13 @@ http {
 EOF
 taskset -c 1 nginx -c "$work/nginx.conf" -p "$work"
 
+# wrk's request: an allowed origin's GET, or its preflight.
+wrkargs=(-H 'Origin: http://www.bbb.com')
+if [[ $REQUEST == preflight ]]; then
+	printf 'wrk.method = "OPTIONS"\nwrk.headers["Access-Control-Request-Method"] = "PATCH"\n' >"$work/preflight.lua"
+	wrkargs+=(-s "$work/preflight.lua")
+fi
+
 # one BINARY PORT: prints "req/s cpu-µs-per-request".
 one() {
 	local bin=$1 port=$2
@@ -57,10 +67,10 @@ one() {
 	local pid=$!
 	pids+=("$pid")
 	for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$((port + 1))/readyz" && break; sleep 0.1; done
-	taskset -c 1 wrk -t1 -c"$CONNS" -d2s -H 'Origin: http://www.bbb.com' "http://127.0.0.1:$port/" >/dev/null
+	taskset -c 1 wrk -t1 -c"$CONNS" -d2s "${wrkargs[@]}" "http://127.0.0.1:$port/" >/dev/null
 	local t0 t1 out
 	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-	out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" -H 'Origin: http://www.bbb.com' "http://127.0.0.1:$port/")
+	out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${wrkargs[@]}" "http://127.0.0.1:$port/")
 	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
@@ -76,6 +86,7 @@ one() {
 
 echo "A: $a"
 echo "B: $b"
+echo "request: $REQUEST"
 for i in $(seq "$ROUNDS"); do
 	# Which runs first alternates (A B, B A, ...): the second of a pair was measured slower
 	# on this machine whichever binary it was.

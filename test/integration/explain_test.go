@@ -104,7 +104,7 @@ func TestExplainReadsRefusalsThroughThePodProxy(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns, Annotations: map[string]string{injector.AnnotationConfig: policy}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{
 			{Name: "web", Image: "web"},
-			{Name: "corsproxy", Image: "corsproxy", Ports: []corev1.ContainerPort{{Name: "corsproxy-admin", ContainerPort: adminPort}}},
+			{Name: "corsproxy", Image: "corsproxy", Ports: []corev1.ContainerPort{{Name: injector.AdminPortName, ContainerPort: adminPort}}},
 		}},
 	}
 	created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
