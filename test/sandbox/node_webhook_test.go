@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +14,16 @@ import (
 // workloads in monitored namespaces, and checks that the pipy pod runs with the injected
 // init container and native sidecar and answers the guide's CORS request through it.
 func TestNodeWebhookInCluster(t *testing.T) {
-	// Found by this test on the real node: the webhook's image exits at start with
-	// "informer for *v1alpha2.MeshConfig is a *cache.multiNamespaceInformer, not a shared
-	// index informer" (webhook/server.go limits the MeshConfig cache to its namespace;
-	// webhook/informer_cluster.go wants a SharedIndexInformer). The in-process webhook of
-	// Options.Webhook does not take that path. Remove this skip with the fix.
-	t.Skip("known failure: corsmesh-webhook exits in the cluster (MeshConfig informer is a multiNamespaceInformer); see the comment")
+	// Work in progress, skipped so as not to turn CI red. On the real node the webhook's
+	// image now starts (it exited before the MeshConfig informer fix), cert-manager issues
+	// its certificate, cainjector fills caBundle and the pipy pods start with the init
+	// container and the sidecar; but a pod created right after the PluginChain is
+	// sometimes not injected (the webhook's cache has not seen the chain yet), and when
+	// injected, curl with the guide's Origin got the app's answer without CORS headers.
+	// Both need looking into before this test can run in CI.
+	if os.Getenv("CORSMESH_NODE_WIP") != "1" {
+		t.Skip("work in progress (CORSMESH_NODE_WIP=1 runs it): see the comment")
+	}
 	s := ForTest(t, Options{Node: true})
 	for _, ref := range []string{CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest",
 		"ghcr.io/corsmesh/corsmesh-webhook:v0.1.0", "ghcr.io/corsmesh/corsproxy:v0.1.0", "ghcr.io/corsmesh/corsproxy-init:v0.1.0"} {
@@ -63,6 +68,8 @@ func TestNodeWebhookInCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The guide's "Enable plugin policy mode" step.
+	kubectl("patch", "meshconfig", "osm-mesh-config", "-n", OSMNamespace, "-p", `{"spec":{"featureFlags":{"enablePluginPolicy":true}}}`, "--type=merge")
 	for _, f := range []string{"plugin.yaml", "pluginchain.yaml", "pluginconfig.yaml"} {
 		kubectl("apply", "-f", "manifests/samples/"+f)
 	}
@@ -72,13 +79,19 @@ func TestNodeWebhookInCluster(t *testing.T) {
 	kubectl("wait", "--for=condition=ready", "pod", "-l", "app=pipy-ok", "-n", "pipy", "--timeout=4m")
 	inits := kubectl("get", "pods", "-n", "pipy", "-l", "app=pipy-ok,version=v1", "-o", "jsonpath={.items[0].spec.initContainers[*].name}")
 	if !strings.Contains(inits, "corsproxy-init") || !strings.Contains(inits, "corsproxy") {
-		t.Fatalf("the pipy pod was not injected: init containers %q", inits)
+		events, _ := s.Kubectl(context.Background(), "get", "events", "-n", "pipy")
+		logs, _ := s.Kubectl(context.Background(), "logs", "-n", "corsmesh-system", "-l", "app.kubernetes.io/name=corsmesh-webhook", "--tail=40")
+		pods, _ := s.Kubectl(context.Background(), "get", "pods", "-A", "-o", "wide")
+		t.Fatalf("the pipy pod was not injected: init containers %q\npods:\n%s\nevents:\n%s\nwebhook logs:\n%s", inits, pods, events, logs)
 	}
 	client := strings.TrimSpace(kubectl("get", "pods", "-n", "curl", "-l", "app=curl", "-o", "jsonpath={.items[0].metadata.name}"))
 	out := kubectl("exec", client, "-n", "curl", "-c", "curl", "--", "curl", "-si", "--max-time", "20", "-H", "Origin: http://www.aaa.com", "pipy-ok-v1.pipy:8080")
 	lower := strings.ToLower(out)
 	if !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.Contains(lower, "access-control-allow-origin: http://www.aaa.com") || !strings.Contains(out, "Hi, I am PIPY-OK v1!") {
-		t.Errorf("curl through the injected proxy:\n%s", out)
+		pod := strings.TrimSpace(kubectl("get", "pods", "-n", "pipy", "-l", "app=pipy-ok,version=v1", "-o", "jsonpath={.items[0].metadata.name}"))
+		annotations := kubectl("get", "pod", "-n", "pipy", pod, "-o", "jsonpath={.metadata.annotations}")
+		initLogs, _ := s.Kubectl(context.Background(), "logs", "-n", "pipy", pod, "-c", "corsproxy-init")
+		proxyLogs, _ := s.Kubectl(context.Background(), "logs", "-n", "pipy", pod, "-c", "corsproxy")
+		t.Errorf("curl through the injected proxy:\n%s\npod annotations: %s\ncorsproxy-init:\n%s\ncorsproxy:\n%s", out, annotations, initLogs, proxyLogs)
 	}
-	t.Logf("through the sidecar:\n%s", out)
 }
