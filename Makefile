@@ -65,7 +65,7 @@ verify-generate:
 	./hack/generate.sh --check
 
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
-test: lint verify-generate controlplane helm unit images-test fuzz bench-smoke chart-test actionlint
+test: lint verify-generate controlplane helm images sandbox-images unit images-test fuzz bench-smoke chart-test actionlint
 
 unit:
 	$(GO) test -count=1 -timeout 30m ./...

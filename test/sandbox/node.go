@@ -489,8 +489,12 @@ func (n *node) cleanupScript(runc string) string {
 
 // startNodeWatchdog makes sure the node goes when the test process dies without Stop.
 func (s *Sandbox) startNodeWatchdog() error {
+	rm := s.node.dir
+	if !s.opts.KeepWorkDir {
+		rm = s.WorkDir
+	}
 	script := fmt.Sprintf("while kill -0 %d 2>/dev/null; do sleep 1; done\nsleep 3\n%s\nrm -rf %s",
-		os.Getpid(), s.node.cleanupScript(s.node.runc), shellQuote(s.node.dir))
+		os.Getpid(), s.node.cleanupScript(s.node.runc), shellQuote(rm))
 	return s.runWatchdog(script)
 }
 

@@ -321,7 +321,9 @@ func (s *Sandbox) startAPIServer(certManagerCRDs string) error {
 		return fmt.Errorf("starting etcd and kube-apiserver: %w%s%s", err, s.logTail("kube-apiserver"), s.logTail("etcd"))
 	}
 	dirs := []string{env.ControlPlane.Etcd.DataDir, apiserver.CertDir}
-	if !s.opts.KeepWorkDir {
+	// With a node, its watchdog removes WorkDir after it has cleaned up the containers
+	// whose runc state lives there.
+	if !s.opts.KeepWorkDir && s.node == nil {
 		dirs = append(dirs, s.WorkDir)
 	}
 	if err := s.startWatchdog(childrenRunning(s.AssetsDir), dirs); err != nil {

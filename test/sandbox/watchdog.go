@@ -76,6 +76,11 @@ func (s *Sandbox) runWatchdogWith(sh, script string) error {
 // dir: the control plane processes envtest started.
 func childrenRunning(dir string) []int {
 	self := strconv.Itoa(os.Getpid())
+	// /proc/<pid>/exe is the resolved path: bin/k8s may be a symlink.
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		realDir = filepath.Clean(dir)
+	}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -100,7 +105,7 @@ func childrenRunning(dir string) []int {
 			continue
 		}
 		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
-		if err != nil || filepath.Dir(exe) != filepath.Clean(dir) {
+		if err != nil || (filepath.Dir(exe) != filepath.Clean(dir) && filepath.Dir(exe) != realDir) {
 			continue
 		}
 		pids = append(pids, pid)
