@@ -70,4 +70,7 @@ func Each(objs *injector.Objects, fn func(metav1.Object)) {
 	for _, o := range objs.Configs {
 		fn(o)
 	}
+	for _, o := range objs.MeshConfigs {
+		fn(o)
+	}
 }
