@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,6 +129,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	ns := "corsmesh-images-" + hex.EncodeToString(b)
+	// ctr run puts each container's cgroup under /<namespace>/ in every hierarchy and
+	// leaves that parent behind once the container is gone.
+	t.Cleanup(func() { removeCgroups(t, ns) })
 	ctr := func(ctx context.Context, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, tools["ctr"], append([]string{"--address", sock, "--namespace", ns}, args...)...)
 		cmd.Env = []string{path}
@@ -203,6 +208,17 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 		out = dropDeprecations(out)
 		if (err != nil) != tt.fails || !strings.Contains(out, tt.want) {
 			t.Errorf("%s %v: %v, want output containing %q:\n%s", tt.ref, tt.args, err, tt.want, out)
+		}
+	}
+}
+
+// removeCgroups removes the (empty) cgroup named name at the top of every hierarchy.
+func removeCgroups(t *testing.T, name string) {
+	dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
+	dirs = append(dirs, filepath.Join("/sys/fs/cgroup", name))
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("removing cgroup %s: %v", d, err)
 		}
 	}
 }
