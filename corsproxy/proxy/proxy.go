@@ -144,17 +144,6 @@ func New(routes *Routes, metrics *Metrics, opts Options) *Proxy {
 	return p
 }
 
-// bodyIdleTimeout gives a request with a body the body's idle timeout for the read ahead
-// of the handler; one without keeps the header's deadline, sparing a timer per request.
-func bodyIdleTimeout(d time.Duration) func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-	return func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-		if n := h.ContentLength(); n == 0 || n == -2 {
-			return fasthttp.RequestConfig{}
-		}
-		return fasthttp.RequestConfig{ReadTimeout: d}
-	}
-}
-
 // SetRoutes swaps the policies atomically: requests already decided keep the old ones.
 func (p *Proxy) SetRoutes(r *Routes) { p.routes.Store(r) }
 
