@@ -90,15 +90,6 @@ func (r rendering) find(t *testing.T, kind, name string) object {
 	return object{}
 }
 
-func (r rendering) has(kind, name string) bool {
-	for _, o := range r.Objects {
-		if o.Kind == kind && o.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
 func (r rendering) ofKind(kind string) []object {
 	var out []object
 	for _, o := range r.Objects {

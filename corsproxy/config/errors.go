@@ -33,13 +33,6 @@ func (e *errs) add(field, format string, args ...any) {
 	e.list = append(e.list, FieldError{Field: field, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (e *errs) err() error {
-	if len(e.list) == 0 {
-		return nil
-	}
-	return e.list
-}
-
 func join(path, field string) string {
 	if path == "" {
 		return field
