@@ -27,15 +27,8 @@ func TestNodeWebhookInCluster(t *testing.T) {
 		t.Skip("opt-in (CORSMESH_NODE_WIP=1 runs it): see the comment")
 	}
 	s := ForTest(t, Options{Node: true})
-	for _, ref := range []string{CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest",
-		"ghcr.io/corsmesh/corsmesh-webhook:v0.1.0", "ghcr.io/corsmesh/corsproxy:v0.1.0", "ghcr.io/corsmesh/corsproxy-init:v0.1.0"} {
-		if !s.node.images[ref] {
-			if OnCI() {
-				t.Fatalf("the registry does not serve %s: make images sandbox-images", ref)
-			}
-			t.Skipf("skipping: the registry does not serve %s (make images sandbox-images)", ref)
-		}
-	}
+	requireServed(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest",
+		"ghcr.io/corsmesh/corsmesh-webhook:v0.1.0", "ghcr.io/corsmesh/corsproxy:v0.1.0", "ghcr.io/corsmesh/corsproxy-init:v0.1.0")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	kubectl := func(args ...string) string {
