@@ -87,17 +87,10 @@ func TestNodeWebhookInCluster(t *testing.T) {
 	for _, c := range checks {
 		// The guide's own command: pipy-ok selects both versions' pods, and the guide shows
 		// v1's answer; v2's differs only in its body.
-		args := append([]string{"exec", client, "-n", "curl", "-c", "curl", "--", "curl", "-ksi", "--max-time", "20", "http://pipy-ok.pipy:8080"}, c.CurlArgs...)
-		// A Service's endpoints reach kube-proxy's rules a moment after its pods are ready;
-		// until then the Service rejects connections (curl's exit code 7), in any cluster.
-		var out string
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Second) {
-			if out, err = s.Kubectl(ctx, args...); err == nil {
-				break
-			}
-			if !strings.Contains(err.Error(), "exit code 7") || time.Now().After(deadline) {
-				kubectl(args...)
-			}
+		out, err := curlFromPod(ctx, s, "curl", client, append([]string{"-ksi", "--max-time", "20", "http://pipy-ok.pipy:8080"}, c.CurlArgs...)...)
+		if err != nil {
+			eps, _ := s.Kubectl(context.Background(), "get", "endpointslices", "-A")
+			t.Fatalf("%s: %v\n%s\nendpoint slices:\n%s%s", c.Command, err, out, eps, s.logTail("kube-proxy"))
 		}
 		diffs := seedcheck.Compare(c.Expected, out)
 		if len(diffs) > 0 {
