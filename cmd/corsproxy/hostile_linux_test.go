@@ -272,38 +272,14 @@ func TestHostileClientsInAMemoryCgroup(t *testing.T) {
 	const bulk = 200 << 20
 
 	hostileCase(t, "200 MiB chunked body on an Upgrade request", app, func(t *testing.T, p *cgroupProxy) {
-		conn := dialDeadline(t, p.listen, 60*time.Second)
-		errc := make(chan error, 1)
-		go func() {
-			errc <- sendChunked(conn, "POST /sink HTTP/1.1\nHost: app\nOrigin: http://www.aaa.com\nConnection: Upgrade\nUpgrade: h2c\nTransfer-Encoding: chunked\n\n", bulk)
-		}()
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatalf("no answer: %v", err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		if err := <-errc; err != nil {
-			t.Fatalf("sending: %v", err)
-		}
+		resp, body := uploadChunked(t, p, "POST /sink HTTP/1.1\nHost: app\nOrigin: http://www.aaa.com\nConnection: Upgrade\nUpgrade: h2c\nTransfer-Encoding: chunked\n\n", bulk)
 		if resp.StatusCode != http.StatusOK || string(body) != strconv.Itoa(bulk) {
 			t.Errorf("answer %s %q, want 200 and %d bytes received", resp.Status, body, bulk)
 		}
 	})
 
 	hostileCase(t, "200 MiB upload", app, func(t *testing.T, p *cgroupProxy) {
-		conn := dialDeadline(t, p.listen, 60*time.Second)
-		errc := make(chan error, 1)
-		go func() {
-			errc <- sendChunked(conn, "POST /sink HTTP/1.1\nHost: app\nOrigin: http://www.aaa.com\nTransfer-Encoding: chunked\n\n", bulk)
-		}()
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatalf("no answer: %v", err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		if err := <-errc; err != nil {
-			t.Fatalf("sending: %v", err)
-		}
+		_, body := uploadChunked(t, p, "POST /sink HTTP/1.1\nHost: app\nOrigin: http://www.aaa.com\nTransfer-Encoding: chunked\n\n", bulk)
 		if string(body) != strconv.Itoa(bulk) {
 			t.Errorf("the app received %q bytes, want %d", body, bulk)
 		}
@@ -479,4 +455,22 @@ func dialDeadline(t *testing.T, addr string, d time.Duration) net.Conn {
 	conn.SetDeadline(time.Now().Add(d))
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// uploadChunked sends head and then a chunked body of size bytes to the proxy while it reads
+// the answer, and returns the answer and its body.
+func uploadChunked(t *testing.T, p *cgroupProxy, head string, size int64) (*http.Response, []byte) {
+	t.Helper()
+	conn := dialDeadline(t, p.listen, 60*time.Second)
+	errc := make(chan error, 1)
+	go func() { errc <- sendChunked(conn, head, size) }()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if err := <-errc; err != nil {
+		t.Fatalf("sending: %v", err)
+	}
+	return resp, body
 }
