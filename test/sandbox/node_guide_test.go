@@ -38,7 +38,7 @@ func TestNodeRunsGuideWorkloads(t *testing.T) {
 	kubectl("wait", "--for=condition=ready", "pod", "-l", "app=pipy-ok", "-n", "pipy", "--timeout=4m")
 	client := strings.TrimSpace(kubectl("get", "pods", "-n", "curl", "-l", "app=curl", "-o", "jsonpath={.items[0].metadata.name}"))
 	for _, target := range []string{"pipy-ok-v1.pipy:8080", "pipy-ok.pipy.svc.cluster.local:8080"} {
-		out, err := curlFromPod(ctx, s, "curl", client, "-si", "--max-time", "20", target)
+		out, err := s.CurlFromPod(ctx, "curl", client, "-si", "--max-time", "20", target)
 		if err != nil {
 			eps, _ := s.Kubectl(context.Background(), "get", "endpointslices", "-A")
 			t.Fatalf("curl %s from the curl pod: %v\n%s\nendpoint slices:\n%s%s", target, err, out, eps, s.logTail("kube-proxy"))
@@ -54,32 +54,12 @@ func TestNodeRunsGuideWorkloads(t *testing.T) {
 func requireServed(t *testing.T, s *Sandbox, refs ...string) {
 	t.Helper()
 	for _, ref := range refs {
-		if s.node.images[ref] {
+		if s.ServesImage(ref) {
 			continue
 		}
 		if OnCI() {
 			t.Fatalf("the registry does not serve %s: make images sandbox-images", ref)
 		}
 		t.Skipf("skipping: the registry does not serve %s (make images sandbox-images)", ref)
-	}
-}
-
-// curlFromPod runs curl with args in the curl container of pod (namespace ns). A Service's
-// endpoints reach kube-proxy's rules a moment after its pods are ready, and until then the
-// Service refuses connections (curl's exit code 7), in any cluster: that alone is retried,
-// for up to a minute.
-func curlFromPod(ctx context.Context, s *Sandbox, ns, pod string, args ...string) (string, error) {
-	exec := append([]string{"exec", pod, "-n", ns, "-c", "curl", "--", "curl"}, args...)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		out, err := s.Kubectl(ctx, exec...)
-		if err == nil || !strings.Contains(err.Error(), "exit code 7") || time.Now().After(deadline) {
-			return out, err
-		}
-		select {
-		case <-ctx.Done():
-			return out, err
-		case <-time.After(time.Second):
-		}
 	}
 }

@@ -35,25 +35,12 @@ func TestNodeWebhookInCluster(t *testing.T) {
 		t.Helper()
 		out, err := s.Kubectl(ctx, args...)
 		if err != nil {
-			pods, _ := s.Kubectl(context.Background(), "get", "pods", "-A", "-o", "wide")
-			events, _ := s.Kubectl(context.Background(), "get", "events", "-A")
-			logs, _ := s.Kubectl(context.Background(), "logs", "-n", "corsmesh-system", "-l", "app.kubernetes.io/name=corsmesh-webhook", "--tail=30")
-			t.Fatalf("%v\npods:\n%s\nevents:\n%s\nwebhook logs:\n%s%s", err, pods, events, logs, s.logTail("kubelet"))
+			t.Fatalf("%v%s", err, s.Diagnose())
 		}
 		return out
 	}
-	kubectl("apply", "-k", "manifests/overlays/default")
-	kubectl("rollout", "status", "-n", "corsmesh-system", "deployment/corsmesh-webhook", "--timeout=5m")
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		ca := kubectl("get", "mutatingwebhookconfigurations", "-o", "jsonpath={.items[*].webhooks[*].clientConfig.caBundle}")
-		if strings.TrimSpace(ca) != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("cainjector did not fill the MutatingWebhookConfiguration's caBundle")
-		}
-		time.Sleep(time.Second)
+	if err := s.InstallInCluster(ctx, DefaultOverlay); err != nil {
+		t.Fatalf("%v%s", err, s.Diagnose())
 	}
 
 	for _, ns := range []string{"curl", "pipy"} {
@@ -74,10 +61,7 @@ func TestNodeWebhookInCluster(t *testing.T) {
 	kubectl("wait", "--for=condition=ready", "pod", "-l", "app=pipy-ok", "-n", "pipy", "--timeout=4m")
 	inits := kubectl("get", "pods", "-n", "pipy", "-l", "app=pipy-ok,version=v1", "-o", "jsonpath={.items[0].spec.initContainers[*].name}")
 	if !strings.Contains(inits, "corsproxy-init") || !strings.Contains(inits, "corsproxy") {
-		events, _ := s.Kubectl(context.Background(), "get", "events", "-n", "pipy")
-		logs, _ := s.Kubectl(context.Background(), "logs", "-n", "corsmesh-system", "-l", "app.kubernetes.io/name=corsmesh-webhook", "--tail=40")
-		pods, _ := s.Kubectl(context.Background(), "get", "pods", "-A", "-o", "wide")
-		t.Fatalf("the pipy pod was not injected: init containers %q\npods:\n%s\nevents:\n%s\nwebhook logs:\n%s", inits, pods, events, logs)
+		t.Fatalf("the pipy pod was not injected: init containers %q%s", inits, s.Diagnose())
 	}
 	client := strings.TrimSpace(kubectl("get", "pods", "-n", "curl", "-l", "app=curl", "-o", "jsonpath={.items[0].metadata.name}"))
 	checks, err := seedcheck.Load(s.RepoRoot)
@@ -87,7 +71,7 @@ func TestNodeWebhookInCluster(t *testing.T) {
 	for _, c := range checks {
 		// The guide's own command: pipy-ok selects both versions' pods, and the guide shows
 		// v1's answer; v2's differs only in its body.
-		out, err := curlFromPod(ctx, s, "curl", client, append([]string{"-ksi", "--max-time", "20", "http://pipy-ok.pipy:8080"}, c.CurlArgs...)...)
+		out, err := s.CurlFromPod(ctx, "curl", client, append([]string{"-ksi", "--max-time", "20", "http://pipy-ok.pipy:8080"}, c.CurlArgs...)...)
 		if err != nil {
 			eps, _ := s.Kubectl(context.Background(), "get", "endpointslices", "-A")
 			t.Fatalf("%s: %v\n%s\nendpoint slices:\n%s%s", c.Command, err, out, eps, s.logTail("kube-proxy"))
