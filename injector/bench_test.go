@@ -28,15 +28,15 @@ func BenchmarkInject(b *testing.B) {
 	for _, size := range []struct{ chains, services int }{{1, 3}, {1000, 10000}} {
 		b.Run(fmt.Sprintf("chains=%d/services=%d", size.chains, size.services), func(b *testing.B) {
 			objs, pod, ns := largeCluster(b, size.chains, size.services)
-			in := injector.New(testOptions())
+			r := injector.NewResolver(injector.New(testOptions()), objs, injector.ResolverOptions{})
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				d, err := in.Decide(ctx, objs, pod, ns)
+				d, err := r.Decide(ctx, pod, ns, injector.ForAdmission)
 				if err != nil || !d.Inject {
 					b.Fatalf("%v %v", d, err)
 				}
-				m, err := in.Mutation(pod, d)
+				m, err := r.Injector().Mutation(pod, d)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -45,9 +45,3 @@ func (c *derivedCache[V]) get(obj metav1.Object, compute func() V) V {
 	c.mu.Unlock()
 	return v
 }
-
-func (c *derivedCache[V]) forget(namespace, name string) {
-	c.mu.Lock()
-	delete(c.entries, types.NamespacedName{Namespace: namespace, Name: name})
-	c.mu.Unlock()
-}

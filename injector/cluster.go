@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
@@ -26,13 +27,6 @@ type Cluster interface {
 	Plugin(ctx context.Context, name string) (*v1alpha1.Plugin, error)
 	// MeshConfig returns osm-edge's MeshConfig, or nil if it does not exist.
 	MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error)
-}
-
-// CompiledChainLister is a Cluster that keeps its PluginChains compiled between changes
-// (the webhook's informers): the injector then compiles nothing per admission. The list
-// may be shared: read it, never modify it.
-type CompiledChainLister interface {
-	CompiledPluginChains(ctx context.Context) ([]CompiledChain, error)
 }
 
 // Objects is a Cluster held in memory: for corsmeshctl's offline injection and for tests.
@@ -116,4 +110,33 @@ func DestinationKeys(c *v1alpha1.PluginConfig) []string {
 		keys = append(keys, ns+"/"+ref.Name)
 	}
 	return keys
+}
+
+// Overlay returns the objects of local and those of remote that local does not replace
+// (same kind, namespace and name): corsmeshctl's files over the cluster's objects.
+func Overlay(local, remote *Objects) *Objects {
+	return &Objects{
+		Namespaces:  overlay(local.Namespaces, remote.Namespaces),
+		ServiceList: overlay(local.ServiceList, remote.ServiceList),
+		Chains:      overlay(local.Chains, remote.Chains),
+		Configs:     overlay(local.Configs, remote.Configs),
+		Plugins:     overlay(local.Plugins, remote.Plugins),
+		MeshConfigs: overlay(local.MeshConfigs, remote.MeshConfigs),
+	}
+}
+
+func overlay[T metav1.Object](local, remote []T) []T {
+	key := func(o T) string { return o.GetNamespace() + "/" + o.GetName() }
+	seen := map[string]bool{}
+	out := make([]T, 0, len(local)+len(remote))
+	for _, o := range local {
+		seen[key(o)] = true
+		out = append(out, o)
+	}
+	for _, o := range remote {
+		if !seen[key(o)] {
+			out = append(out, o)
+		}
+	}
+	return out
 }

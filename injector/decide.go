@@ -52,23 +52,31 @@ type Decision struct {
 	Message string
 	// Warnings are things the user should know either way (admission warnings, Events).
 	Warnings []string
+	// Assumed lists what an Offline Resolver assumed about objects found nowhere.
+	Assumed []Assumption
 	// Chains are the PluginChains ("namespace/name") that select the pod with CORS.
 	Chains []string
 	// Config is the policy the proxy will enforce; Ports the ports it intercepts.
 	Config *config.Config
 	Ports  []int32
+	// Revision is the Resolver's when it started deciding (Resolver.Revision).
+	Revision uint64
 }
 
-func skip(reason Reason, format string, args ...any) *Decision {
-	return &Decision{Reason: reason, Message: fmt.Sprintf(format, args...)}
-}
+// Purpose says which question a decision answers.
+type Purpose int
 
-// Injector decides and mutates. It is safe for concurrent use.
+const (
+	// ForAdmission: the pod is being created; one already carrying the sidecar is left as it is.
+	ForAdmission Purpose = iota
+	// ForResync: the pod runs with the sidecar; the decision is the one it would get if
+	// created now (config sync compares its Config and Ports with what the pod carries).
+	ForResync
+)
+
+// Injector builds the mutation and validates policy objects. It is safe for concurrent use.
 type Injector struct {
 	opts Options
-
-	selectors derivedCache[CompiledChain]
-	policies  derivedCache[parsedPolicy]
 }
 
 // CompiledChain is a PluginChain with its selectors compiled (Err says why they do not
@@ -77,6 +85,8 @@ type CompiledChain struct {
 	Chain            *v1alpha1.PluginChain
 	Pods, Namespaces labels.Selector
 	Err              error
+
+	resourceVersion string // of Chain when compiled
 }
 
 // Selects reports whether the chain selects a pod with these labels in a namespace with
@@ -87,7 +97,7 @@ func (c *CompiledChain) Selects(podLabels, namespaceLabels labels.Labels) bool {
 
 // CompileChain compiles a chain's selectors; nil selects everything, as in osm-edge.
 func CompileChain(c *v1alpha1.PluginChain) CompiledChain {
-	cc := CompiledChain{Chain: c}
+	cc := CompiledChain{Chain: c, resourceVersion: c.ResourceVersion}
 	if cc.Pods, cc.Err = selector(c.Spec.Selectors.PodSelector); cc.Err != nil {
 		cc.Err = fmt.Errorf("spec.selectors.podSelector: %w", cc.Err)
 	} else if cc.Namespaces, cc.Err = selector(c.Spec.Selectors.NamespaceSelector); cc.Err != nil {
@@ -104,108 +114,100 @@ func New(opts Options) *Injector {
 // Options returns the injector's options.
 func (in *Injector) Options() Options { return in.opts }
 
-// Decide evaluates the injection decision (README, "How injection is decided") for a pod in namespace ns (the pod's own
-// Namespace field is empty at admission for generated names; the request's is used).
-func (in *Injector) Decide(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, error) {
-	return in.decide(ctx, cluster, pod, ns, false)
-}
-
-// Desired is the decision for a running, already injected pod as if it were created now:
-// the config sync controller compares its Config and Ports with what the pod carries.
-func (in *Injector) Desired(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, error) {
-	return in.decide(ctx, cluster, pod, ns, true)
-}
-
-func (in *Injector) decide(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string, injected bool) (*Decision, error) {
+// Decide evaluates the injection decision (README, "How injection is decided") for a pod
+// in namespace ns (the pod's own Namespace field is empty at admission for generated
+// names; the request's is used).
+func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod, ns string, purpose Purpose) (*Decision, error) {
+	d := &Decision{Revision: r.Revision()}
+	opts := r.in.opts
 	switch {
-	case slices.Contains(in.opts.SystemNamespaces, ns):
-		return skip(ReasonSystemNamespace, "namespace %s is a system namespace", ns), nil
-	case ns == in.opts.OwnNamespace:
-		return skip(ReasonOwnNamespace, "namespace %s is corsmesh's own", ns), nil
+	case slices.Contains(opts.SystemNamespaces, ns):
+		return d.skip(ReasonSystemNamespace, ns), nil
+	case ns == opts.OwnNamespace:
+		return d.skip(ReasonOwnNamespace, ns), nil
 	case pod.Spec.HostNetwork:
-		return skip(ReasonHostNetwork, "the pod uses the host's network: redirecting its traffic would redirect the node's"), nil
+		return d.skip(ReasonHostNetwork), nil
 	case runsOnWindows(pod):
-		return skip(ReasonWindows, "the pod runs on Windows (spec.os.name or a kubernetes.io/os node selector): the proxy and its iptables rules are Linux-only"), nil
-	case !injected && (pod.Annotations[AnnotationStatus] != "" || hasContainer(pod, ProxyContainerName)):
-		return skip(ReasonAlreadyInjected, "the pod already has the corsproxy sidecar"), nil
+		return d.skip(ReasonWindows), nil
+	case purpose == ForAdmission && (pod.Annotations[AnnotationStatus] != "" || hasContainer(pod, ProxyContainerName)):
+		return d.skip(ReasonAlreadyInjected), nil
 	}
-	namespace, err := cluster.Namespace(ctx, ns)
+	namespace, err := r.namespace(ctx, ns, d)
 	if err != nil {
-		return nil, fmt.Errorf("reading namespace %s: %w", ns, err)
+		return nil, err
 	}
 	if namespace == nil {
-		return skip(ReasonNamespaceNotFound, "namespace %s not found", ns), nil
+		return d.skip(ReasonNamespaceNotFound, ns), nil
 	}
-	if mesh := namespace.Labels[LabelMonitoredBy]; mesh != in.opts.MeshName {
-		return skip(ReasonNamespaceNotMonitored, "namespace %s is not monitored by mesh %q (label %s=%q; run `corsmeshctl namespace add %s`)",
-			ns, in.opts.MeshName, LabelMonitoredBy, mesh, ns), nil
+	if mesh := namespace.Labels[LabelMonitoredBy]; mesh != opts.MeshName {
+		return d.skip(ReasonNamespaceNotMonitored, ns, opts.MeshName, LabelMonitoredBy, mesh, ns), nil
 	}
-	if d := optedOut(pod, namespace); d != nil {
+	if optedOut(pod, namespace, d) {
 		return d, nil
 	}
 	if level := namespace.Labels[LabelPodSecurityEnforce]; level == "baseline" || level == "restricted" {
-		return skip(ReasonPodSecurity, "namespace %s enforces Pod Security %q, which rejects the init container's NET_ADMIN capability: the pod runs without CORS (label the namespace %s=privileged to inject)",
-			ns, level, LabelPodSecurityEnforce), nil
+		return d.skip(ReasonPodSecurity, ns, level, LabelPodSecurityEnforce), nil
 	}
-	switch policy, err := in.PluginPolicy(ctx, cluster); {
-	case err != nil:
+	policy, err := r.PluginPolicy(ctx)
+	if err != nil {
 		return nil, err
-	case !policy.Enabled:
-		return skip(ReasonPluginPolicyDisabled, "%s", policy.Message), nil
+	}
+	if policy.State == PluginPolicyAssumedOn {
+		d.Assumed = append(d.Assumed, Assumption{Kind: AssumedPluginPolicyOn, Namespace: policy.Namespace})
+	}
+	if !policy.Enabled {
+		d.Reason, d.Message = ReasonPluginPolicyDisabled, policy.Message()
+		return d, nil
 	}
 
-	d := &Decision{}
-	chains, err := in.selectingChains(ctx, cluster, pod, namespace, d)
-	if err != nil || len(chains) == 0 {
-		if d.Reason == "" && err == nil {
-			d.Reason, d.Message = ReasonNoChain, "no PluginChain selects the pod"
-		}
-		return d, err
+	chains, err := r.selectingChains(ctx, pod, namespace, d)
+	if err != nil {
+		return nil, err
 	}
-	corsPlugins, err := in.corsPlugins(ctx, cluster, chains, d)
+	if len(chains) == 0 {
+		return d.skip(ReasonNoChain), nil
+	}
+	corsPlugins, err := r.corsPlugins(ctx, chains, d)
 	if err != nil || len(corsPlugins) == 0 {
 		return d, err
 	}
 	for _, c := range chains {
 		d.Chains = append(d.Chains, c.Namespace+"/"+c.Name)
 	}
-	if err := in.resolvePorts(ctx, cluster, pod, ns, corsPlugins, d); err != nil {
+	if err := r.resolvePorts(ctx, pod, ns, corsPlugins, d); err != nil {
 		return nil, err
 	}
 	if len(d.Ports) == 0 {
-		d.Reason = ReasonNoHTTPPorts
-		d.Message = "no Service selects the pod on a TCP port the proxy can serve, so there is nothing to intercept"
-		return d, nil
+		return d.skip(ReasonNoHTTPPorts), nil
 	}
 	d.Inject = true
 	return d, nil
 }
 
 // optedOut applies osm-edge's annotation: on the pod it decides; on the namespace it
-// decides unless the pod says enabled.
-func optedOut(pod *corev1.Pod, ns *corev1.Namespace) *Decision {
+// decides unless the pod says enabled. It records the skip in d.
+func optedOut(pod *corev1.Pod, ns *corev1.Namespace, d *Decision) bool {
 	podValue, podSet := pod.Annotations[AnnotationSidecarInjection]
 	if podSet {
 		enabled, ok := parseEnabled(podValue)
 		switch {
 		case !ok:
-			return skip(ReasonInvalidAnnotation, "pod annotation %s=%q: want enabled, disabled, yes, no, true or false", AnnotationSidecarInjection, podValue)
+			d.skip(ReasonInvalidAnnotation, "pod", AnnotationSidecarInjection, podValue)
 		case !enabled:
-			return skip(ReasonPodOptedOut, "pod annotation %s=%s", AnnotationSidecarInjection, podValue)
-		default:
-			return nil
+			d.skip(ReasonPodOptedOut, AnnotationSidecarInjection, podValue)
 		}
+		return d.Reason != ""
 	}
 	if nsValue, ok := ns.Annotations[AnnotationSidecarInjection]; ok {
 		enabled, valid := parseEnabled(nsValue)
 		switch {
 		case !valid:
-			return skip(ReasonInvalidAnnotation, "namespace annotation %s=%q: want enabled, disabled, yes, no, true or false", AnnotationSidecarInjection, nsValue)
+			d.skip(ReasonInvalidAnnotation, "namespace", AnnotationSidecarInjection, nsValue)
 		case !enabled:
-			return skip(ReasonNamespaceOptedOut, "namespace %s has %s=%s and the pod does not say enabled", ns.Name, AnnotationSidecarInjection, nsValue)
+			d.skip(ReasonNamespaceOptedOut, ns.Name, AnnotationSidecarInjection, nsValue)
 		}
 	}
-	return nil
+	return d.Reason != ""
 }
 
 func parseEnabled(v string) (enabled, ok bool) {
@@ -219,8 +221,8 @@ func parseEnabled(v string) (enabled, ok bool) {
 }
 
 // selectingChains returns the PluginChains whose selectors match the pod and its namespace.
-func (in *Injector) selectingChains(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns *corev1.Namespace, d *Decision) ([]*v1alpha1.PluginChain, error) {
-	all, err := in.Chains(ctx, cluster)
+func (r *Resolver) selectingChains(ctx context.Context, pod *corev1.Pod, ns *corev1.Namespace, d *Decision) ([]*v1alpha1.PluginChain, error) {
+	all, err := r.Chains(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +231,7 @@ func (in *Injector) selectingChains(ctx context.Context, cluster Cluster, pod *c
 	for i := range all {
 		c := &all[i]
 		if c.Err != nil {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s ignored: %v", c.Chain.Namespace, c.Chain.Name, c.Err))
+			d.Warnings = append(d.Warnings, warnChainIgnored(c.Chain, c.Err))
 			continue
 		}
 		if c.Selects(podLabels, nsLabels) {
@@ -237,42 +239,6 @@ func (in *Injector) selectingChains(ctx context.Context, cluster Cluster, pod *c
 		}
 	}
 	return out, nil
-}
-
-// Chains returns every PluginChain of the cluster, compiled: as the cluster keeps them
-// when it can (CompiledChainLister), else compiled once per version of each chain. The
-// list may be shared: read it, never modify it.
-func (in *Injector) Chains(ctx context.Context, cluster Cluster) ([]CompiledChain, error) {
-	if cl, ok := cluster.(CompiledChainLister); ok {
-		chains, err := cl.CompiledPluginChains(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing PluginChains: %w", err)
-		}
-		return chains, nil
-	}
-	chains, err := cluster.PluginChains(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("listing PluginChains: %w", err)
-	}
-	out := make([]CompiledChain, len(chains))
-	for i, c := range chains {
-		out[i] = in.compiled(c)
-	}
-	return out, nil
-}
-
-// compiled returns a chain's selectors, compiled once per version of the chain.
-func (in *Injector) compiled(c *v1alpha1.PluginChain) CompiledChain {
-	cc := in.selectors.get(c, func() CompiledChain { return CompileChain(c) })
-	cc.Chain = c // the cache's entry may be for a copy of the same version
-	return cc
-}
-
-// ChainSelectors returns a chain's pod and namespace selectors, compiled once per version
-// of the chain.
-func (in *Injector) ChainSelectors(c *v1alpha1.PluginChain) (pods, namespaces labels.Selector, err error) {
-	cc := in.compiled(c)
-	return cc.Pods, cc.Namespaces, cc.Err
 }
 
 // selector treats a nil selector as "everything", as osm-edge does.
@@ -283,13 +249,12 @@ func selector(s *metav1.LabelSelector) (labels.Selector, error) {
 	return metav1.LabelSelectorAsSelector(s)
 }
 
-// corsPlugins returns the names of the CORS plugins the chains mount on inbound-http.
+// corsPlugins returns the names of the CORS plugins the chains serve on inbound-http.
 // Anything else a chain mounts is reported, never silently used.
-func (in *Injector) corsPlugins(ctx context.Context, cluster Cluster, chains []*v1alpha1.PluginChain, d *Decision) ([]string, error) {
-	lookup := func(name string) (*v1alpha1.Plugin, error) { return cluster.Plugin(ctx, name) }
+func (r *Resolver) corsPlugins(ctx context.Context, chains []*v1alpha1.PluginChain, d *Decision) ([]string, error) {
 	var names, missing []string
 	for _, c := range chains {
-		mounts, err := in.Mounts(c, lookup)
+		mounts, err := r.Mounts(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -299,17 +264,18 @@ func (in *Injector) corsPlugins(ctx context.Context, cluster Cluster, chains []*
 				if m.State == MountMissing {
 					missing = append(missing, m.Name)
 				}
-				d.Warnings = append(d.Warnings, fmt.Sprintf("PluginChain %s/%s: %s", c.Namespace, c.Name, m.Message()))
+				d.Warnings = append(d.Warnings, warnMount(c, m))
 			case !slices.Contains(names, m.Name):
 				names = append(names, m.Name)
 			}
 		}
 	}
-	if len(names) == 0 {
-		d.Reason, d.Message = ReasonNoCORSPlugin, fmt.Sprintf("the PluginChains selecting the pod mount no CORS plugin on %s", v1alpha1.ChainInboundHTTP)
-		if len(missing) > 0 {
-			d.Reason, d.Message = ReasonPluginNotFound, fmt.Sprintf("the PluginChains selecting the pod name Plugins that do not exist: %s", strings.Join(missing, ", "))
-		}
+	switch {
+	case len(names) > 0:
+	case len(missing) > 0:
+		d.skip(ReasonPluginNotFound, strings.Join(missing, ", "))
+	default:
+		d.skip(ReasonNoCORSPlugin, v1alpha1.ChainInboundHTTP)
 	}
 	return names, nil
 }
@@ -327,9 +293,6 @@ func hasContainer(pod *corev1.Pod, name string) bool {
 	}
 	return false
 }
-
-// Forget drops a deleted chain's compiled selectors.
-func (in *Injector) Forget(namespace, name string) { in.selectors.forget(namespace, name) }
 
 // runsOnWindows reports a pod meant for Windows nodes, by its OS field or, before that
 // field, its node selector.

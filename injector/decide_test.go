@@ -88,7 +88,7 @@ func TestSkipReasons(t *testing.T) {
 			if tt.cluster != nil {
 				tt.cluster(objs)
 			}
-			d, err := in.Decide(context.Background(), objs, w.Pod, ns)
+			d, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), w.Pod, ns, injector.ForAdmission)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -124,7 +124,7 @@ func TestPodEnabledOverridesNamespaceOptOut(t *testing.T) {
 		objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 		annotateNS("disabled")(objs)
 		annotate(value)(w.Pod)
-		d, err := injector.New(testOptions()).Decide(context.Background(), objs, w.Pod, w.Namespace)
+		d, err := injector.NewResolver(injector.New(testOptions()), objs, injector.ResolverOptions{}).Decide(context.Background(), w.Pod, w.Namespace, injector.ForAdmission)
 		if err != nil || !d.Inject {
 			t.Errorf("%s: inject=%v reason=%s err=%v, want injected", value, d.Inject, d.Reason, err)
 		}
@@ -136,7 +136,7 @@ func TestUnimplementedPluginBesideCORSIsReported(t *testing.T) {
 	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 	objs.Plugins = append(objs.Plugins, &v1alpha1.Plugin{ObjectMeta: metav1.ObjectMeta{Name: "token-auth"}})
 	objs.Chains[0].Spec.Chains[0].Plugins = append(objs.Chains[0].Spec.Chains[0].Plugins, "token-auth")
-	d, err := injector.New(testOptions()).Decide(context.Background(), objs, w.Pod, w.Namespace)
+	d, err := injector.NewResolver(injector.New(testOptions()), objs, injector.ResolverOptions{}).Decide(context.Background(), w.Pod, w.Namespace, injector.ForAdmission)
 	if err != nil || !d.Inject {
 		t.Fatalf("inject=%v reason=%s err=%v", d.Inject, d.Reason, err)
 	}
@@ -150,14 +150,14 @@ func TestEditedChainTakesEffect(t *testing.T) {
 	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 	in := injector.New(testOptions())
 	objs.Chains[0].ResourceVersion = "1"
-	if d, _ := in.Decide(context.Background(), objs, w.Pod, w.Namespace); !d.Inject {
+	if d, _ := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), w.Pod, w.Namespace, injector.ForAdmission); !d.Inject {
 		t.Fatalf("version 1 should inject: %s", d.Reason)
 	}
 	edited := objs.Chains[0].DeepCopy()
 	edited.ResourceVersion = "2"
 	edited.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "other"}}
 	objs.Chains[0] = edited
-	if d, _ := in.Decide(context.Background(), objs, w.Pod, w.Namespace); d.Inject || d.Reason != injector.ReasonNoChain {
+	if d, _ := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), w.Pod, w.Namespace, injector.ForAdmission); d.Inject || d.Reason != injector.ReasonNoChain {
 		t.Errorf("version 2 no longer selects the pod, got inject=%v reason=%s", d.Inject, d.Reason)
 	}
 }
@@ -167,14 +167,14 @@ func TestDesiredFollowsPluginConfigEdits(t *testing.T) {
 	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 	in := injector.New(testOptions())
 	objs.Configs[0].ResourceVersion = "1" // parsed once per version, as from an informer
-	_, pod, err := in.Inject(context.Background(), objs, w.Pod, w.Namespace)
+	_, pod, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Inject(context.Background(), w.Pod, w.Namespace)
 	if err != nil || pod == nil {
 		t.Fatal(err)
 	}
 	objs.Configs[0] = objs.Configs[0].DeepCopy()
 	objs.Configs[0].ResourceVersion = "2"
 	objs.Configs[0].Spec.Config.Raw = []byte(`{"allowOrigins":[{"exact":"http://edited.example"}]}`)
-	d, err := in.Desired(context.Background(), objs, pod, w.Namespace)
+	d, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), pod, w.Namespace, injector.ForResync)
 	if err != nil || !d.Inject {
 		t.Fatalf("desired: %+v %v", d, err)
 	}
@@ -219,7 +219,7 @@ func TestNonHTTPPortsAreLeftAlone(t *testing.T) {
 			port := cmp.Or(tt.port, 5432)
 			svc.Spec.Ports = []corev1.ServicePort{{Name: tt.portName, Port: port, TargetPort: intstr.FromInt32(port), AppProtocol: tt.appProtocol}}
 			objs.ServiceList = append(objs.ServiceList, svc)
-			d, err := in.Decide(context.Background(), objs, w.Pod, w.Namespace)
+			d, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), w.Pod, w.Namespace, injector.ForAdmission)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +259,7 @@ func TestRunToCompletionPodsWarnWithoutNativeSidecar(t *testing.T) {
 			if tt.native != "" {
 				w.Pod.Annotations = map[string]string{injector.AnnotationNativeSidecar: tt.native}
 			}
-			d, _, err := in.Inject(context.Background(), objs, w.Pod, w.Namespace)
+			d, _, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Inject(context.Background(), w.Pod, w.Namespace)
 			if err != nil || !d.Inject {
 				t.Fatalf("inject=%v err=%v", d != nil && d.Inject, err)
 			}

@@ -83,7 +83,7 @@ func TestInjectGolden(t *testing.T) {
 		ran++
 		t.Run(strings.TrimSuffix(base, ".yaml"), func(t *testing.T) {
 			objs, w := loadCase(t, path)
-			d, mutated, err := in.Inject(context.Background(), objs, w.Pod, w.Namespace)
+			d, mutated, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Inject(context.Background(), w.Pod, w.Namespace)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestInjectGolden(t *testing.T) {
 			}
 
 			// The injected pod through the webhook again: skipped, and an empty patch.
-			again, err := in.Decide(context.Background(), objs, mutated, w.Namespace)
+			again, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), mutated, w.Namespace, injector.ForAdmission)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -140,7 +140,7 @@ func TestInjectGolden(t *testing.T) {
 func TestSeedPodGetsTheSeedPolicy(t *testing.T) {
 	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 	in := injector.New(testOptions())
-	d, pod, err := in.Inject(context.Background(), objs, w.Pod, w.Namespace)
+	d, pod, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Inject(context.Background(), w.Pod, w.Namespace)
 	if err != nil || !d.Inject {
 		t.Fatalf("decision %+v, err %v", d, err)
 	}

@@ -1,7 +1,9 @@
 package injector
 
 import (
+	"context"
 	"fmt"
+	"slices"
 
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
@@ -30,23 +32,14 @@ type Mount struct {
 	State         MountState
 }
 
-// Message says what becomes of the mount, the same words everywhere.
-func (m Mount) Message() string {
-	switch m.State {
-	case MountServed:
-		return fmt.Sprintf("CORS plugin %q served on %s", m.Name, m.ChainName)
-	case MountMissing:
-		return fmt.Sprintf("Plugin %q does not exist", m.Name)
-	case MountNotCORS:
-		return fmt.Sprintf("Plugin %q is not implemented by corsmesh (only CORS is) and is not applied", m.Name)
-	default:
-		return fmt.Sprintf("CORS plugin %q on chain %s is not applied (CORS is served on %s only)", m.Name, m.ChainName, v1alpha1.ChainInboundHTTP)
-	}
+// Mounts classifies every plugin the chain mounts, in order.
+func (r *Resolver) Mounts(ctx context.Context, c *v1alpha1.PluginChain) ([]Mount, error) {
+	return r.in.mounts(c, func(name string) (*v1alpha1.Plugin, error) { return r.cluster.Plugin(ctx, name) })
 }
 
-// Mounts classifies every plugin the chain mounts, in order. lookup returns the named
+// mounts classifies every plugin the chain mounts, in order. lookup returns the named
 // Plugin, or nil when it does not exist.
-func (in *Injector) Mounts(c *v1alpha1.PluginChain, lookup func(name string) (*v1alpha1.Plugin, error)) ([]Mount, error) {
+func (in *Injector) mounts(c *v1alpha1.PluginChain, lookup func(name string) (*v1alpha1.Plugin, error)) ([]Mount, error) {
 	var out []Mount
 	for i, chain := range c.Spec.Chains {
 		for j, name := range chain.Plugins {
@@ -68,4 +61,37 @@ func (in *Injector) Mounts(c *v1alpha1.PluginChain, lookup func(name string) (*v
 		}
 	}
 	return out, nil
+}
+
+// ChainStatus is what corsmesh makes of one PluginChain: its selectors, each plugin it
+// mounts, and the plugin-policy switch that gates them all.
+type ChainStatus struct {
+	Chain    *v1alpha1.PluginChain
+	Compiled CompiledChain
+	Mounts   []Mount
+	Policy   PluginPolicy
+}
+
+// Chain resolves one PluginChain's status.
+func (r *Resolver) Chain(ctx context.Context, c *v1alpha1.PluginChain) (ChainStatus, error) {
+	s := ChainStatus{Chain: c, Compiled: CompileChain(c)}
+	var err error
+	if s.Mounts, err = r.Mounts(ctx, c); err != nil {
+		return s, err
+	}
+	if s.Policy, err = r.PluginPolicy(ctx); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Served lists the CORS plugins the chain serves, each once.
+func (s ChainStatus) Served() []string {
+	var served []string
+	for _, m := range s.Mounts {
+		if m.State == MountServed && !slices.Contains(served, m.Name) {
+			served = append(served, m.Name)
+		}
+	}
+	return served
 }

@@ -12,16 +12,16 @@ import (
 // Mounts is the one rule for which mounted plugin counts as CORS.
 func TestMounts(t *testing.T) {
 	in := injector.New(testOptions())
-	plugins := map[string]*v1alpha1.Plugin{
-		"cors-policy": {ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}},
-		"my-cors":     {ObjectMeta: metav1.ObjectMeta{Name: "my-cors", Annotations: map[string]string{injector.AnnotationImplements: "cors"}}},
-		"rate-limit":  {ObjectMeta: metav1.ObjectMeta{Name: "rate-limit"}},
-	}
+	objs := &injector.Objects{Plugins: []*v1alpha1.Plugin{
+		{ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "my-cors", Annotations: map[string]string{injector.AnnotationImplements: "cors"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "rate-limit"}},
+	}}
 	chain := &v1alpha1.PluginChain{Spec: v1alpha1.PluginChainSpec{Chains: []v1alpha1.ChainPluginSpec{
 		{Name: v1alpha1.ChainInboundHTTP, Plugins: []string{"cors-policy", "my-cors", "rate-limit", "typo"}},
 		{Name: v1alpha1.ChainOutboundHTTP, Plugins: []string{"cors-policy"}},
 	}}}
-	mounts, err := in.Mounts(chain, func(name string) (*v1alpha1.Plugin, error) { return plugins[name], nil })
+	mounts, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Mounts(t.Context(), chain)
 	if err != nil {
 		t.Fatal(err)
 	}

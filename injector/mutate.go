@@ -1,7 +1,6 @@
 package injector
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -53,19 +52,6 @@ type Mutation struct {
 	InitContainers []corev1.Container // put first, in this order
 	Containers     []corev1.Container // put first, in this order
 	Volumes        []corev1.Volume    // appended
-}
-
-// Inject decides for a pod and, when it is injected, returns the mutated pod too.
-func (in *Injector) Inject(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string) (*Decision, *corev1.Pod, error) {
-	d, err := in.Decide(ctx, cluster, pod, ns)
-	if err != nil || !d.Inject {
-		return d, nil, err
-	}
-	mutated, err := in.Mutate(pod, d)
-	if err != nil {
-		return nil, nil, err
-	}
-	return d, mutated, nil
 }
 
 // Mutate returns a copy of pod with the mutation applied: the sidecar, the init container,

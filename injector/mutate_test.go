@@ -73,7 +73,7 @@ func TestPatchGivesTheMutatedPod(t *testing.T) {
 			if err := json.Unmarshal(original, &pod); err != nil {
 				t.Fatal(err)
 			}
-			d, err := in.Decide(context.Background(), objs, &pod, w.Namespace)
+			d, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), &pod, w.Namespace, injector.ForAdmission)
 			if err != nil || !d.Inject {
 				t.Fatalf("decision %+v, err %v", d, err)
 			}
@@ -113,7 +113,7 @@ func TestApplyLeavesTheOriginal(t *testing.T) {
 	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
 	in := injector.New(testOptions())
 	before := mustJSON(t, w.Pod)
-	d, err := in.Decide(context.Background(), objs, w.Pod, w.Namespace)
+	d, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), w.Pod, w.Namespace, injector.ForAdmission)
 	if err != nil || !d.Inject {
 		t.Fatalf("decision %+v, err %v", d, err)
 	}

@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
-	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
 // servicePolicy is one Service reaching the pod on a port, and its CORS policy (nil: none).
@@ -30,8 +29,8 @@ type servicePolicy struct {
 // its Host header against each Service's DNS names (name, name.ns, name.ns.svc,
 // name.ns.svc.<cluster domain>); a Host naming none of them (the pod IP, say) gets the
 // port's only policy if there is exactly one, and no CORS otherwise.
-func (in *Injector) resolvePorts(ctx context.Context, cluster Cluster, pod *corev1.Pod, ns string, corsPlugins []string, d *Decision) error {
-	services, err := cluster.Services(ctx, ns)
+func (r *Resolver) resolvePorts(ctx context.Context, pod *corev1.Pod, ns string, corsPlugins []string, d *Decision) error {
+	services, err := r.cluster.Services(ctx, ns)
 	if err != nil {
 		return fmt.Errorf("listing Services in %s: %w", ns, err)
 	}
@@ -41,7 +40,7 @@ func (in *Injector) resolvePorts(ctx context.Context, cluster Cluster, pod *core
 			continue
 		}
 		sp := servicePolicy{service: svc}
-		if sp.policy, err = in.servicePolicy(ctx, cluster, svc, corsPlugins, d); err != nil {
+		if sp.policy, err = r.servicePolicy(ctx, svc, corsPlugins, d); err != nil {
 			return err
 		}
 		if sp.policy != nil {
@@ -52,7 +51,7 @@ func (in *Injector) resolvePorts(ctx context.Context, cluster Cluster, pod *core
 			sp.key = string(b)
 		}
 		for _, port := range svc.Spec.Ports {
-			target, ok := in.targetPort(pod, svc, port, d)
+			target, ok := r.in.targetPort(pod, svc, port, d)
 			if ok && !slices.ContainsFunc(byPort[target], func(o servicePolicy) bool { return o.service == svc }) {
 				byPort[target] = append(byPort[target], sp)
 			}
@@ -61,11 +60,11 @@ func (in *Injector) resolvePorts(ctx context.Context, cluster Cluster, pod *core
 
 	cfg := &config.Config{Version: config.Version}
 	for _, port := range slices.Sorted(maps.Keys(byPort)) {
-		cfg.Ports = append(cfg.Ports, in.portConfig(port, byPort[port], ns, d))
+		cfg.Ports = append(cfg.Ports, r.in.portConfig(port, byPort[port], ns, d))
 		d.Ports = append(d.Ports, port)
 	}
 	if len(d.Ports) > 0 && !slices.ContainsFunc(cfg.Ports, func(p config.Port) bool { return p.CORS != nil || len(p.Hosts) > 0 }) {
-		d.Warnings = append(d.Warnings, "no PluginConfig applies to the Services selecting the pod yet: the proxy passes traffic through until one does (no restart needed)")
+		d.Warnings = append(d.Warnings, warnNoPolicyYet())
 	}
 	d.Config = cfg
 	return nil
@@ -177,54 +176,30 @@ func namedPort(pod *corev1.Pod, name string) int32 {
 	return 0
 }
 
-// servicePolicy returns the CORS policy of a Service: its PluginConfig for one of the
-// chains' CORS plugins. Of several, the oldest wins (then by name) and the rest are reported.
-func (in *Injector) servicePolicy(ctx context.Context, cluster Cluster, svc *corev1.Service, corsPlugins []string, d *Decision) (*config.CORS, error) {
-	configs, err := cluster.PluginConfigsFor(ctx, svc.Namespace, svc.Name)
+// servicePolicy returns the CORS policy of a Service for this pod: the PluginConfig in
+// effect for the Service (Resolver.Service), when a chain selecting the pod serves its
+// plugin. What was ignored is reported.
+func (r *Resolver) servicePolicy(ctx context.Context, svc *corev1.Service, corsPlugins []string, d *Decision) (*config.CORS, error) {
+	sp, err := r.Service(ctx, svc.Namespace, svc.Name)
 	if err != nil {
-		return nil, fmt.Errorf("listing PluginConfigs for Service %s/%s: %w", svc.Namespace, svc.Name, err)
+		return nil, err
 	}
-	var candidates []*v1alpha1.PluginConfig
-	for _, c := range configs {
-		if slices.Contains(corsPlugins, c.Spec.Plugin) {
-			candidates = append(candidates, c)
+	for _, ig := range sp.Ignored {
+		switch ig.State {
+		case ConfigInvalid:
+			d.Warnings = append(d.Warnings, warnConfigInvalid(ig.Config, ig.Err))
+		case ConfigOverridden:
+			d.Warnings = append(d.Warnings, warnConfigOverridden(ig.Config, svc.Name, sp.InEffect))
 		}
 	}
-	slices.SortFunc(candidates, ComparePluginConfigs)
-	for i, c := range candidates {
-		parsed := in.policies.get(c, func() parsedPolicy {
-			policy, err := config.ParseCORS(c.Spec.Config.Raw)
-			return parsedPolicy{policy, err}
-		})
-		policy, err := parsed.policy, parsed.err
-		if err != nil {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginConfig %s/%s ignored: spec.config: %v", c.Namespace, c.Name, err))
-			continue
-		}
-		for _, other := range candidates[i+1:] {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("PluginConfig %s/%s ignored for Service %s: %s/%s is older and wins", other.Namespace, other.Name, svc.Name, c.Namespace, c.Name))
-		}
-		return policy, nil
+	if sp.InEffect == nil {
+		return nil, nil
 	}
-	return nil, nil
-}
-
-// parsedPolicy is a PluginConfig's spec.config, parsed once per version.
-type parsedPolicy struct {
-	policy *config.CORS
-	err    error
-}
-
-// ComparePluginConfigs orders PluginConfigs oldest first, then by namespace and name: the
-// first one for a Service is the one in effect.
-func ComparePluginConfigs(a, b *v1alpha1.PluginConfig) int {
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		if a.CreationTimestamp.Before(&b.CreationTimestamp) {
-			return -1
-		}
-		return 1
+	if !slices.Contains(corsPlugins, sp.InEffect.Spec.Plugin) {
+		d.Warnings = append(d.Warnings, warnPluginNotServed(sp.InEffect, svc.Name))
+		return nil, nil
 	}
-	return strings.Compare(a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name)
+	return sp.Policy, nil
 }
 
 // portConfig builds one port's entry from the Services reaching it.

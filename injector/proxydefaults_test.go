@@ -37,7 +37,7 @@ func TestProxyMaxConnsDefault(t *testing.T) {
 				}
 				pod.Annotations[injector.AnnotationProxyMaxConns] = tt.annotation
 			}
-			d, mutated, err := injector.New(opts).Inject(context.Background(), objs, pod, w.Namespace)
+			d, mutated, err := injector.NewResolver(injector.New(opts), objs, injector.ResolverOptions{}).Inject(context.Background(), pod, w.Namespace)
 			if err != nil || !d.Inject {
 				t.Fatalf("decision %+v, err %v", d, err)
 			}

@@ -44,7 +44,7 @@ func (in *Injector) ValidatePluginChain(c *v1alpha1.PluginChain, lookup func(nam
 			errs = append(errs, field.Required(spec.Child("chains").Index(i).Child("plugins"), "list at least one plugin"))
 		}
 	}
-	mounts, _ := in.Mounts(c, func(name string) (*v1alpha1.Plugin, error) { return lookup(name), nil })
+	mounts, _ := in.mounts(c, func(name string) (*v1alpha1.Plugin, error) { return lookup(name), nil })
 	for _, m := range mounts {
 		ppath := spec.Child("chains").Index(m.Chain).Child("plugins").Index(m.Plugin)
 		switch {
@@ -94,10 +94,7 @@ func (in *Injector) ValidatePluginConfig(c *v1alpha1.PluginConfig, lookup func(n
 		}
 		return errs, warnings
 	}
-	raw := c.Spec.Config.Raw
-	if len(raw) == 0 {
-		raw = []byte("{}")
-	}
+	raw := ConfigDocument(c)
 	policy, err := config.ParseCORS(raw)
 	if err != nil {
 		return append(errs, configErrors(spec.Child("config"), raw, err)...), warnings

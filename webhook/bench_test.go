@@ -26,8 +26,6 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/corsmesh/corsmesh/injector"
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
@@ -53,56 +51,23 @@ func benchCluster(tb testing.TB, chains, services int) *injector.Objects {
 	return objs
 }
 
-// fakeClientCluster is CacheCluster over controller-runtime's fake client, with the
-// webhook's PluginConfig index (WithIndex). It is NOT a cache: every List marshals the
-// matching objects to JSON and decodes them again (client.UnsafeDisableDeepCopy is
-// accepted and ignored), so each admission pays for copying the pod's namespace's
-// Services and all 1,000 PluginChains, which the real cache does not.
-func fakeClientCluster(tb testing.TB, objs *injector.Objects) *CacheCluster {
-	tb.Helper()
-	scheme, err := Scheme()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var all []client.Object
-	injectortest.Each(objs, func(m metav1.Object) {
-		o := m.(client.Object).DeepCopyObject().(client.Object)
-		o.SetResourceVersion("") // the fake tracker sets its own
-		all = append(all, o)
-	})
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(all...).
-		WithIndex(&v1alpha1.PluginConfig{}, IndexPluginConfigDestination, func(o client.Object) []string {
-			return injector.DestinationKeys(o.(*v1alpha1.PluginConfig))
-		}).Build()
-	return &CacheCluster{Cache: c}
-}
-
-// informerCacheCluster is CacheCluster over a real controller-runtime informer cache, as
-// the webhook builds it (the PluginConfig field index, managed fields stripped), whose
-// informers list the objects from memory instead of an API server (cache.Options.NewInformer
-// swaps the ListerWatcher; everything else, the indexers and the CacheReader with its
-// namespace index and UnsafeDisableDeepCopy, is controller-runtime's own).
-func informerCacheCluster(tb testing.TB, objs *injector.Objects) *CacheCluster {
-	c, _ := memoryCache(tb, objs)
-	return &CacheCluster{Cache: c}
-}
-
-// informerCluster is InformerCluster, what the webhook admits with, over the same cache.
-func informerCluster(tb testing.TB, objs *injector.Objects) *InformerCluster {
-	_, ic := memoryCache(tb, objs)
-	return ic
+// informerResolver is what the webhook admits with: a watched Resolver over
+// InformerCluster, over a real controller-runtime cache fed from memory.
+func informerResolver(tb testing.TB, objs *injector.Objects) *injector.Resolver {
+	_, r := memoryCache(tb, objs)
+	return r
 }
 
 // memoryCache builds and syncs the in-memory informer cache, with the InformerCluster
 // over it (its indexer must be added before the informers start).
-func memoryCache(tb testing.TB, objs *injector.Objects) (cache.Cache, *InformerCluster) {
+func memoryCache(tb testing.TB, objs *injector.Objects) (cache.Cache, *injector.Resolver) {
 	tb.Helper()
 	return memoryCacheWith(tb, objs, nil)
 }
 
 // memoryCacheWith is memoryCache with some kinds' objects from the given sources (by kind,
 // "PluginChain" say), which tests change while the informers run.
-func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]toolscache.ListerWatcher) (cache.Cache, *InformerCluster) {
+func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]toolscache.ListerWatcher) (cache.Cache, *injector.Resolver) {
 	tb.Helper()
 	scheme, err := Scheme()
 	if err != nil {
@@ -146,12 +111,7 @@ func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]t
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
-	if err := c.IndexField(ctx, &v1alpha1.PluginConfig{}, IndexPluginConfigDestination, func(o client.Object) []string {
-		return injector.DestinationKeys(o.(*v1alpha1.PluginConfig))
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	ic, err := NewInformerCluster(ctx, c, nil)
+	r, _, err := NewResolver(ctx, c, nil, injector.New(injector.DefaultOptions()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -161,7 +121,7 @@ func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]t
 	if !c.WaitForCacheSync(syncCtx) {
 		tb.Fatal("informer cache did not sync")
 	}
-	return c, ic
+	return c, r
 }
 
 func values[T any](ptrs []*T) []T {
@@ -222,11 +182,8 @@ func loadBenchReview(tb testing.TB) []byte {
 // Clusters of 1,000 PluginChains and 10,000 Services (100 in the pod's namespace):
 //
 //   - objects: the in-memory injector.Objects (scans all 10,000 Services: overstates).
-//   - cache: CacheCluster over a real controller-runtime informer cache fed from memory —
-//     the realistic one: namespace index, field index, no deep copy on List.
-//   - fakeclient: CacheCluster over controller-runtime's fake client with WithIndex. Its
-//     List JSON-encodes and decodes what it returns (UnsafeDisableDeepCopy is ignored), so
-//     it measures the fake client; kept to show why it is not used for the numbers.
+//   - informers: what corsmesh-webhook admits through, a watched Resolver over
+//     InformerCluster over a real controller-runtime informer cache fed from memory.
 //
 // Besides ns/op, B/op and allocs/op it reports the per-admission latency's p50 and p99
 // (p50-ns, p99-ns), from every iteration's duration.
@@ -234,22 +191,22 @@ func BenchmarkAdmission(b *testing.B) {
 	body := loadBenchReview(b)
 	const chains, services = 1000, 10000
 	for _, variant := range []struct {
-		name    string
-		cluster func(testing.TB, *injector.Objects) injector.Cluster
+		name     string
+		resolver func(testing.TB, *injector.Objects) *injector.Resolver
 	}{
-		{"objects", func(_ testing.TB, o *injector.Objects) injector.Cluster { return o }},
-		{"informers", func(tb testing.TB, o *injector.Objects) injector.Cluster { return informerCluster(tb, o) }},
-		{"cache", func(tb testing.TB, o *injector.Objects) injector.Cluster { return informerCacheCluster(tb, o) }},
-		{"fakeclient", func(tb testing.TB, o *injector.Objects) injector.Cluster { return fakeClientCluster(tb, o) }},
+		{"objects", func(_ testing.TB, o *injector.Objects) *injector.Resolver {
+			return injector.NewResolver(injector.New(injector.DefaultOptions()), o, injector.ResolverOptions{})
+		}},
+		{"informers", informerResolver},
 	} {
 		b.Run(fmt.Sprintf("cluster=%s/chains=%d/services=%d", variant.name, chains, services), func(b *testing.B) {
-			cluster := variant.cluster(b, benchCluster(b, chains, services))
+			resolver := variant.resolver(b, benchCluster(b, chains, services))
 			m, err := NewMetrics(prometheus.NewRegistry())
 			if err != nil {
 				b.Fatal(err)
 			}
 			h := &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{
-				Injector: injector.New(injector.DefaultOptions()), Cluster: cluster, Metrics: m, Log: logr.Discard(),
+				Resolver: resolver, Metrics: m, Log: logr.Discard(),
 			}}
 			checkInjected(b, serve(h, body))
 
@@ -301,44 +258,35 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
-// TestBenchClusters checks what the benchmark's clusters claim: the informer cache hands
-// out shallow copies of its own objects on List (UnsafeDisableDeepCopy: the Items slice is
-// new, the maps and slices inside are the cache's), the fake client deep copies them
-// whatever the option.
+// TestBenchClusters checks what the benchmark's informer cluster claims: it hands out the
+// informers' own objects, no copies, and finds a Service's PluginConfigs through its index.
 func TestBenchClusters(t *testing.T) {
 	objs := benchCluster(t, 3, 300)
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name   string
-		c      injector.Cluster
-		copies bool
-	}{{"informers", informerCluster(t, objs), false}, {"cache", informerCacheCluster(t, objs), false}, {"fakeclient", fakeClientCluster(t, objs), true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			a, err := tc.c.Services(ctx, "pipy")
-			if err != nil {
-				t.Fatal(err)
-			}
-			again, err := tc.c.Services(ctx, "pipy")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(a) != 6 || len(again) != 6 { // the seed's 3 + 300/100
-				t.Fatalf("%d and %d Services in pipy, want 6", len(a), len(again))
-			}
-			// Lists come in no particular order: compare the same Service.
-			slices.SortFunc(a, func(x, y *corev1.Service) int { return strings.Compare(x.Name, y.Name) })
-			slices.SortFunc(again, func(x, y *corev1.Service) int { return strings.Compare(x.Name, y.Name) })
-			if copied := &a[0].Spec.Ports[0] != &again[0].Spec.Ports[0]; copied != tc.copies {
-				t.Errorf("List deep copies: %v, want %v", copied, tc.copies)
-			}
-			configs, err := tc.c.PluginConfigsFor(ctx, "pipy", "pipy-ok")
-			if err != nil || len(configs) != 1 {
-				t.Errorf("PluginConfigsFor(pipy/pipy-ok) = %d configs, %v; want the seed's one through the index", len(configs), err)
-			}
-			chains, err := tc.c.PluginChains(ctx)
-			if err != nil || len(chains) != 3 {
-				t.Errorf("PluginChains = %d, %v", len(chains), err)
-			}
-		})
+	c := informerResolver(t, objs).Cluster()
+	a, err := c.Services(ctx, "pipy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Services(ctx, "pipy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 6 || len(again) != 6 { // the seed's 3 + 300/100
+		t.Fatalf("%d and %d Services in pipy, want 6", len(a), len(again))
+	}
+	// Lists come in no particular order: compare the same Service.
+	slices.SortFunc(a, func(x, y *corev1.Service) int { return strings.Compare(x.Name, y.Name) })
+	slices.SortFunc(again, func(x, y *corev1.Service) int { return strings.Compare(x.Name, y.Name) })
+	if &a[0].Spec.Ports[0] != &again[0].Spec.Ports[0] {
+		t.Errorf("Services are copied on every read")
+	}
+	configs, err := c.PluginConfigsFor(ctx, "pipy", "pipy-ok")
+	if err != nil || len(configs) != 1 {
+		t.Errorf("PluginConfigsFor(pipy/pipy-ok) = %d configs, %v; want the seed's one through the index", len(configs), err)
+	}
+	chains, err := c.PluginChains(ctx)
+	if err != nil || len(chains) != 3 {
+		t.Errorf("PluginChains = %d, %v", len(chains), err)
 	}
 }

@@ -52,8 +52,7 @@ const (
 type ConfigSyncReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client   client.Client
-	Injector *injector.Injector
-	Cluster  injector.Cluster
+	Resolver *injector.Resolver
 	Events   events.EventRecorder // may be nil
 	// Now stamps condition transitions (nil: time.Now).
 	Now func() metav1.Time
@@ -131,7 +130,7 @@ func (r *ConfigSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		r.event(&pod, corev1.EventTypeWarning, EventInvalidStatus, "Sync", "the CORS config is not kept current: %v", err)
 		return ctrl.Result{}, nil
 	}
-	d, err := r.Injector.Desired(ctx, r.Cluster, &pod, pod.Namespace)
+	d, err := r.Resolver.Decide(ctx, &pod, pod.Namespace, injector.ForResync)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("deciding for pod %s: %w", req.NamespacedName, err)
 	}

@@ -234,7 +234,7 @@ func TestConfigSyncReconcile(t *testing.T) {
 			injectedConfig := pod.Annotations[injector.AnnotationConfig]
 			c, writes := ctlClient(t, append(seed.clientObjects(), pod)...)
 			rec := events.NewFakeRecorder(10)
-			r := &ConfigSyncReconciler{Client: c, Injector: in, Cluster: &CacheCluster{Cache: c}, Events: rec}
+			r := &ConfigSyncReconciler{Client: c, Resolver: clientResolver(in, c), Events: rec}
 			tt.change(t, c)
 			before := writes.total()
 
@@ -281,7 +281,7 @@ func TestConfigSyncClearsRestartRequired(t *testing.T) {
 	admin := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: "pipy-ok-admin"},
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "pipy-ok"}, Ports: []corev1.ServicePort{{Port: 9090}}}}
 	c, _ := ctlClient(t, append(seed.clientObjects(), pod, admin)...)
-	r := &ConfigSyncReconciler{Client: c, Injector: in, Cluster: &CacheCluster{Cache: c}}
+	r := &ConfigSyncReconciler{Client: c, Resolver: clientResolver(in, c)}
 	ctlReconcile(t, r, "pipy", "pipy-ok-v1-abc")
 	if s := ctlConditionStatus(findPodCondition(ctlGet(t, c, &corev1.Pod{}, "pipy", "pipy-ok-v1-abc"), PodConditionRestartRequired)); s != corev1.ConditionTrue {
 		t.Fatalf("RestartRequired = %q, want True", s)
@@ -307,7 +307,7 @@ func TestConfigSyncMapping(t *testing.T) {
 	other := injected.DeepCopy()
 	other.Namespace, other.Name, other.Labels = "elsewhere", "other", map[string]string{"app": "other"}
 	c, _ := ctlClient(t, append(seed.clientObjects(), injected, plain, other)...)
-	r := &ConfigSyncReconciler{Client: c, Injector: in, Cluster: &CacheCluster{Cache: c}}
+	r := &ConfigSyncReconciler{Client: c, Resolver: clientResolver(in, c)}
 	ctx := context.Background()
 	svc := func(name string, selector map[string]string) *corev1.Service {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}

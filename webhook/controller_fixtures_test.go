@@ -21,6 +21,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
 	"github.com/corsmesh/corsmesh/injector/manifest"
 )
 
@@ -128,7 +129,7 @@ func ctlControllerRef(apiVersion, kind, name string) metav1.OwnerReference {
 // injected is the pod as the webhook admits it into the seed cluster.
 func (s *ctlSeed) injected(t *testing.T, in *injector.Injector, pod *corev1.Pod) *corev1.Pod {
 	t.Helper()
-	d, mutated, err := in.Inject(context.Background(), s.objs, pod, pod.Namespace)
+	d, mutated, err := injector.NewResolver(in, s.objs, injector.ResolverOptions{}).Inject(context.Background(), pod, pod.Namespace)
 	if err != nil || !d.Inject {
 		t.Fatalf("seed pod not injected: %+v, %v", d, err)
 	}
@@ -191,9 +192,6 @@ func ctlClient(t *testing.T, objs ...client.Object) (client.WithWatch, *ctlWrite
 	c := fake.NewClientBuilder().
 		WithScheme(scheme).
 		WithObjects(objs...).
-		WithIndex(&v1alpha1.PluginConfig{}, IndexPluginConfigDestination, func(o client.Object) []string {
-			return injector.DestinationKeys(o.(*v1alpha1.PluginConfig))
-		}).
 		WithIndex(&corev1.Pod{}, IndexPodInjected, indexInjectedPod).
 		WithStatusSubresource(&corev1.Pod{}, &v1alpha1.PluginChain{}, &v1alpha1.PluginConfig{}, &v1alpha1.Plugin{}).
 		WithInterceptorFuncs(interceptor.Funcs{
@@ -237,4 +235,10 @@ func ctlGet[T client.Object](t *testing.T, c client.Client, obj T, namespace, na
 		t.Fatalf("getting %s/%s: %v", namespace, name, err)
 	}
 	return obj
+}
+
+// clientResolver is a Resolver reading through a client (the fake one), unwatched: every
+// question reads the client again.
+func clientResolver(in *injector.Injector, c client.Reader) *injector.Resolver {
+	return injector.NewResolver(in, kubecluster.Reader{Reader: c}, injector.ResolverOptions{})
 }

@@ -70,8 +70,7 @@ const maxHintWorkloads = 50
 type PluginChainReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client   client.Client
-	Injector *injector.Injector
-	Cluster  injector.Cluster
+	Resolver *injector.Resolver
 	Events   events.EventRecorder // may be nil
 	// Now stamps restarts (nil: time.Now).
 	Now func() time.Time
@@ -116,7 +115,7 @@ func podCounted(p *corev1.Pod) bool {
 
 // listChains maps to the chains keep accepts (nil: all), read without copying them.
 func (r *PluginChainReconciler) listChains(ctx context.Context, keep func(*v1alpha1.PluginChain) bool) []reconcile.Request {
-	chains, err := r.Injector.Chains(ctx, r.Cluster)
+	chains, err := r.Resolver.Chains(ctx)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
@@ -141,11 +140,11 @@ func (r *PluginChainReconciler) allChains(ctx context.Context, _ client.Object) 
 // Pods outside the mesh's namespaces map to nothing: the chains count only monitored
 // namespaces' pods.
 func (r *PluginChainReconciler) chainsSelectingPod(ctx context.Context, o client.Object) []reconcile.Request {
-	ns, err := r.Cluster.Namespace(ctx, o.GetNamespace())
-	if err != nil || ns == nil || ns.Labels[injector.LabelMonitoredBy] != r.Injector.Options().MeshName {
+	ns, err := r.Resolver.Cluster().Namespace(ctx, o.GetNamespace())
+	if err != nil || ns == nil || ns.Labels[injector.LabelMonitoredBy] != r.Resolver.Injector().Options().MeshName {
 		return nil
 	}
-	chains, err := r.Injector.Chains(ctx, r.Cluster)
+	chains, err := r.Resolver.Chains(ctx)
 	if err != nil {
 		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
@@ -172,51 +171,36 @@ func (r *PluginChainReconciler) chainsNamingPlugin(ctx context.Context, o client
 func (r *PluginChainReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var chain v1alpha1.PluginChain
 	if err := r.Client.Get(ctx, req.NamespacedName, &chain); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.Injector.Forget(req.Namespace, req.Name)
-		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	mounts, err := r.Injector.Mounts(&chain, func(name string) (*v1alpha1.Plugin, error) { return r.Cluster.Plugin(ctx, name) })
+	status, err := r.Resolver.Chain(ctx, &chain)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	podSel, nsSel, selErr := r.Injector.ChainSelectors(&chain)
-	cond := desiredPluginChainCondition(&chain, mounts, selErr)
-	policy, err := r.Injector.PluginPolicy(ctx, r.Cluster)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if !policy.Enabled && selErr == nil {
-		// Nothing is injected meanwhile (pods without the sidecar are not counted as such):
-		// say so first, and what the chain will do once it is on.
-		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonPluginPolicyDisabled
-		cond.Message = policy.Message + "; once on: " + cond.Message
-	}
+	cond := acceptedCondition(status.Condition(), chain.Generation)
 	var selected int32
 	var withoutSidecar []*corev1.Pod
 	var workloads []chainWorkload
-	if selErr == nil {
-		if selected, withoutSidecar, err = r.selectPods(ctx, podSel, nsSel); err != nil {
+	if status.Compiled.Err == nil {
+		if selected, withoutSidecar, err = r.selectPods(ctx, status.Compiled.Pods, status.Compiled.Namespaces); err != nil {
 			return ctrl.Result{}, err
 		}
 		if workloads, err = r.workloadsOf(ctx, withoutSidecar); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	next := chain.DeepCopy()
-	meta.SetStatusCondition(&next.Status.Conditions, cond)
-	next.Status.ObservedGeneration = chain.Generation
-	next.Status.SelectedPods = selected
-	next.Status.PodsWithoutSidecar = int32(len(withoutSidecar))
-	next.Status.RestartHint = restartHint(workloads)
-	if !equality.Semantic.DeepEqual(chain.Status, next.Status) {
-		if err := r.Client.Status().Patch(ctx, next, client.MergeFromWithOptions(&chain, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("updating status of PluginChain %s: %w", req.NamespacedName, err)
-		}
+	stored, _, err := patchStatus(ctx, r.Client, &chain, func(next *v1alpha1.PluginChain) {
+		meta.SetStatusCondition(&next.Status.Conditions, cond)
+		next.Status.ObservedGeneration = chain.Generation
+		next.Status.SelectedPods = selected
+		next.Status.PodsWithoutSidecar = int32(len(withoutSidecar))
+		next.Status.RestartHint = restartHint(workloads)
+	})
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	if wantsRestart(next) {
-		return ctrl.Result{}, r.restartWorkloads(ctx, next, workloads)
+	if wantsRestart(stored) {
+		return ctrl.Result{}, r.restartWorkloads(ctx, stored.DeepCopy(), workloads)
 	}
 	return ctrl.Result{}, nil
 }
@@ -226,7 +210,7 @@ func (r *PluginChainReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 // on the host network or without an HTTP port: restarting them changes nothing).
 func (r *PluginChainReconciler) selectPods(ctx context.Context, podSel, nsSel labels.Selector) (int32, []*corev1.Pod, error) {
 	var namespaces corev1.NamespaceList
-	if err := r.Client.List(ctx, &namespaces, client.MatchingLabels{injector.LabelMonitoredBy: r.Injector.Options().MeshName}); err != nil {
+	if err := r.Client.List(ctx, &namespaces, client.MatchingLabels{injector.LabelMonitoredBy: r.Resolver.Injector().Options().MeshName}); err != nil {
 		return 0, nil, fmt.Errorf("listing monitored namespaces: %w", err)
 	}
 	var selected int32
@@ -249,7 +233,7 @@ func (r *PluginChainReconciler) selectPods(ctx context.Context, podSel, nsSel la
 			if isInjected(pod) {
 				continue
 			}
-			d, err := r.Injector.Decide(ctx, r.Cluster, pod, pod.Namespace)
+			d, err := r.Resolver.Decide(ctx, pod, pod.Namespace, injector.ForAdmission)
 			if err != nil {
 				return 0, nil, fmt.Errorf("deciding for pod %s/%s: %w", pod.Namespace, pod.Name, err)
 			}
@@ -389,50 +373,6 @@ func restartHint(ws []chainWorkload) string {
 		hint += fmt.Sprintf(" # and %d more workloads", rest)
 	}
 	return hint
-}
-
-// desiredPluginChainCondition is the Accepted condition of a chain: True when it mounts a
-// CORS plugin on inbound-http (listing what else it mounts and corsmesh ignores), False
-// with the most useful reason otherwise. mounts are the injector's classification of what
-// the chain mounts.
-func desiredPluginChainCondition(c *v1alpha1.PluginChain, mounts []injector.Mount, selectorErr error) metav1.Condition {
-	cond := metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionFalse, ObservedGeneration: c.Generation}
-	if selectorErr != nil {
-		cond.Reason, cond.Message = v1alpha1.ReasonInvalid, selectorErr.Error()
-		return cond
-	}
-	var served, ignored []string
-	states := map[injector.MountState]bool{}
-	for _, m := range mounts {
-		states[m.State] = true
-		switch {
-		case m.State != injector.MountServed:
-			ignored = append(ignored, m.Message())
-		case !slices.Contains(served, m.Name):
-			served = append(served, m.Name)
-		}
-	}
-	if len(served) > 0 {
-		cond.Status, cond.Reason = metav1.ConditionTrue, v1alpha1.ReasonAccepted
-		cond.Message = fmt.Sprintf("CORS plugin %s served on %s", strings.Join(served, ", "), v1alpha1.ChainInboundHTTP)
-		if len(ignored) > 0 {
-			cond.Message += "; ignored: " + strings.Join(ignored, "; ")
-		}
-		return cond
-	}
-	switch {
-	case states[injector.MountMissing]:
-		cond.Reason = v1alpha1.ReasonPluginNotFound
-	case states[injector.MountWrongChain]:
-		cond.Reason = v1alpha1.ReasonUnsupportedChain
-	default:
-		cond.Reason = v1alpha1.ReasonUnsupportedPlugin
-	}
-	cond.Message = fmt.Sprintf("no CORS plugin is mounted on %s, so no pod is injected for this chain", v1alpha1.ChainInboundHTTP)
-	if len(ignored) > 0 {
-		cond.Message += "; ignored: " + strings.Join(ignored, "; ")
-	}
-	return cond
 }
 
 // restartRecord is AnnotationRestartedWorkloads: the workloads (chainWorkload keys)

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -102,54 +101,6 @@ func TestPodWorkload(t *testing.T) {
 	}
 }
 
-func TestDesiredPluginChainCondition(t *testing.T) {
-	in := ctlInjector()
-	plugins := map[string]*v1alpha1.Plugin{
-		"cors-policy": {ObjectMeta: metav1.ObjectMeta{Name: "cors-policy"}},
-		"rate-limit":  {ObjectMeta: metav1.ObjectMeta{Name: "rate-limit"}},
-		"missing":     nil,
-	}
-	chain := func(chains ...v1alpha1.ChainPluginSpec) *v1alpha1.PluginChain {
-		return &v1alpha1.PluginChain{ObjectMeta: metav1.ObjectMeta{Generation: 4}, Spec: v1alpha1.PluginChainSpec{Chains: chains}}
-	}
-	on := func(name string, plugins ...string) v1alpha1.ChainPluginSpec {
-		return v1alpha1.ChainPluginSpec{Name: name, Plugins: plugins}
-	}
-	tests := []struct {
-		name     string
-		chain    *v1alpha1.PluginChain
-		selErr   error
-		status   metav1.ConditionStatus
-		reason   string
-		mentions []string
-	}{
-		{"the seed's", chain(on("inbound-http", "cors-policy")), nil, metav1.ConditionTrue, v1alpha1.ReasonAccepted, []string{"CORS plugin cors-policy served on inbound-http"}},
-		{"CORS and others: the others are listed", chain(on("inbound-http", "rate-limit", "cors-policy"), on("outbound-http", "missing")), nil,
-			metav1.ConditionTrue, v1alpha1.ReasonAccepted, []string{`ignored: Plugin "rate-limit" is not implemented`, `Plugin "missing" does not exist`}},
-		{"a missing plugin", chain(on("inbound-http", "missing")), nil, metav1.ConditionFalse, v1alpha1.ReasonPluginNotFound, []string{`Plugin "missing" does not exist`}},
-		{"CORS on another chain", chain(on("inbound-tcp", "cors-policy")), nil, metav1.ConditionFalse, v1alpha1.ReasonUnsupportedChain, []string{"served on inbound-http only"}},
-		{"plugins corsmesh does not implement", chain(on("inbound-http", "rate-limit")), nil, metav1.ConditionFalse, v1alpha1.ReasonUnsupportedPlugin, []string{`Plugin "rate-limit" is not implemented`}},
-		{"a broken selector", chain(on("inbound-http", "cors-policy")), errors.New("spec.selectors.podSelector: bad"), metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"podSelector"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			mounts, err := in.Mounts(tt.chain, func(name string) (*v1alpha1.Plugin, error) { return plugins[name], nil })
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := desiredPluginChainCondition(tt.chain, mounts, tt.selErr)
-			if got.Type != v1alpha1.ConditionAccepted || got.Status != tt.status || got.Reason != tt.reason || got.ObservedGeneration != 4 {
-				t.Errorf("condition = %+v, want %s/%s at generation 4", got, tt.status, tt.reason)
-			}
-			for _, m := range tt.mentions {
-				if !strings.Contains(got.Message, m) {
-					t.Errorf("message %q does not mention %q", got.Message, m)
-				}
-			}
-		})
-	}
-}
-
 func TestPendingRestarts(t *testing.T) {
 	v1 := chainWorkload{Kind: "Deployment", Namespace: "pipy", Name: "pipy-ok-v1"}
 	v2 := chainWorkload{Kind: "Deployment", Namespace: "pipy", Name: "pipy-ok-v2"}
@@ -211,7 +162,7 @@ func TestPluginChainStatusSeedOrder(t *testing.T) {
 		}(),
 	}
 	c, writes := ctlClient(t, append(append(seed.clientObjects(), seed.deploymentObjects()...), extras...)...)
-	r := &PluginChainReconciler{Client: c, Injector: in, Cluster: &CacheCluster{Cache: c}}
+	r := &PluginChainReconciler{Client: c, Resolver: clientResolver(in, c)}
 
 	ctlReconcile(t, r, "pipy", "cors-policy-chain")
 	chain := ctlGet(t, c, &v1alpha1.PluginChain{}, "pipy", "cors-policy-chain")
@@ -258,7 +209,7 @@ func TestPluginChainStatusPluginPolicyOff(t *testing.T) {
 	seed.objs.MeshConfigs[0].Spec.FeatureFlags.EnablePluginPolicy = false
 	seed.objs.Chains[0].Annotations = map[string]string{AnnotationRestartWorkloads: "true"}
 	c, writes := ctlClient(t, append(seed.clientObjects(), seed.deploymentObjects()...)...)
-	r := &PluginChainReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+	r := &PluginChainReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c)}
 
 	ctlReconcile(t, r, "pipy", "cors-policy-chain")
 	st := ctlGet(t, c, &v1alpha1.PluginChain{}, "pipy", "cors-policy-chain").Status
@@ -284,7 +235,7 @@ func TestPluginChainAutoRestart(t *testing.T) {
 	rec := events.NewFakeRecorder(10)
 	first := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	now := first
-	r := &PluginChainReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}, Events: rec, Now: func() time.Time { return now }}
+	r := &PluginChainReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c), Events: rec, Now: func() time.Time { return now }}
 
 	restartedAt := func() []string {
 		var out []string
@@ -335,7 +286,7 @@ func TestPluginChainRestartOptIn(t *testing.T) {
 				seed.objs.Chains[0].Annotations = map[string]string{AnnotationRestartWorkloads: value}
 			}
 			c, writes := ctlClient(t, append(seed.clientObjects(), seed.deploymentObjects()...)...)
-			r := &PluginChainReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+			r := &PluginChainReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c)}
 			ctlReconcile(t, r, "pipy", "cors-policy-chain")
 			if n := writes.get("patch"); n != 0 {
 				t.Errorf("%d patches: %v", n, writes.counts)
@@ -353,7 +304,7 @@ func TestPluginChainMapping(t *testing.T) {
 		Selectors: v1alpha1.ChainSelectorSpec{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
 	}}
 	c, _ := ctlClient(t, append(seed.clientObjects(), other)...)
-	r := &PluginChainReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+	r := &PluginChainReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c)}
 	ctx := t.Context()
 	// In the seed's monitored namespace; a chain's own namespace does not limit it.
 	podWith := func(l map[string]string) *corev1.Pod {
@@ -385,7 +336,7 @@ func TestPluginChainMapping(t *testing.T) {
 // A deleted chain is forgotten, without error.
 func TestPluginChainDeleted(t *testing.T) {
 	c, writes := ctlClient(t)
-	r := &PluginChainReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+	r := &PluginChainReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c)}
 	ctlReconcile(t, r, "pipy", "gone")
 	if writes.total() != 0 {
 		t.Errorf("writes for a deleted chain: %v", writes.counts)

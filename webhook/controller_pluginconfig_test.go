@@ -25,51 +25,6 @@ func ctlPluginConfig(name, plugin, cfg string, created time.Time, services ...st
 	return pc
 }
 
-func TestDesiredPluginConfigCondition(t *testing.T) {
-	valid := `{"allowOrigins":[{"exact":"http://a.example"}]}`
-	cors := pluginConfigFacts{PluginFound: true, PluginIsCORS: true}
-	tests := []struct {
-		name     string
-		pc       *v1alpha1.PluginConfig
-		facts    pluginConfigFacts
-		status   metav1.ConditionStatus
-		reason   string
-		mentions []string
-	}{
-		{"accepted", ctlPluginConfig("c", "cors-policy", valid, time.Time{}, "a"), cors,
-			metav1.ConditionTrue, v1alpha1.ReasonAccepted, []string{"Service pipy/a"}},
-		{"plugin missing", ctlPluginConfig("c", "cors-polcy", valid, time.Time{}, "a"), pluginConfigFacts{},
-			metav1.ConditionFalse, v1alpha1.ReasonPluginNotFound, []string{`"cors-polcy"`}},
-		{"plugin not CORS", ctlPluginConfig("c", "rate-limit", valid, time.Time{}, "a"), pluginConfigFacts{PluginFound: true},
-			metav1.ConditionFalse, v1alpha1.ReasonUnsupportedPlugin, []string{`"rate-limit"`}},
-		{"invalid config names the fields", ctlPluginConfig("c", "cors-policy", `{"allowOrigins":[{"regex":"("}],"maxAge":"soon"}`, time.Time{}, "a"), cors,
-			metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"spec.config.allowOrigins[0].regex", "spec.config.maxAge"}},
-		{"config not an object", ctlPluginConfig("c", "cors-policy", `[1]`, time.Time{}, "a"), cors,
-			metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"spec.config: "}},
-		{"no destination", ctlPluginConfig("c", "cors-policy", valid, time.Time{}), cors,
-			metav1.ConditionFalse, v1alpha1.ReasonInvalid, []string{"spec.destinationRefs"}},
-		{"a Service missing", ctlPluginConfig("c", "cors-policy", valid, time.Time{}, "a", "b"), pluginConfigFacts{PluginFound: true, PluginIsCORS: true, MissingServices: []string{"pipy/b"}},
-			metav1.ConditionFalse, v1alpha1.ReasonDestinationNotFound, []string{"Service pipy/b not found", "applies to Service pipy/a"}},
-		{"conflict names the winner", ctlPluginConfig("c", "cors-policy", valid, time.Time{}, "a", "b"),
-			pluginConfigFacts{PluginFound: true, PluginIsCORS: true, Winners: map[string]string{"pipy/b": "pipy/old", "pipy/a": "pipy/older"}},
-			metav1.ConditionFalse, v1alpha1.ReasonConflict, []string{"PluginConfig pipy/older is older and in effect for Service pipy/a; PluginConfig pipy/old"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.pc.Generation = 7
-			got := desiredPluginConfigCondition(tt.pc, tt.facts)
-			if got.Type != v1alpha1.ConditionAccepted || got.Status != tt.status || got.Reason != tt.reason || got.ObservedGeneration != 7 {
-				t.Errorf("condition = %+v, want %s/%s at generation 7", got, tt.status, tt.reason)
-			}
-			for _, m := range tt.mentions {
-				if !strings.Contains(got.Message, m) {
-					t.Errorf("message %q does not mention %q", got.Message, m)
-				}
-			}
-		})
-	}
-}
-
 // The reconciler against the seed cluster plus one PluginConfig per case.
 func TestPluginConfigReconcile(t *testing.T) {
 	valid := `{"allowOrigins":[{"exact":"http://a.example"}]}`
@@ -98,7 +53,7 @@ func TestPluginConfigReconcile(t *testing.T) {
 				objs, name = append(objs, tt.pc), tt.pc.Name
 			}
 			c, writes := ctlClient(t, objs...)
-			r := &PluginConfigReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+			r := &PluginConfigReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c)}
 
 			ctlReconcile(t, r, "pipy", name)
 			got := ctlGet(t, c, &v1alpha1.PluginConfig{}, "pipy", name)
@@ -135,7 +90,7 @@ func TestPluginConfigConflictResolves(t *testing.T) {
 	seed := ctlLoadSeed(t)
 	newer := ctlPluginConfig("newer", "cors-policy", `{}`, ctlChainCreated.Add(time.Hour), "pipy-ok")
 	c, _ := ctlClient(t, append(seed.clientObjects(), newer)...)
-	r := &PluginConfigReconciler{Client: c, Injector: ctlInjector(), Cluster: &CacheCluster{Cache: c}}
+	r := &PluginConfigReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c)}
 	ctx := context.Background()
 
 	winner := ctlGet(t, c, &v1alpha1.PluginConfig{}, "pipy", "cors-policy-config")

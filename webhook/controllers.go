@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
 // IndexPodInjected indexes Pods carrying the status annotation under "true": the controllers
@@ -46,21 +48,21 @@ func isInjected(o client.Object) bool {
 const controllerRecorder = "corsmesh-controller"
 
 // SetupControllers registers the controllers with the manager.
-func SetupControllers(ctx context.Context, mgr manager.Manager, in *injector.Injector, cluster injector.Cluster, log logr.Logger) error {
+func SetupControllers(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, log logr.Logger) error {
 	// The index must exist before the cache starts, which is after this returns.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodInjected, indexInjectedPod); err != nil {
 		return fmt.Errorf("indexing injected pods: %w", err)
 	}
 	events := mgr.GetEventRecorder(controllerRecorder)
-	sync := &ConfigSyncReconciler{Client: mgr.GetClient(), Injector: in, Cluster: cluster, Events: events}
+	sync := &ConfigSyncReconciler{Client: mgr.GetClient(), Resolver: resolver, Events: events}
 	if err := sync.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("config sync controller: %w", err)
 	}
-	configs := &PluginConfigReconciler{Client: mgr.GetClient(), Injector: in, Cluster: cluster}
+	configs := &PluginConfigReconciler{Client: mgr.GetClient(), Resolver: resolver}
 	if err := configs.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginConfig status controller: %w", err)
 	}
-	chains := &PluginChainReconciler{Client: mgr.GetClient(), Injector: in, Cluster: cluster, Events: events}
+	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Events: events}
 	if err := chains.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginChain status controller: %w", err)
 	}
@@ -162,4 +164,32 @@ func serviceChanged() predicate.Predicate {
 		return !okOld || !okNew || !equality.Semantic.DeepEqual(old.Spec.Selector, cur.Spec.Selector) ||
 			!equality.Semantic.DeepEqual(old.Spec.Ports, cur.Spec.Ports)
 	}}
+}
+
+// acceptedCondition is the Resolver's Accepted condition as the API writes it.
+func acceptedCondition(c injector.Condition, generation int64) metav1.Condition {
+	status := metav1.ConditionFalse
+	if c.Accepted {
+		status = metav1.ConditionTrue
+	}
+	return metav1.Condition{Type: v1alpha1.ConditionAccepted, Status: status, Reason: c.Reason, Message: c.Message, ObservedGeneration: generation}
+}
+
+// patchStatus writes the status update makes to a copy of obj, when it changes anything:
+// the one way the status controllers write. It returns the object as now stored (obj when
+// nothing changed) and whether it wrote. The optimistic lock keeps a stale cache from
+// overwriting a newer status; a conflict is retried with the fresh object.
+func patchStatus[T client.Object](ctx context.Context, c client.Client, obj T, update func(next T)) (T, bool, error) {
+	next, ok := obj.DeepCopyObject().(T)
+	if !ok {
+		return obj, false, fmt.Errorf("copying %T", obj)
+	}
+	update(next)
+	if equality.Semantic.DeepEqual(obj, next) {
+		return obj, false, nil
+	}
+	if err := c.Status().Patch(ctx, next, client.MergeFromWithOptions(obj, client.MergeFromWithOptimisticLock{})); err != nil {
+		return obj, false, fmt.Errorf("updating status of %T %s/%s: %w", obj, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return next, true, nil
 }

@@ -47,7 +47,7 @@ func TestSetupControllers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := SetupControllers(context.Background(), mgr, ctlInjector(), &CacheCluster{Cache: mgr.GetCache()}, logr.Discard()); err != nil {
+		if err := SetupControllers(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
 	}

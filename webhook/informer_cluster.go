@@ -3,8 +3,6 @@ package webhook
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -14,6 +12,7 @@ import (
 	"github.com/corsmesh/corsmesh/injector"
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
 )
 
 // indexDestination is InformerCluster's own index of PluginConfigs by the Services they
@@ -26,152 +25,103 @@ const indexDestination = "corsmesh.io/destination"
 // of each item that the cache's client.Reader makes (with 1,000 PluginChains that copy
 // alone was most of an admission's cost). The objects are shared: read them, never modify.
 type InformerCluster struct {
-	namespaces, services, configs, plugins toolscache.Indexer
-	// meshConfig reads the one MeshConfig through the cache: its informer watches one
-	// namespace, so it is not a plain shared informer to index (and one small object is
-	// copied cheaply).
-	meshConfig *CacheCluster
-	chains     *chainSnapshot
-	// Live reads a namespace the informer does not know yet (created a moment ago).
-	Live client.Reader
+	namespaces, services, chains, configs, plugins toolscache.Indexer
+	// cache reads the one MeshConfig: its informer watches one namespace, so it is not a
+	// plain shared informer to index (and one small object is read cheaply).
+	cache kubecluster.Reader
+	// live reads a namespace the informer does not know yet (created a moment ago).
+	live *kubecluster.Reader
 }
 
-// chainSnapshot is the PluginChain list every admission walks whole, kept compiled between
-// changes instead of listed (and allocated, and looked up in a cache of compiled
-// selectors) per admission.
+// indexChanges names the index through which the informers' stores report changes.
+const indexChanges = "corsmesh.io/changes"
+
+var _ injector.Cluster = (*InformerCluster)(nil)
+
+// NewResolver gets (and so starts with the manager) the informers the injector reads, and
+// returns a Resolver over them that they tell of every change.
 //
-// It learns of changes from the informer's store itself, through an index that indexes
-// nothing and only counts the store's updates as the store makes them. An event handler
-// would be too late: the informer notifies each handler on its own goroutine, so a
-// controller reconciling a new chain could read the list before the handler had marked it
+// The stores tell the Resolver through an index that indexes nothing and only reports the
+// updates as the store makes them, under its lock. An event handler would be too late: the
+// informer notifies each handler on its own goroutine, so a controller reconciling a new
+// chain could read the Resolver's compiled chains before the handler had marked them
 // stale, decide without the chain, and never be told again.
-type chainSnapshot struct {
-	indexer toolscache.Indexer
-	changes atomic.Uint64 // store updates so far (countChange)
-
-	mu       sync.Mutex
-	built    bool
-	seen     uint64 // changes when built
-	chains   []*v1alpha1.PluginChain
-	compiled []injector.CompiledChain
-}
-
-// indexChainChanges names countChange's index.
-const indexChainChanges = "corsmesh.io/changes"
-
-// countChange is an index function: the store calls it, under its lock, for every object
-// it adds, updates or deletes.
-func (s *chainSnapshot) countChange(any) ([]string, error) {
-	s.changes.Add(1)
-	return nil, nil
-}
-
-func (s *chainSnapshot) get() ([]*v1alpha1.PluginChain, []injector.CompiledChain, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Read before listing: a change made meanwhile is in the list or triggers a rebuild.
-	changes := s.changes.Load()
-	if s.built && s.seen == changes {
-		return s.chains, s.compiled, nil
+func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *injector.Injector) (*injector.Resolver, *InformerCluster, error) {
+	ic := &InformerCluster{cache: kubecluster.Reader{Reader: c}}
+	if live != nil {
+		ic.live = &kubecluster.Reader{Reader: live}
 	}
-	chains, err := typed[v1alpha1.PluginChain](s.indexer.List())
-	if err != nil {
-		return nil, nil, err
+	r := injector.NewResolver(in, ic, injector.ResolverOptions{Watched: true})
+	changed := func(what injector.Input) toolscache.Indexers {
+		return toolscache.Indexers{indexChanges: func(any) ([]string, error) {
+			r.Changed(what)
+			return nil, nil
+		}}
 	}
-	// An unchanged chain is the same object: only changed ones are compiled again.
-	previous := make(map[*v1alpha1.PluginChain]injector.CompiledChain, len(s.compiled))
-	for _, c := range s.compiled {
-		previous[c.Chain] = c
-	}
-	compiled := make([]injector.CompiledChain, len(chains))
-	for i, c := range chains {
-		cc, ok := previous[c]
-		if !ok {
-			cc = injector.CompileChain(c)
-		}
-		compiled[i] = cc
-	}
-	s.chains, s.compiled, s.built, s.seen = chains, compiled, true, changes
-	return s.chains, s.compiled, nil
-}
-
-var (
-	_ injector.Cluster             = (*InformerCluster)(nil)
-	_ injector.CompiledChainLister = (*InformerCluster)(nil)
-)
-
-// NewInformerCluster gets (and so starts with the manager) the informers admission reads.
-func NewInformerCluster(ctx context.Context, c cache.Cache, live client.Reader) (*InformerCluster, error) {
-	indexer := func(obj client.Object, indexers toolscache.Indexers) (toolscache.Indexer, error) {
+	indexer := func(obj client.Object, indexers ...toolscache.Indexers) (toolscache.Indexer, error) {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return nil, fmt.Errorf("informer for %T: %w", obj, err)
 		}
-		shared, ok := inf.(toolscache.SharedIndexInformer)
-		if !ok {
-			return nil, fmt.Errorf("informer for %T is a %T, not a shared index informer", obj, inf)
-		}
-		if indexers != nil {
-			if err := shared.AddIndexers(indexers); err != nil {
+		for _, idx := range indexers {
+			if err := inf.AddIndexers(idx); err != nil {
 				return nil, fmt.Errorf("indexing %T: %w", obj, err)
 			}
 		}
+		shared, ok := inf.(toolscache.SharedIndexInformer)
+		if !ok {
+			return nil, nil // read through the cache (the MeshConfig's)
+		}
 		return shared.GetIndexer(), nil
 	}
-	ic := &InformerCluster{Live: live}
+	other := changed(injector.InputOther)
 	var err error
-	if ic.namespaces, err = indexer(&corev1.Namespace{}, nil); err != nil {
-		return nil, err
+	if ic.namespaces, err = indexer(&corev1.Namespace{}, other); err != nil {
+		return nil, nil, err
 	}
-	if ic.services, err = indexer(&corev1.Service{}, nil); err != nil {
-		return nil, err
+	if ic.services, err = indexer(&corev1.Service{}, other); err != nil {
+		return nil, nil, err
 	}
-	ic.chains = &chainSnapshot{}
-	if ic.chains.indexer, err = indexer(&v1alpha1.PluginChain{}, toolscache.Indexers{indexChainChanges: ic.chains.countChange}); err != nil {
-		return nil, err
+	if ic.chains, err = indexer(&v1alpha1.PluginChain{}, changed(injector.InputPluginChains)); err != nil {
+		return nil, nil, err
 	}
-	if ic.configs, err = indexer(&v1alpha1.PluginConfig{}, toolscache.Indexers{indexDestination: func(obj any) ([]string, error) {
+	if ic.configs, err = indexer(&v1alpha1.PluginConfig{}, other, toolscache.Indexers{indexDestination: func(obj any) ([]string, error) {
 		pc, ok := obj.(*v1alpha1.PluginConfig)
 		if !ok {
 			return nil, nil
 		}
 		return injector.DestinationKeys(pc), nil
 	}}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if ic.plugins, err = indexer(&v1alpha1.Plugin{}, nil); err != nil {
-		return nil, err
+	if ic.plugins, err = indexer(&v1alpha1.Plugin{}, other); err != nil {
+		return nil, nil, err
 	}
-	if _, err := c.GetInformer(ctx, &configv1alpha2.MeshConfig{}); err != nil {
-		return nil, fmt.Errorf("informer for MeshConfigs: %w", err)
+	if _, err := indexer(&configv1alpha2.MeshConfig{}, other); err != nil {
+		return nil, nil, err
 	}
-	ic.meshConfig = &CacheCluster{Cache: c}
-	return ic, nil
+	for name, idx := range map[string]toolscache.Indexer{"namespaces": ic.namespaces, "Services": ic.services, "PluginChains": ic.chains, "PluginConfigs": ic.configs, "Plugins": ic.plugins} {
+		if idx == nil {
+			return nil, nil, fmt.Errorf("the informer of %s is not a shared index informer", name)
+		}
+	}
+	return r, ic, nil
 }
 
 func (c *InformerCluster) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
-	if ns, err := byKey[corev1.Namespace](c.namespaces, name); ns != nil || err != nil || c.Live == nil {
+	if ns, err := byKey[corev1.Namespace](c.namespaces, name); ns != nil || err != nil || c.live == nil {
 		return ns, err
 	}
-	return (&CacheCluster{Cache: c.Live}).Namespace(ctx, name)
+	return c.live.Namespace(ctx, name)
 }
 
 func (c *InformerCluster) Services(_ context.Context, namespace string) ([]*corev1.Service, error) {
 	return byIndex[corev1.Service](c.services, toolscache.NamespaceIndex, namespace)
 }
 
-// PluginChains returns a list shared between callers until the next change: read it,
-// never modify it.
+// PluginChains lists the informer's chains; the Resolver keeps them compiled between changes.
 func (c *InformerCluster) PluginChains(context.Context) ([]*v1alpha1.PluginChain, error) {
-	chains, _, err := c.chains.get()
-	return chains, err
-}
-
-// CompiledPluginChains returns the chains with their selectors compiled, shared like
-// PluginChains' list.
-func (c *InformerCluster) CompiledPluginChains(context.Context) ([]injector.CompiledChain, error) {
-	_, compiled, err := c.chains.get()
-	return compiled, err
+	return typed[v1alpha1.PluginChain](c.chains.List())
 }
 
 func (c *InformerCluster) PluginConfigsFor(_ context.Context, namespace, service string) ([]*v1alpha1.PluginConfig, error) {
@@ -183,7 +133,7 @@ func (c *InformerCluster) Plugin(_ context.Context, name string) (*v1alpha1.Plug
 }
 
 func (c *InformerCluster) MeshConfig(ctx context.Context, namespace, name string) (*configv1alpha2.MeshConfig, error) {
-	return c.meshConfig.MeshConfig(ctx, namespace, name)
+	return c.cache.MeshConfig(ctx, namespace, name)
 }
 
 func byKey[T any](idx toolscache.Indexer, key string) (*T, error) {

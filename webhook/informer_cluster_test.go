@@ -14,9 +14,9 @@ import (
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
-// The chain list admission walks is kept, compiled, between changes; every add, update and
+// The Resolver's compiled chain list, which admission walks, is kept, compiled, between changes; every add, update and
 // delete the informer sees must show in the next read, with the selectors of that version.
-func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
+func TestResolverChainsFollowTheInformer(t *testing.T) {
 	src := fcache.NewFakeControllerSource()
 	t.Cleanup(src.Shutdown)
 	chain := func(name, rv, app string) *v1alpha1.PluginChain {
@@ -28,7 +28,8 @@ func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
 		}
 	}
 	src.Add(chain("a", "1", "a"))
-	_, ic := memoryCacheWith(t, seedCluster(t), map[string]toolscache.ListerWatcher{"PluginChain": src})
+	_, r := memoryCacheWith(t, seedCluster(t), map[string]toolscache.ListerWatcher{"PluginChain": src})
+	ic := r.Cluster().(*InformerCluster)
 	ctx := context.Background()
 
 	// expect waits for the informer's store to hold want, then reads the list at once: it
@@ -47,7 +48,7 @@ func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
 		// A tight loop rather than a poll: the list is read the moment the store changes.
 		var stored []string
 		for deadline := time.Now().Add(10 * time.Second); ; {
-			objs, err := typed[v1alpha1.PluginChain](ic.chains.indexer.List())
+			objs, err := typed[v1alpha1.PluginChain](ic.chains.List())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,20 +59,20 @@ func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
 				t.Fatalf("%s: the store holds %v, want %v", what, stored, want)
 			}
 		}
-		chains, err := ic.PluginChains(ctx)
+		compiled, err := r.Chains(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		compiled, err := ic.CompiledPluginChains(ctx)
-		if err != nil {
-			t.Fatal(err)
+		var chains []*v1alpha1.PluginChain
+		for _, cc := range compiled {
+			chains = append(chains, cc.Chain)
 		}
 		if got := names(chains); !slices.Equal(got, want) {
 			t.Fatalf("%s: chains %v right after the store had %v", what, got, want)
 		}
 		for i, c := range chains {
 			// The compiled selector is this version's.
-			if cc := compiled[i]; cc.Chain != c || !cc.Selects(labels.Set{"app": c.Spec.Selectors.PodSelector.MatchLabels["app"]}, labels.Set{}) {
+			if cc := compiled[i]; !cc.Selects(labels.Set{"app": c.Spec.Selectors.PodSelector.MatchLabels["app"]}, labels.Set{}) {
 				t.Errorf("%s: compiled chain %d is not %s's current version", what, i, c.Name)
 			}
 		}
@@ -85,8 +86,8 @@ func TestInformerClusterChainsFollowTheInformer(t *testing.T) {
 	expect("after a delete", "a=changed")
 
 	// Unchanged, reads share one list rather than listing again.
-	first, _ := ic.PluginChains(ctx)
-	second, _ := ic.PluginChains(ctx)
+	first, _ := r.Chains(ctx)
+	second, _ := r.Chains(ctx)
 	if len(first) != 1 || &first[0] != &second[0] {
 		t.Errorf("two reads without a change returned different lists")
 	}

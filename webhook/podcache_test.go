@@ -3,6 +3,7 @@ package webhook
 import (
 	"testing"
 
+	"github.com/corsmesh/corsmesh/injector"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,12 +69,12 @@ func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 
 	// The injector decides the same for the slim pod as for the full one.
 	cluster := seedCluster(t)
-	in := testInjector()
+	r := injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{})
 	for name, p := range map[string]*corev1.Pod{"full": full, "slim": got.(*corev1.Pod)} {
 		p = p.DeepCopy()
 		p.Annotations, p.Labels = nil, map[string]string{"app": "pipy-ok", "version": "v1"}
 		p.Spec.HostNetwork, p.Spec.InitContainers = false, nil
-		d, err := in.Decide(t.Context(), cluster, p, "pipy")
+		d, err := r.Decide(t.Context(), p, "pipy", injector.ForAdmission)
 		if err != nil || !d.Inject || len(d.Ports) != 1 || d.Ports[0] != 8080 {
 			t.Errorf("decision for the %s pod: %+v, %v", name, d, err)
 		}

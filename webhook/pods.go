@@ -25,8 +25,7 @@ const (
 
 // PodMutator injects the CORS sidecar into pods at creation.
 type PodMutator struct {
-	Injector *injector.Injector
-	Cluster  injector.Cluster
+	Resolver *injector.Resolver
 	Events   events.EventRecorder // may be nil
 	Metrics  *Metrics
 	Log      logr.Logger
@@ -53,7 +52,7 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		m.Metrics.Errors.WithLabelValues(errDecode).Inc()
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
 	}
-	d, err := m.Injector.Decide(ctx, m.Cluster, &pod, req.Namespace)
+	d, err := m.Resolver.Decide(ctx, &pod, req.Namespace, injector.ForAdmission)
 	if err != nil {
 		m.Metrics.Errors.WithLabelValues(errClusterRead).Inc()
 		m.Log.Error(err, "injection failed", "namespace", req.Namespace, "pod", podName(&pod))
@@ -70,7 +69,7 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		m.event(&pod, req.Namespace, corev1.EventTypeWarning, EventSkipped, "Skip", "Not injected (%s): %s", d.Reason, d.Message)
 		return resp.WithWarnings(append([]string{"corsmesh: pod not injected: " + d.Message}, prefixed(d.Warnings)...)...)
 	}
-	mutation, err := m.Injector.Mutation(&pod, d)
+	mutation, err := m.Resolver.Injector().Mutation(&pod, d)
 	if err != nil {
 		// A per-pod annotation the injector cannot read (a resource quantity, say).
 		m.Metrics.Errors.WithLabelValues(errMutate).Inc()

@@ -20,8 +20,7 @@ import (
 // invalid ones are rejected with every error under its field path, risky ones admitted
 // with warnings.
 type PolicyValidator struct {
-	Injector *injector.Injector
-	Cluster  injector.Cluster
+	Resolver *injector.Resolver
 	Log      logr.Logger
 }
 
@@ -31,7 +30,7 @@ func (v *PolicyValidator) Handle(ctx context.Context, req admission.Request) adm
 		return admission.Allowed("")
 	}
 	lookup := func(name string) *v1alpha1.Plugin {
-		p, err := v.Cluster.Plugin(ctx, name)
+		p, err := v.Resolver.Cluster().Plugin(ctx, name)
 		if err != nil {
 			v.Log.Error(err, "reading Plugin", "name", name)
 		}
@@ -47,14 +46,14 @@ func (v *PolicyValidator) Handle(ctx context.Context, req admission.Request) adm
 			return admission.Errored(http.StatusBadRequest, err)
 		}
 		name = p.Name
-		errs, warnings = v.Injector.ValidatePlugin(&p)
+		errs, warnings = v.Resolver.Injector().ValidatePlugin(&p)
 	case "PluginChain":
 		var c v1alpha1.PluginChain
 		if err := decodeObject(req.Object.Raw, &c); err != nil {
 			return admission.Errored(http.StatusBadRequest, err)
 		}
 		name = c.Name
-		errs, warnings = v.Injector.ValidatePluginChain(&c, lookup)
+		errs, warnings = v.Resolver.Injector().ValidatePluginChain(&c, lookup)
 	case "PluginConfig":
 		var c v1alpha1.PluginConfig
 		if err := decodeObject(req.Object.Raw, &c); err != nil {
@@ -64,7 +63,7 @@ func (v *PolicyValidator) Handle(ctx context.Context, req admission.Request) adm
 			c.Namespace = req.Namespace
 		}
 		name = c.Name
-		errs, warnings = v.Injector.ValidatePluginConfig(&c, lookup)
+		errs, warnings = v.Resolver.Injector().ValidatePluginConfig(&c, lookup)
 	default:
 		return admission.Allowed("")
 	}

@@ -51,9 +51,9 @@ func newTestHandlers(t *testing.T, cluster injector.Cluster) (mutate, validate h
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := testInjector()
-	mutate = &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{Injector: in, Cluster: cluster, Metrics: m, Log: logr.Discard()}}
-	validate = &reviewHandler{name: "validate-policies", metrics: m, log: logr.Discard(), handler: &PolicyValidator{Injector: in, Cluster: cluster, Log: logr.Discard()}}
+	r := injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{})
+	mutate = &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{Resolver: r, Metrics: m, Log: logr.Discard()}}
+	validate = &reviewHandler{name: "validate-policies", metrics: m, log: logr.Discard(), handler: &PolicyValidator{Resolver: r, Log: logr.Discard()}}
 	return mutate, validate, m
 }
 
@@ -326,7 +326,7 @@ func TestAdmissionEvents(t *testing.T) {
 			m, _ := NewMetrics(prometheus.NewRegistry())
 			recorder := events.NewFakeRecorder(10)
 			h := &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{
-				Injector: testInjector(), Cluster: cluster, Events: recorder, Metrics: m, Log: logr.Discard(),
+				Resolver: injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{}), Events: recorder, Metrics: m, Log: logr.Discard(),
 			}}
 			post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
 			select {

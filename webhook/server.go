@@ -72,7 +72,7 @@ type Options struct {
 // manager.
 type Server struct {
 	mgr      manager.Manager
-	Injector *injector.Injector
+	Resolver *injector.Resolver
 	Cluster  *InformerCluster
 	Metrics  *Metrics
 }
@@ -143,14 +143,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	// The manager runs its webhook server only once GetWebhookServer has been called (that
 	// call adds it as a runnable); registering handlers on hookServer alone never serves.
 	hookServer = mgr.GetWebhookServer()
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.PluginConfig{}, IndexPluginConfigDestination, func(o client.Object) []string {
-		return injector.DestinationKeys(o.(*v1alpha1.PluginConfig))
-	}); err != nil {
-		return nil, fmt.Errorf("indexing PluginConfigs: %w", err)
-	}
 	// Getting the informers now starts them with the manager rather than at the first
 	// admission, which would otherwise wait for a full list of every Service.
-	cluster, err := NewInformerCluster(ctx, mgr.GetCache(), mgr.GetAPIReader())
+	resolver, cluster, err := NewResolver(ctx, mgr.GetCache(), mgr.GetAPIReader(), injector.New(opts.Injector))
 	if err != nil {
 		return nil, err
 	}
@@ -160,15 +155,15 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		mgr:      mgr,
-		Injector: injector.New(opts.Injector),
+		Resolver: resolver,
 		Cluster:  cluster,
 		Metrics:  metrics,
 	}
 	hookServer.Register(PathMutatePods, &reviewHandler{name: "mutate-pods", metrics: metrics, log: log.WithName("mutate-pods"), handler: &PodMutator{
-		Injector: s.Injector, Cluster: s.Cluster, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
+		Resolver: resolver, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
 	}})
 	hookServer.Register(PathValidatePolicies, &reviewHandler{name: "validate-policies", metrics: metrics, log: log.WithName("validate-policies"), handler: &PolicyValidator{
-		Injector: s.Injector, Cluster: s.Cluster, Log: log.WithName("validate-policies"),
+		Resolver: resolver, Log: log.WithName("validate-policies"),
 	}})
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -183,7 +178,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := SetupControllers(ctx, mgr, s.Injector, s.Cluster, log); err != nil {
+	if err := SetupControllers(ctx, mgr, resolver, log); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return s, nil

@@ -26,6 +26,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/injector"
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
 )
 
 // Status is a check's outcome.
@@ -247,7 +248,7 @@ func checkPluginPolicy(ctx context.Context, c client.Client, namespace string, a
 	case err != nil:
 		add(StatusFail, "%v", err)
 	case !policy.Enabled:
-		add(StatusWarn, "%s", policy.Message)
+		add(StatusWarn, "%s", policy.Message())
 	default:
 		add(StatusOK, "plugin policy is on (MeshConfig %s/%s)", namespace, configv1alpha2.MeshConfigName)
 	}
@@ -255,7 +256,11 @@ func checkPluginPolicy(ctx context.Context, c client.Client, namespace string, a
 
 // pluginPolicy reads the switch as the webhook does.
 func pluginPolicy(ctx context.Context, c client.Reader, namespace string) (injector.PluginPolicy, error) {
-	return injector.New(injector.Options{OwnNamespace: namespace}).PluginPolicy(ctx, newLiveCluster(c))
+	mc, err := kubecluster.Reader{Reader: c}.MeshConfig(ctx, namespace, configv1alpha2.MeshConfigName)
+	if err != nil {
+		return injector.PluginPolicy{}, err
+	}
+	return injector.PluginPolicyOf(mc, namespace, false), nil
 }
 
 // getObject gets a cluster-scoped object, adding a FAIL when it is missing or unreadable.

@@ -101,7 +101,7 @@ Flags:
 			}
 			remote = c
 		}
-		e, err := newExplainer(f, remote, stdin, stderr)
+		e, err := newExplainer(ctx, f, remote, stdin, stderr)
 		if err != nil {
 			return err
 		}
@@ -131,14 +131,15 @@ var errRefused = errors.New("refused")
 
 type explainer struct {
 	f         explainFlags
-	in        *injector.Injector
-	objs      *injector.Objects
-	cluster   *layeredCluster
+	objs      *injector.Objects // of the files
+	cluster   *injector.Objects // the files' over the cluster's
+	resolver  *injector.Resolver
+	notices   *notices
 	remote    client.Reader
 	workloads []*manifest.Workload
 }
 
-func newExplainer(f explainFlags, remote client.Reader, stdin io.Reader, stderr io.Writer) (*explainer, error) {
+func newExplainer(ctx context.Context, f explainFlags, remote client.Reader, stdin io.Reader, stderr io.Writer) (*explainer, error) {
 	if f.diff == "" {
 		switch {
 		case (f.pod == "") == (f.service == ""):
@@ -156,7 +157,7 @@ func newExplainer(f explainFlags, remote client.Reader, stdin io.Reader, stderr 
 	if len(f.files) == 0 && remote == nil {
 		return nil, badInput("give the objects with -f FILE, or read them with --from-cluster")
 	}
-	e := &explainer{f: f, in: injector.New(f.opts), objs: &injector.Objects{}, remote: remote}
+	e := &explainer{f: f, objs: &injector.Objects{}, remote: remote, notices: newNotices(stderr)}
 	for _, file := range f.files {
 		name, docs, err := readInput(file, stdin)
 		if err != nil {
@@ -179,10 +180,11 @@ func newExplainer(f explainFlags, remote client.Reader, stdin io.Reader, stderr 
 			}
 		}
 	}
-	e.cluster = &layeredCluster{local: e.objs, mesh: f.opts.MeshName, notice: stderr}
-	if remote != nil {
-		e.cluster.remote = newLiveCluster(remote)
+	var err error
+	if e.cluster, err = withCluster(ctx, e.objs, remote, f.opts.OwnNamespace); err != nil {
+		return nil, err
 	}
+	e.resolver = injector.NewResolver(injector.New(f.opts), e.cluster, injector.ResolverOptions{Offline: true})
 	return e, nil
 }
 
@@ -434,10 +436,11 @@ func (e *explainer) findPod(ctx context.Context) (*target, error) {
 		t.config = cfg
 		return t, nil
 	}
-	d, err := e.in.Desired(ctx, e.cluster, t.pod, ns)
+	d, err := e.resolver.Decide(ctx, t.pod, ns, injector.ForResync)
 	if err != nil {
 		return nil, err
 	}
+	e.notices.assumed(d)
 	if !d.Inject {
 		t.reason = d
 		return t, nil
@@ -516,24 +519,11 @@ func (e *explainer) provenance(ctx context.Context, t *target, port int32, host 
 	if svc == nil {
 		return nil, nil, nil
 	}
-	configs, err := e.cluster.PluginConfigsFor(ctx, svc.Namespace, svc.Name)
+	sp, err := e.resolver.Service(ctx, svc.Namespace, svc.Name)
 	if err != nil {
 		return nil, nil, err
 	}
-	var cors []*v1alpha1.PluginConfig
-	for _, c := range configs {
-		plugin, _ := e.cluster.Plugin(ctx, c.Spec.Plugin)
-		if (plugin != nil && e.in.IsCORSPlugin(plugin)) || slices.Contains(e.f.opts.CORSPluginNames, c.Spec.Plugin) {
-			if _, err := config.ParseCORS(c.Spec.Config.Raw); err == nil {
-				cors = append(cors, c)
-			}
-		}
-	}
-	slices.SortFunc(cors, injector.ComparePluginConfigs)
-	if len(cors) == 0 {
-		return svc, nil, nil
-	}
-	return svc, cors[0], nil
+	return svc, sp.InEffect, nil
 }
 
 // printDebugCORS shows what the pod's proxy has refused, read through the API server's

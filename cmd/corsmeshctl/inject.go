@@ -121,12 +121,12 @@ func inject(ctx context.Context, f injectFlags, remote client.Reader, stdin io.R
 	if err := addPolicies(objs, name, docs, f.namespace); err != nil {
 		return err
 	}
-	cluster := &layeredCluster{local: objs, mesh: f.opts.MeshName, notice: stderr}
-	if remote != nil {
-		cluster.remote = newLiveCluster(remote)
+	cluster, err := withCluster(ctx, objs, remote, f.opts.OwnNamespace)
+	if err != nil {
+		return err
 	}
-
-	w := &workloadInjector{in: injector.New(f.opts), cluster: cluster, namespace: f.namespace, report: stderr}
+	resolver := injector.NewResolver(injector.New(f.opts), cluster, injector.ResolverOptions{Offline: true})
+	w := &workloadInjector{resolver: resolver, namespace: f.namespace, report: stderr, notices: newNotices(stderr)}
 	out := make([][]byte, len(docs))
 	for i, doc := range docs {
 		where := fmt.Sprintf("%s: document %d", name, i+1)
@@ -156,10 +156,10 @@ func inject(ctx context.Context, f injectFlags, remote client.Reader, stdin io.R
 
 // workloadInjector injects the workloads of documents and reports each on stderr.
 type workloadInjector struct {
-	in        *injector.Injector
-	cluster   injector.Cluster
+	resolver  *injector.Resolver
 	namespace string // of workloads that name none
 	report    io.Writer
+	notices   *notices
 }
 
 // inject returns the injected form of a document holding a workload, or of a List holding
@@ -184,10 +184,11 @@ func (w *workloadInjector) inject(ctx context.Context, doc []byte, where string)
 		name = wl.Pod.GenerateName
 	}
 	id := fmt.Sprintf("%s/%s (%s)", strings.ToLower(wl.Kind), name, ns)
-	d, mutated, err := w.in.Inject(ctx, w.cluster, wl.Pod, ns)
+	d, mutated, err := w.resolver.Inject(ctx, wl.Pod, ns)
 	if err != nil {
 		return nil, fmt.Errorf("%s, %s: %w", where, id, err)
 	}
+	w.notices.assumed(d)
 	if d.Inject {
 		fmt.Fprintf(w.report, "%s: injected, ports %v\n", id, d.Ports)
 	} else {

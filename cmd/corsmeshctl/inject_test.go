@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -71,7 +72,7 @@ var injectCases = []struct {
 		name: "seed-curl", input: "seed-curl.yaml",
 		args: []string{"--policies", seedCluster, "-n", "curl"},
 		wantLines: []string{
-			`corsmeshctl: namespace curl is not in the input or the policies: treating it as monitored by mesh "osm"`,
+			`corsmeshctl: namespace curl is not in the input, the policies or the cluster read: treating it as monitored by mesh "osm" (openservicemesh.io/monitored-by=osm)`,
 			"deployment/curl (curl): not injected: no-chain-selects-pod: no PluginChain selects the pod",
 		},
 	},
@@ -492,4 +493,13 @@ func useFakeClient(t *testing.T, objs ...client.Object) client.Client {
 	newClient = func(string) (client.Client, error) { return c, nil }
 	t.Cleanup(func() { newClient = saved })
 	return c
+}
+
+// namespaceObject is a namespace with the label the API server gives every namespace.
+func namespaceObject(name string) *corev1.Namespace {
+	ns := &corev1.Namespace{}
+	ns.APIVersion, ns.Kind = "v1", "Namespace"
+	ns.Name = name
+	ns.Labels = map[string]string{corev1.LabelMetadataName: name}
+	return ns
 }

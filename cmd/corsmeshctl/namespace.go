@@ -92,7 +92,7 @@ Flags:
 	if verb == "add" {
 		// Pods of the namespace get the sidecar only once plugin policy is on.
 		if policy, err := pluginPolicy(ctx, c, defaults.OwnNamespace); err == nil && !policy.Enabled {
-			fmt.Fprintf(stderr, "note: %s\n", policy.Message)
+			fmt.Fprintf(stderr, "note: %s\n", policy.Message())
 		}
 	}
 	if failed {

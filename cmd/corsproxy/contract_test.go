@@ -112,7 +112,7 @@ func injectSeedPod(t *testing.T, opts injector.Options, maxConns string) *corev1
 		}
 		w.Pod.Annotations[injector.AnnotationProxyMaxConns] = maxConns
 	}
-	d, pod, err := injector.New(opts).Inject(context.Background(), objs, w.Pod, w.Namespace)
+	d, pod, err := injector.NewResolver(injector.New(opts), objs, injector.ResolverOptions{}).Inject(context.Background(), w.Pod, w.Namespace)
 	if err != nil {
 		t.Fatal(err)
 	}

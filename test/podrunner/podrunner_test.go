@@ -60,7 +60,7 @@ func TestSeedPodRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, pod, err := injector.New(injector.DefaultOptions()).Inject(context.Background(), objs, w.Pod, w.Namespace)
+	_, pod, err := injector.NewResolver(injector.New(injector.DefaultOptions()), objs, injector.ResolverOptions{}).Inject(context.Background(), w.Pod, w.Namespace)
 	if err != nil || pod == nil {
 		t.Fatalf("inject: %v", err)
 	}
