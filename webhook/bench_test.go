@@ -205,9 +205,9 @@ func BenchmarkAdmission(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{
+			h := newAdmissionHandler(&PodMutator{
 				Resolver: resolver, Metrics: m, Log: logr.Discard(),
-			}}
+			}, m, logr.Discard())
 			checkInjected(b, serve(h, body))
 
 			durations := make([]time.Duration, 0, 1<<20)

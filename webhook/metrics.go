@@ -10,21 +10,18 @@ import (
 )
 
 // Metrics are the webhook's Prometheus metrics.
+// Requests and their latency are controller-runtime's webhook server's
+// (controller_runtime_webhook_requests_total, controller_runtime_webhook_latency_seconds,
+// by path), counted once.
 type Metrics struct {
-	Requests *prometheus.CounterVec
 	Injected prometheus.Counter
 	Skipped  *prometheus.CounterVec
 	Errors   *prometheus.CounterVec
-	Latency  *prometheus.HistogramVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "corsmesh_webhook_requests_total",
-			Help: "Admission requests, by webhook (mutate-pods, validate-policies).",
-		}, []string{"webhook"}),
 		Injected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "corsmesh_webhook_injected_total",
 			Help: "Pods given the CORS sidecar.",
@@ -37,15 +34,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "corsmesh_webhook_errors_total",
 			Help: "Admission requests that failed, by reason.",
 		}, []string{"reason"}),
-		// Buckets from 50µs: the handler's own work is sub-millisecond, and a histogram
-		// starting at 100ms (as Istio's does) could not show it.
-		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "corsmesh_webhook_handler_duration_seconds",
-			Help:    "Time spent handling one admission request, by webhook.",
-			Buckets: []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1},
-		}, []string{"webhook"}),
 	}
-	for _, c := range []prometheus.Collector{m.Requests, m.Injected, m.Skipped, m.Errors, m.Latency} {
+	for _, c := range []prometheus.Collector{m.Injected, m.Skipped, m.Errors} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -67,6 +57,7 @@ const (
 	errDecode      = "decode"
 	errClusterRead = "cluster-read"
 	errMutate      = "mutate"
+	errPanic       = "panic"
 )
 
-var errorReasons = []string{errMalformed, errDecode, errClusterRead, errMutate}
+var errorReasons = []string{errMalformed, errDecode, errClusterRead, errMutate, errPanic}

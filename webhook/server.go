@@ -159,12 +159,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Cluster:  cluster,
 		Metrics:  metrics,
 	}
-	hookServer.Register(PathMutatePods, &reviewHandler{name: "mutate-pods", metrics: metrics, log: log.WithName("mutate-pods"), handler: &PodMutator{
+	hookServer.Register(PathMutatePods, newAdmissionHandler(&PodMutator{
 		Resolver: resolver, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
-	}})
-	hookServer.Register(PathValidatePolicies, &reviewHandler{name: "validate-policies", metrics: metrics, log: log.WithName("validate-policies"), handler: &PolicyValidator{
+	}, metrics, log.WithName("mutate-pods")))
+	hookServer.Register(PathValidatePolicies, newAdmissionHandler(&PolicyValidator{
 		Resolver: resolver, Log: log.WithName("validate-policies"),
-	}})
+	}, metrics, log.WithName("validate-policies")))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -52,8 +52,8 @@ func newTestHandlers(t *testing.T, cluster injector.Cluster) (mutate, validate h
 		t.Fatal(err)
 	}
 	r := injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{})
-	mutate = &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{Resolver: r, Metrics: m, Log: logr.Discard()}}
-	validate = &reviewHandler{name: "validate-policies", metrics: m, log: logr.Discard(), handler: &PolicyValidator{Resolver: r, Log: logr.Discard()}}
+	mutate = newAdmissionHandler(&PodMutator{Resolver: r, Metrics: m, Log: logr.Discard()}, m, logr.Discard())
+	validate = newAdmissionHandler(&PolicyValidator{Resolver: r, Log: logr.Discard()}, m, logr.Discard())
 	return mutate, validate, m
 }
 
@@ -256,13 +256,13 @@ func TestMalformedReviewsGet4xx(t *testing.T) {
 	}{
 		{"GET", http.MethodGet, "", "application/json", 405, "POST"},
 		{"wrong content type", http.MethodPost, string(valid), "text/plain", 415, "application/json"},
-		{"empty body", http.MethodPost, "", "application/json", 400, "malformed"},
-		{"not JSON", http.MethodPost, "{not json", "application/json", 400, "malformed"},
-		{"JSON array", http.MethodPost, "[]", "application/json", 400, "malformed"},
-		{"wrong kind", http.MethodPost, `{"apiVersion":"v1","kind":"Pod"}`, "application/json", 400, "AdmissionReview"},
-		{"no request", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, "application/json", 400, "no request"},
-		{"no uid", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`, "application/json", 400, "uid"},
-		{"too large", http.MethodPost, `{"x":"` + strings.Repeat("a", maxReviewBytes) + `"}`, "application/json", 413, "over"},
+		{"empty body", http.MethodPost, "", "application/json", 400, "malformed AdmissionReview"},
+		{"not JSON", http.MethodPost, "{not json", "application/json", 400, "malformed AdmissionReview"},
+		{"JSON array", http.MethodPost, "[]", "application/json", 400, "malformed AdmissionReview"},
+		{"wrong kind", http.MethodPost, `{"apiVersion":"v1","kind":"Pod"}`, "application/json", 400, "malformed AdmissionReview"},
+		{"no request", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, "application/json", 400, "no uid"},
+		{"no uid", http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`, "application/json", 400, "no uid"},
+		{"too large", http.MethodPost, `{"x":"` + strings.Repeat("a", 7<<20) + `"}`, "application/json", 413, "too large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -293,11 +293,11 @@ func TestUndecodablePodIsRejectedInReview(t *testing.T) {
 
 func TestHandlerPanicBecomes500(t *testing.T) {
 	m, _ := NewMetrics(prometheus.NewRegistry())
-	h := &reviewHandler{name: "x", metrics: m, log: logr.Discard(), handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+	h := newAdmissionHandler(admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		var pod *corev1.Pod
 		_ = pod.Name // nil dereference
 		return admission.Allowed("")
-	})}
+	}), m, logr.Discard())
 	_, review := post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
 	if review == nil || review.Response.Allowed || review.Response.Result.Code != 500 {
 		t.Fatalf("want a 500 result, got %+v", review)
@@ -325,9 +325,9 @@ func TestAdmissionEvents(t *testing.T) {
 			}
 			m, _ := NewMetrics(prometheus.NewRegistry())
 			recorder := events.NewFakeRecorder(10)
-			h := &reviewHandler{name: "mutate-pods", metrics: m, log: logr.Discard(), handler: &PodMutator{
+			h := newAdmissionHandler(&PodMutator{
 				Resolver: injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{}), Events: recorder, Metrics: m, Log: logr.Discard(),
-			}}
+			}, m, logr.Discard())
 			post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
 			select {
 			case got := <-recorder.Events:
