@@ -59,8 +59,9 @@ type Decision struct {
 	// Config is the policy the proxy will enforce; Ports the ports it intercepts.
 	Config *config.Config
 	Ports  []int32
-	// Revision is the Resolver's when it started deciding (Resolver.Revision).
-	Revision uint64
+	// Stamp names the Resolver and its revision when it started deciding, for
+	// Resolver.Current (empty unless the Resolver is Watched).
+	Stamp string
 }
 
 // Purpose says which question a decision answers.
@@ -118,7 +119,11 @@ func (in *Injector) Options() Options { return in.opts }
 // in namespace ns (the pod's own Namespace field is empty at admission for generated
 // names; the request's is used).
 func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod, ns string, purpose Purpose) (*Decision, error) {
-	d := &Decision{Revision: r.Revision()}
+	d := &Decision{}
+	if r.opts.Watched {
+		// Read before anything else: a change made while deciding makes the stamp stale.
+		d.Stamp = r.stamp(r.Revision())
+	}
 	opts := r.in.opts
 	switch {
 	case slices.Contains(opts.SystemNamespaces, ns):

@@ -29,6 +29,9 @@ type Status struct {
 	Volumes        []string `json:"volumes"`
 	Ports          []int32  `json:"ports"`
 	NativeSidecar  bool     `json:"nativeSidecar"`
+	// Resolved is the decision's Stamp: config sync leaves a pod it would only decide
+	// again, unchanged, alone (Resolver.Current).
+	Resolved string `json:"resolved,omitempty"`
 }
 
 // ParseStatus reads an injected pod's status annotation (nil when the pod is not injected).
@@ -99,7 +102,7 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	proxy := in.proxyContainer(resources, native, maxConns)
 
 	m := &Mutation{}
-	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: d.Ports, NativeSidecar: native}
+	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: d.Ports, NativeSidecar: native, Resolved: d.Stamp}
 	// The redirect must be in place, and the proxy ready, before anything of the app runs.
 	if native {
 		status.InitContainers = append(status.InitContainers, ProxyContainerName)

@@ -2,7 +2,9 @@ package injector
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +22,7 @@ import (
 // the cluster's PluginChains compiled, and parsed policies, between changes. It is safe
 // for concurrent use.
 type Resolver struct {
+	id      string // this Resolver's, in Stamps
 	in      *Injector
 	cluster Cluster
 	opts    ResolverOptions
@@ -57,7 +60,18 @@ const (
 
 // NewResolver returns a Resolver reading cluster with the injector's options.
 func NewResolver(in *Injector, cluster Cluster, opts ResolverOptions) *Resolver {
-	return &Resolver{in: in, cluster: cluster, opts: opts}
+	return &Resolver{id: rand.Text()[:10], in: in, cluster: cluster, opts: opts}
+}
+
+// Current reports whether a decision this Resolver stamped (Decision.Stamp) still holds:
+// nothing it reads has changed since. Only a Watched Resolver stamps; a stamp of another
+// process (another replica, a restart) is never current.
+func (r *Resolver) Current(stamp string) bool {
+	return r.opts.Watched && stamp != "" && stamp == r.stamp(r.Revision())
+}
+
+func (r *Resolver) stamp(revision uint64) string {
+	return r.id + "/" + strconv.FormatUint(revision, 10)
 }
 
 // Injector returns the injector whose options the Resolver applies.

@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -65,7 +66,7 @@ func (r *ConfigSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(configSyncName).
 		WithOptions(controllerOptions()).
-		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(isInjected), metadataChanged())).
+		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(isInjected), metadataChanged(), notJustInjected(r.Resolver))).
 		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.podsForPluginConfig), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.podsForService), builder.WithPredicates(notInitialList(), serviceChanged())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsForNamespace), builder.WithPredicates(notInitialList(), metadataChanged())).
@@ -73,6 +74,26 @@ func (r *ConfigSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), specChanged())).
 		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Complete(r)
+}
+
+// notJustInjected drops the creation of a pod this process's webhook injected with a
+// decision that still holds: reconciling it would decide again and find nothing to do (it
+// was one reconcile per injected pod). It is safe: a change of anything the decision read
+// moves the Resolver's revision before that change's own events are handled, so either
+// the change is seen here (and the pod reconciled), or the pod is already in the cache
+// when the change's events map to the injected pods, this one among them.
+func notJustInjected(r *injector.Resolver) predicate.Predicate {
+	return predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool {
+		if e.IsInInitialList {
+			return true // a restart: the pods must be checked against what changed meanwhile
+		}
+		pod, ok := e.Object.(*corev1.Pod)
+		if !ok {
+			return true
+		}
+		status, err := injector.ParseStatus(pod)
+		return err != nil || status == nil || !r.Current(status.Resolved)
+	}}
 }
 
 // podsForPluginConfig maps a PluginConfig to the injected pods of the namespaces of the

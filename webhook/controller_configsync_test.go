@@ -15,7 +15,9 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/yaml"
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
 	"github.com/corsmesh/corsmesh/injector"
@@ -397,4 +399,48 @@ func ctlDelete(t *testing.T, c client.Client, o client.Object) {
 func ctlJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// A pod this process's webhook just injected is not reconciled on its creation while
+// nothing the decision read has changed; after any change, after a restart (initial list)
+// and for another replica's pods it is.
+func TestNotJustInjected(t *testing.T) {
+	objs := seedCluster(t)
+	watched := injector.NewResolver(testInjector(), objs, injector.ResolverOptions{Watched: true})
+	d, pod, err := watched.Inject(t.Context(), seedPodObject(t), "pipy")
+	if err != nil || !d.Inject || d.Stamp == "" {
+		t.Fatalf("not injected with a stamp: %+v, %v", d, err)
+	}
+	pod.Namespace = "pipy"
+	other := injector.NewResolver(testInjector(), objs, injector.ResolverOptions{Watched: true})
+	created := func(r *injector.Resolver, initial bool) bool {
+		return notJustInjected(r).Create(event.CreateEvent{Object: pod, IsInInitialList: initial})
+	}
+	if created(watched, false) {
+		t.Errorf("the creation of a pod injected by an unchanged resolver is reconciled")
+	}
+	if !created(watched, true) {
+		t.Errorf("the initial list is not reconciled")
+	}
+	if !created(other, false) {
+		t.Errorf("another replica's pod is not reconciled")
+	}
+	watched.Changed(injector.InputOther)
+	if !created(watched, false) {
+		t.Errorf("a pod decided before a change is not reconciled")
+	}
+	unwatched := injector.NewResolver(testInjector(), objs, injector.ResolverOptions{})
+	if d, _ := unwatched.Decide(t.Context(), seedPodObject(t), "pipy", injector.ForAdmission); d.Stamp != "" || unwatched.Current(d.Stamp) {
+		t.Errorf("an unwatched resolver stamps its decisions: %q", d.Stamp)
+	}
+}
+
+// seedPodObject is seedPod decoded.
+func seedPodObject(t *testing.T) *corev1.Pod {
+	t.Helper()
+	var pod corev1.Pod
+	if err := yaml.Unmarshal([]byte(seedPod), &pod); err != nil {
+		t.Fatal(err)
+	}
+	return &pod
 }
