@@ -1,3 +1,7 @@
+// Package webhook wires corsmesh's control plane into one controller-runtime manager: the
+// admission handlers (package admit), the controllers that keep injected pods and policy
+// statuses current (package controllers), and the informers they all read through one
+// injector.Resolver (package informers).
 package webhook
 
 import (
@@ -13,10 +17,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -29,7 +31,10 @@ import (
 
 	"github.com/corsmesh/corsmesh/injector"
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
-	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
+	"github.com/corsmesh/corsmesh/webhook/admit"
+	"github.com/corsmesh/corsmesh/webhook/controllers"
+	"github.com/corsmesh/corsmesh/webhook/informers"
 )
 
 // Paths the webhook configurations point at.
@@ -73,23 +78,8 @@ type Options struct {
 type Server struct {
 	mgr      manager.Manager
 	Resolver *injector.Resolver
-	Cluster  *InformerCluster
-	Metrics  *Metrics
-}
-
-// Scheme returns the types the webhook reads and writes.
-func Scheme() (*runtime.Scheme, error) {
-	s := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	if err := configv1alpha2.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	return s, nil
+	Cluster  *informers.InformerCluster
+	Metrics  *admit.Metrics
 }
 
 // New builds a Server against the API server of cfg. Start runs it.
@@ -98,7 +88,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		opts.Registerer = crmetrics.Registry
 	}
 	log := opts.Log
-	scheme, err := Scheme()
+	scheme, err := kubecluster.Scheme()
 	if err != nil {
 		return nil, fmt.Errorf("building scheme: %w", err)
 	}
@@ -130,7 +120,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 			// Managed fields are a large part of every object and nothing here reads them.
 			DefaultTransform: cache.TransformStripManagedFields(),
 			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: {Transform: slimPod},
+				&corev1.Pod{}: {Transform: controllers.SlimPod},
 				// The one MeshConfig read is in the webhook's namespace, where its Role lets
 				// it read MeshConfigs.
 				&configv1alpha2.MeshConfig{}: {Namespaces: map[string]cache.Config{opts.Injector.OwnNamespace: {}}},
@@ -145,11 +135,11 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	hookServer = mgr.GetWebhookServer()
 	// Getting the informers now starts them with the manager rather than at the first
 	// admission, which would otherwise wait for a full list of every Service.
-	resolver, cluster, err := NewResolver(ctx, mgr.GetCache(), mgr.GetAPIReader(), injector.New(opts.Injector))
+	resolver, cluster, err := informers.NewResolver(ctx, mgr.GetCache(), mgr.GetAPIReader(), injector.New(opts.Injector))
 	if err != nil {
 		return nil, err
 	}
-	metrics, err := NewMetrics(opts.Registerer)
+	metrics, err := admit.NewMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
@@ -159,10 +149,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Cluster:  cluster,
 		Metrics:  metrics,
 	}
-	hookServer.Register(PathMutatePods, newAdmissionHandler(&PodMutator{
+	hookServer.Register(PathMutatePods, admit.NewHandler(&admit.PodMutator{
 		Resolver: resolver, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
 	}, metrics, log.WithName("mutate-pods")))
-	hookServer.Register(PathValidatePolicies, newAdmissionHandler(&PolicyValidator{
+	hookServer.Register(PathValidatePolicies, admit.NewHandler(&admit.PolicyValidator{
 		Resolver: resolver, Log: log.WithName("validate-policies"),
 	}, metrics, log.WithName("validate-policies")))
 
@@ -178,7 +168,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := SetupControllers(ctx, mgr, resolver, log); err != nil {
+	if err := controllers.Setup(ctx, mgr, resolver, log); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return s, nil

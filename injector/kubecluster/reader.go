@@ -11,7 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
@@ -86,6 +88,22 @@ func getOrNil[T any, PT interface {
 		return nil, fmt.Errorf("getting %T %s: %w", obj, key, err)
 	}
 	return obj, nil
+}
+
+// Scheme returns the types corsmesh reads and writes: Kubernetes' own, the plugin
+// resources and osm-edge's MeshConfig.
+func Scheme() (*runtime.Scheme, error) {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	if err := configv1alpha2.AddToScheme(s); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func pointers[T any](items []T) []*T {

@@ -49,7 +49,7 @@ import (
 	cmscheme "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned/scheme"
 
 	"github.com/corsmesh/corsmesh/injector"
-	"github.com/corsmesh/corsmesh/webhook"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
 )
 
 // Defaults of Options.
@@ -273,7 +273,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 }
 
 func newScheme() (*runtime.Scheme, error) {
-	scheme, err := webhook.Scheme()
+	scheme, err := kubecluster.Scheme()
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@
 // mode, and checks with the API server's and the webhooks' own counters that each
 // namespace reached exactly the webhooks it should.
 //
-// Unless --handler-bench=false it first runs `go test ./webhook -bench BenchmarkAdmission`
+// Unless --handler-bench=false it first runs `go test ./webhook/admit -bench BenchmarkAdmission`
 // (the handler alone). The report goes to hack/bench/results/webhook-<date>.md (and a raw
 // .tsv of every latency) and to stdout. --webhook-bin runs another build of the webhook (a
 // prototype) under the same conditions.
@@ -135,7 +135,7 @@ func main() {
 	flag.IntVar(&o.chains, "chains", 1000, "PluginChains in the cluster (the bench's own plus chains-1 selecting nothing)")
 	flag.IntVar(&o.batch, "batch", 50, "pods per mode per round")
 	flag.IntVar(&o.warmup, "warmup", 20, "unmeasured pods per mode before the rounds")
-	flag.BoolVar(&o.handlerBench, "handler-bench", true, "run go test -bench BenchmarkAdmission ./webhook first and report it")
+	flag.BoolVar(&o.handlerBench, "handler-bench", true, "run go test -bench BenchmarkAdmission ./webhook/admit first and report it")
 	flag.StringVar(&o.benchtime, "benchtime", "1s", "-benchtime of the handler benchmark")
 	flag.IntVar(&o.benchcount, "benchcount", 3, "-count of the handler benchmark")
 	flag.BoolVar(&o.inProcess, "in-process", false, "measure the sandbox's in-process webhook instead of the corsmesh-webhook binary (memory from runtime.ReadMemStats)")
@@ -1476,7 +1476,7 @@ type benchRow struct {
 }
 
 func runHandlerBench(ctx context.Context, root string, o options) (*handlerResult, error) {
-	args := []string{"test", "./webhook", "-run", "^$", "-bench", "^BenchmarkAdmission$", "-benchmem", "-benchtime", o.benchtime, "-count", strconv.Itoa(o.benchcount)}
+	args := []string{"test", "./webhook/admit", "-run", "^$", "-bench", "^BenchmarkAdmission$", "-benchmem", "-benchtime", o.benchtime, "-count", strconv.Itoa(o.benchcount)}
 	logf("go %s", strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
@@ -1582,7 +1582,7 @@ func (r *report) write(dir string) error {
 	if h := r.handler; h != nil {
 		p("## Admission handler alone (`BenchmarkAdmission`)")
 		p("")
-		p("`%s`: `reviewHandler.ServeHTTP` through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *informers* is what corsmesh-webhook admits through (webhook.InformerCluster: the shared informers' indexes, no copy, the PluginChain list kept between changes) over a real controller-runtime cache fed from memory; *cache* reads that cache through its client.Reader (each List copies every item); *objects* scans in-memory lists; *fakeclient* JSON-copies every List (see webhook/bench_test.go).", h.command, o.benchcount)
+		p("`%s`: the admission handler (admit.NewHandler: controller-runtime's admission.Webhook) through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *informers* is what corsmesh-webhook admits through (a watched injector.Resolver over informers.InformerCluster: the shared informers' indexes, no copy, the compiled PluginChains kept between changes) over a real controller-runtime cache fed from memory; *objects* scans in-memory lists (see webhook/admit/bench_test.go).", h.command, o.benchcount)
 		p("")
 		p("| cluster | ns/op | p50 µs | p99 µs | B/op | allocs/op |")
 		p("| --- | --- | --- | --- | --- | --- |")

@@ -1,4 +1,4 @@
-package webhook
+package controllers
 
 import (
 	"context"
@@ -23,6 +23,7 @@ import (
 	"github.com/corsmesh/corsmesh/injector"
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 )
 
 func TestProxyConfig(t *testing.T) {
@@ -405,14 +406,14 @@ func ctlJSON(v any) string {
 // nothing the decision read has changed; after any change, after a restart (initial list)
 // and for another replica's pods it is.
 func TestNotJustInjected(t *testing.T) {
-	objs := seedCluster(t)
-	watched := injector.NewResolver(testInjector(), objs, injector.ResolverOptions{Watched: true})
+	objs := webhooktest.SeedCluster(t)
+	watched := injector.NewResolver(webhooktest.Injector(), objs, injector.ResolverOptions{Watched: true})
 	d, pod, err := watched.Inject(t.Context(), seedPodObject(t), "pipy")
 	if err != nil || !d.Inject || d.Stamp == "" {
 		t.Fatalf("not injected with a stamp: %+v, %v", d, err)
 	}
 	pod.Namespace = "pipy"
-	other := injector.NewResolver(testInjector(), objs, injector.ResolverOptions{Watched: true})
+	other := injector.NewResolver(webhooktest.Injector(), objs, injector.ResolverOptions{Watched: true})
 	created := func(r *injector.Resolver, initial bool) bool {
 		return notJustInjected(r).Create(event.CreateEvent{Object: pod, IsInInitialList: initial})
 	}
@@ -429,17 +430,17 @@ func TestNotJustInjected(t *testing.T) {
 	if !created(watched, false) {
 		t.Errorf("a pod decided before a change is not reconciled")
 	}
-	unwatched := injector.NewResolver(testInjector(), objs, injector.ResolverOptions{})
+	unwatched := injector.NewResolver(webhooktest.Injector(), objs, injector.ResolverOptions{})
 	if d, _ := unwatched.Decide(t.Context(), seedPodObject(t), "pipy", injector.ForAdmission); d.Stamp != "" || unwatched.Current(d.Stamp) {
 		t.Errorf("an unwatched resolver stamps its decisions: %q", d.Stamp)
 	}
 }
 
-// seedPodObject is seedPod decoded.
+// seedPodObject is webhooktest.SeedPod decoded.
 func seedPodObject(t *testing.T) *corev1.Pod {
 	t.Helper()
 	var pod corev1.Pod
-	if err := yaml.Unmarshal([]byte(seedPod), &pod); err != nil {
+	if err := yaml.Unmarshal([]byte(webhooktest.SeedPod), &pod); err != nil {
 		t.Fatal(err)
 	}
 	return &pod

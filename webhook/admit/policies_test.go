@@ -1,12 +1,14 @@
-package webhook
+package admit
 
 import (
 	"strings"
 	"testing"
+
+	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 )
 
 func TestValidatePolicies(t *testing.T) {
-	_, validate, _ := newTestHandlers(t, seedCluster(t))
+	_, validate, _ := newTestHandlers(t, webhooktest.SeedCluster(t))
 	tests := []struct {
 		name     string
 		kind     string

@@ -1,4 +1,4 @@
-package webhook
+package admit
 
 import (
 	"context"
@@ -32,7 +32,8 @@ type admissionHandler struct {
 // reachedKey marks, in a request's context, whether the request reached the handler.
 type reachedKey struct{}
 
-func newAdmissionHandler(h admission.Handler, metrics *Metrics, log logr.Logger) *admissionHandler {
+// NewHandler serves h, counting malformed requests and panics in metrics.
+func NewHandler(h admission.Handler, metrics *Metrics, log logr.Logger) *admissionHandler {
 	return &admissionHandler{metrics: metrics, log: log, hook: &admission.Webhook{
 		// The handlers log with the request's names themselves; the default constructor's
 		// per-request logger was a tenth of an admission's allocations.

@@ -1,9 +1,10 @@
-package webhook
+package controllers
 
 import (
 	"testing"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,7 +46,7 @@ func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 			ContainerStatuses: []corev1.ContainerStatus{{Name: "pipy", Ready: true}},
 		},
 	}
-	got, err := slimPod(full.DeepCopy())
+	got, err := SlimPod(full.DeepCopy())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +69,8 @@ func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 	}
 
 	// The injector decides the same for the slim pod as for the full one.
-	cluster := seedCluster(t)
-	r := injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{})
+	cluster := webhooktest.SeedCluster(t)
+	r := injector.NewResolver(webhooktest.Injector(), cluster, injector.ResolverOptions{})
 	for name, p := range map[string]*corev1.Pod{"full": full, "slim": got.(*corev1.Pod)} {
 		p = p.DeepCopy()
 		p.Annotations, p.Labels = nil, map[string]string{"app": "pipy-ok", "version": "v1"}
@@ -82,7 +83,7 @@ func TestSlimPodKeepsWhatIsRead(t *testing.T) {
 
 	// Anything else (a tombstone) passes unchanged.
 	tomb := toolscache.DeletedFinalStateUnknown{Key: "pipy/gone"}
-	if out, _ := slimPod(tomb); out != any(tomb) {
+	if out, _ := SlimPod(tomb); out != any(tomb) {
 		t.Errorf("a tombstone was changed")
 	}
 }

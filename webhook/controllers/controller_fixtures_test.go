@@ -1,4 +1,4 @@
-package webhook
+package controllers
 
 import (
 	"context"
@@ -41,7 +41,7 @@ type ctlSeed struct {
 func ctlLoadSeed(t *testing.T) *ctlSeed {
 	t.Helper()
 	s := &ctlSeed{objs: &injector.Objects{}}
-	dir := filepath.Join("..", "injector", "testdata", "inject")
+	dir := filepath.Join("..", "..", "injector", "testdata", "inject")
 	docs, err := manifest.ReadFiles(filepath.Join(dir, "_cluster.yaml"), filepath.Join(dir, "seed-pipy-ok-v1.yaml"), filepath.Join(dir, "seed-pipy-ok-v2.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func (w *ctlWrites) total() int { return w.get("") }
 // counting writes.
 func ctlClient(t *testing.T, objs ...client.Object) (client.WithWatch, *ctlWrites) {
 	t.Helper()
-	scheme, err := Scheme()
+	scheme, err := kubecluster.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}

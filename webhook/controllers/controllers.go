@@ -1,4 +1,7 @@
-package webhook
+// Package controllers keeps what runs current with the policy: config sync patches injected
+// pods, the status controllers write PluginChain and PluginConfig conditions, all from the
+// injector.Resolver the webhook admits with.
+package controllers
 
 import (
 	"context"
@@ -47,8 +50,8 @@ func isInjected(o client.Object) bool {
 // are "corsmesh-webhook"), so `kubectl events` tells them apart.
 const controllerRecorder = "corsmesh-controller"
 
-// SetupControllers registers the controllers with the manager.
-func SetupControllers(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, log logr.Logger) error {
+// Setup registers the controllers with the manager.
+func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, log logr.Logger) error {
 	// The index must exist before the cache starts, which is after this returns.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodInjected, indexInjectedPod); err != nil {
 		return fmt.Errorf("indexing injected pods: %w", err)

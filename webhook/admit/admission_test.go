@@ -1,4 +1,4 @@
-package webhook
+package admit
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,28 +20,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsmesh/corsmesh/injector"
-	"github.com/corsmesh/corsmesh/injector/manifest"
+	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 )
-
-// seedCluster is the seed guide's cluster, from the injector's golden test data.
-func seedCluster(t testing.TB) *injector.Objects {
-	t.Helper()
-	docs, err := manifest.ReadFiles(filepath.Join("..", "injector", "testdata", "inject", "_cluster.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs := &injector.Objects{}
-	if err := manifest.AddObjects(objs, docs); err != nil {
-		t.Fatal(err)
-	}
-	return objs
-}
-
-func testInjector() *injector.Injector {
-	o := injector.DefaultOptions()
-	o.ProxyImage, o.InitImage = "corsproxy:test", "corsproxy-init:test"
-	return injector.New(o)
-}
 
 // newTestHandlers returns the two webhooks' HTTP handlers over an in-memory cluster.
 func newTestHandlers(t *testing.T, cluster injector.Cluster) (mutate, validate http.Handler, m *Metrics) {
@@ -51,9 +30,9 @@ func newTestHandlers(t *testing.T, cluster injector.Cluster) (mutate, validate h
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{})
-	mutate = newAdmissionHandler(&PodMutator{Resolver: r, Metrics: m, Log: logr.Discard()}, m, logr.Discard())
-	validate = newAdmissionHandler(&PolicyValidator{Resolver: r, Log: logr.Discard()}, m, logr.Discard())
+	r := injector.NewResolver(webhooktest.Injector(), cluster, injector.ResolverOptions{})
+	mutate = NewHandler(&PodMutator{Resolver: r, Metrics: m, Log: logr.Discard()}, m, logr.Discard())
+	validate = NewHandler(&PolicyValidator{Resolver: r, Log: logr.Discard()}, m, logr.Discard())
 	return mutate, validate, m
 }
 
@@ -100,27 +79,9 @@ func post(t *testing.T, h http.Handler, body []byte, contentType string) (*httpt
 	return rec, &out
 }
 
-const seedPod = `
-apiVersion: v1
-kind: Pod
-metadata:
-  generateName: pipy-ok-v1-5d8f7c9b7d-
-  namespace: pipy
-  labels: {app: pipy-ok, version: v1, pod-template-hash: 5d8f7c9b7d}
-  ownerReferences:
-  - {apiVersion: apps/v1, kind: ReplicaSet, name: pipy-ok-v1-5d8f7c9b7d, uid: 0a1b2c3d-0000-4000-8000-000000000002, controller: true}
-spec:
-  serviceAccountName: pipy-ok-v1
-  containers:
-  - name: pipy
-    image: flomesh/pipy:latest
-    command: [pipy, -e, "pipy().listen(8080).serveHTTP(new Message('Hi, I am PIPY-OK v1!'))"]
-    ports: [{name: pipy, containerPort: 8080}]
-`
-
 func TestMutatePodReview(t *testing.T) {
-	mutate, _, metrics := newTestHandlers(t, seedCluster(t))
-	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	mutate, _, metrics := newTestHandlers(t, webhooktest.SeedCluster(t))
+	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", webhooktest.SeedPod), "application/json")
 	if review == nil {
 		t.Fatal("no review")
 	}
@@ -150,7 +111,7 @@ func TestMutatePodReview(t *testing.T) {
 
 	// Applied to the object the review carried, as the API server does, the patch gives
 	// the app's container after ours and the policy's annotation.
-	obj, err := yaml.YAMLToJSON([]byte(seedPod))
+	obj, err := yaml.YAMLToJSON([]byte(webhooktest.SeedPod))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +151,8 @@ func TestBadProxyAnnotationIsRejected(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.annotation+"="+tc.value, func(t *testing.T) {
-			mutate, _, metrics := newTestHandlers(t, seedCluster(t))
-			pod := strings.Replace(seedPod, "  labels:", "  annotations: {"+tc.annotation+": \""+tc.value+"\"}\n  labels:", 1)
+			mutate, _, metrics := newTestHandlers(t, webhooktest.SeedCluster(t))
+			pod := strings.Replace(webhooktest.SeedPod, "  labels:", "  annotations: {"+tc.annotation+": \""+tc.value+"\"}\n  labels:", 1)
 			_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", pod), "application/json")
 			if review == nil {
 				t.Fatal("no review")
@@ -208,10 +169,10 @@ func TestBadProxyAnnotationIsRejected(t *testing.T) {
 }
 
 func TestSkippedPodGetsWarning(t *testing.T) {
-	cluster := seedCluster(t)
+	cluster := webhooktest.SeedCluster(t)
 	cluster.Namespaces[0].Labels[injector.LabelPodSecurityEnforce] = "restricted"
 	mutate, _, metrics := newTestHandlers(t, cluster)
-	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", webhooktest.SeedPod), "application/json")
 	resp := review.Response
 	if !resp.Allowed || resp.Patch != nil {
 		t.Fatalf("allowed=%v patch=%s: a skipped pod is admitted unchanged", resp.Allowed, resp.Patch)
@@ -227,10 +188,10 @@ func TestSkippedPodGetsWarning(t *testing.T) {
 // While osm-edge's plugin-policy switch is off, a pod the chain selects is admitted
 // unchanged with a warning saying how to turn it on, and counted.
 func TestPluginPolicyOffPodGetsWarning(t *testing.T) {
-	cluster := seedCluster(t)
+	cluster := webhooktest.SeedCluster(t)
 	cluster.MeshConfigs[0].Spec.FeatureFlags.EnablePluginPolicy = false
 	mutate, _, metrics := newTestHandlers(t, cluster)
-	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	_, review := post(t, mutate, reviewFor(t, "Pod", "", "pipy", webhooktest.SeedPod), "application/json")
 	resp := review.Response
 	if !resp.Allowed || resp.Patch != nil {
 		t.Fatalf("allowed=%v patch=%s: with plugin policy off a pod is admitted unchanged", resp.Allowed, resp.Patch)
@@ -244,8 +205,8 @@ func TestPluginPolicyOffPodGetsWarning(t *testing.T) {
 }
 
 func TestMalformedReviewsGet4xx(t *testing.T) {
-	mutate, _, metrics := newTestHandlers(t, seedCluster(t))
-	valid := reviewFor(t, "Pod", "", "pipy", seedPod)
+	mutate, _, metrics := newTestHandlers(t, webhooktest.SeedCluster(t))
+	valid := reviewFor(t, "Pod", "", "pipy", webhooktest.SeedPod)
 	tests := []struct {
 		name        string
 		method      string
@@ -283,7 +244,7 @@ func TestMalformedReviewsGet4xx(t *testing.T) {
 // A review whose object is not a pod the handler can decode is answered inside the review
 // (the API server sent it) with a 400 result, and never panics.
 func TestUndecodablePodIsRejectedInReview(t *testing.T) {
-	mutate, _, _ := newTestHandlers(t, seedCluster(t))
+	mutate, _, _ := newTestHandlers(t, webhooktest.SeedCluster(t))
 	body := []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"pipy","object":{"spec":{"containers":"not-a-list"}}}}`)
 	_, review := post(t, mutate, body, "application/json")
 	if review == nil || review.Response.Allowed || review.Response.Result.Code != 400 {
@@ -293,12 +254,12 @@ func TestUndecodablePodIsRejectedInReview(t *testing.T) {
 
 func TestHandlerPanicBecomes500(t *testing.T) {
 	m, _ := NewMetrics(prometheus.NewRegistry())
-	h := newAdmissionHandler(admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
+	h := NewHandler(admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {
 		var pod *corev1.Pod
 		_ = pod.Name // nil dereference
 		return admission.Allowed("")
 	}), m, logr.Discard())
-	_, review := post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+	_, review := post(t, h, reviewFor(t, "Pod", "", "pipy", webhooktest.SeedPod), "application/json")
 	if review == nil || review.Response.Allowed || review.Response.Result.Code != 500 {
 		t.Fatalf("want a 500 result, got %+v", review)
 	}
@@ -319,16 +280,16 @@ func TestAdmissionEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cluster := seedCluster(t)
+			cluster := webhooktest.SeedCluster(t)
 			if tt.cluster != nil {
 				tt.cluster(cluster)
 			}
 			m, _ := NewMetrics(prometheus.NewRegistry())
 			recorder := events.NewFakeRecorder(10)
-			h := newAdmissionHandler(&PodMutator{
-				Resolver: injector.NewResolver(testInjector(), cluster, injector.ResolverOptions{}), Events: recorder, Metrics: m, Log: logr.Discard(),
+			h := NewHandler(&PodMutator{
+				Resolver: injector.NewResolver(webhooktest.Injector(), cluster, injector.ResolverOptions{}), Events: recorder, Metrics: m, Log: logr.Discard(),
 			}, m, logr.Discard())
-			post(t, h, reviewFor(t, "Pod", "", "pipy", seedPod), "application/json")
+			post(t, h, reviewFor(t, "Pod", "", "pipy", webhooktest.SeedPod), "application/json")
 			select {
 			case got := <-recorder.Events:
 				if !strings.HasPrefix(got, tt.want) {

@@ -1,10 +1,9 @@
-package webhook
+package admit
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,18 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/corsmesh/corsmesh/injector"
-	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
-	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/injector/injectortest"
+	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 )
 
 // benchReviewFile is an AdmissionReview the API server sent for the seed's pipy-ok-v1 pod
@@ -38,7 +29,7 @@ import (
 // its ServiceAccount token volume, tolerations and managedFields), captured by
 // `go -C hack/bench/webhook run . --pods 0 --services 0 --chains 1 --handler-bench=false
 // --capture-review <file>`.
-var benchReviewFile = filepath.Join("..", "hack", "bench", "webhook", "testdata", "pipy-ok-v1.admissionreview.json")
+var benchReviewFile = filepath.Join("..", "..", "hack", "bench", "webhook", "testdata", "pipy-ok-v1.admissionreview.json")
 
 // benchCluster is the seed's cluster (injector/testdata/inject/_cluster.yaml) grown as in
 // injector's BenchmarkInject (injectortest.Grow): chains PluginChains (only the seed's
@@ -46,114 +37,10 @@ var benchReviewFile = filepath.Join("..", "hack", "bench", "webhook", "testdata"
 // (services/100) besides the seed's three.
 func benchCluster(tb testing.TB, chains, services int) *injector.Objects {
 	tb.Helper()
-	objs := seedCluster(tb)
+	objs := webhooktest.SeedCluster(tb)
 	injectortest.Grow(objs, chains, services)
 	return objs
 }
-
-// informerResolver is what the webhook admits with: a watched Resolver over
-// InformerCluster, over a real controller-runtime cache fed from memory.
-func informerResolver(tb testing.TB, objs *injector.Objects) *injector.Resolver {
-	_, r := memoryCache(tb, objs)
-	return r
-}
-
-// memoryCache builds and syncs the in-memory informer cache, with the InformerCluster
-// over it (its indexer must be added before the informers start).
-func memoryCache(tb testing.TB, objs *injector.Objects) (cache.Cache, *injector.Resolver) {
-	tb.Helper()
-	return memoryCacheWith(tb, objs, nil)
-}
-
-// memoryCacheWith is memoryCache with some kinds' objects from the given sources (by kind,
-// "PluginChain" say), which tests change while the informers run.
-func memoryCacheWith(tb testing.TB, objs *injector.Objects, sources map[string]toolscache.ListerWatcher) (cache.Cache, *injector.Resolver) {
-	tb.Helper()
-	scheme, err := Scheme()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	mapper := meta.NewDefaultRESTMapper(nil)
-	mapper.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
-	mapper.Add(corev1.SchemeGroupVersion.WithKind("Service"), meta.RESTScopeNamespace)
-	mapper.Add(v1alpha1.GroupVersion.WithKind("Plugin"), meta.RESTScopeRoot)
-	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginChain"), meta.RESTScopeNamespace)
-	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginConfig"), meta.RESTScopeNamespace)
-	mapper.Add(configv1alpha2.GroupVersion.WithKind("MeshConfig"), meta.RESTScopeNamespace)
-
-	lists := map[string]runtime.Object{
-		"Namespace":    &corev1.NamespaceList{Items: values(objs.Namespaces)},
-		"Service":      &corev1.ServiceList{Items: values(objs.ServiceList)},
-		"Plugin":       &v1alpha1.PluginList{Items: values(objs.Plugins)},
-		"PluginChain":  &v1alpha1.PluginChainList{Items: values(objs.Chains)},
-		"PluginConfig": &v1alpha1.PluginConfigList{Items: values(objs.Configs)},
-		"MeshConfig":   &configv1alpha2.MeshConfigList{Items: values(objs.MeshConfigs)},
-	}
-	c, err := cache.New(&rest.Config{Host: "http://127.0.0.1:1"}, cache.Options{
-		Scheme:           scheme,
-		Mapper:           mapper,
-		DefaultTransform: cache.TransformStripManagedFields(),
-		NewInformer: func(_ toolscache.ListerWatcher, obj runtime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
-			kind := strings.TrimPrefix(fmt.Sprintf("%T", obj), "*")
-			kind = kind[strings.LastIndex(kind, ".")+1:]
-			if src, ok := sources[kind]; ok {
-				return toolscache.NewSharedIndexInformer(src, obj, resync, indexers)
-			}
-			list, ok := lists[kind]
-			if !ok {
-				tb.Fatalf("no objects for an informer of %T", obj)
-			}
-			return toolscache.NewSharedIndexInformer(memoryListWatch{list}, obj, resync, indexers)
-		},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	tb.Cleanup(cancel)
-	r, _, err := NewResolver(ctx, c, nil, injector.New(injector.DefaultOptions()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = c.Start(ctx) }()
-	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
-	defer syncCancel()
-	if !c.WaitForCacheSync(syncCtx) {
-		tb.Fatal("informer cache did not sync")
-	}
-	return c, r
-}
-
-func values[T any](ptrs []*T) []T {
-	out := make([]T, len(ptrs))
-	for i, p := range ptrs {
-		out[i] = *p
-	}
-	return out
-}
-
-// memoryListWatch lists a fixed list and then watches forever without events.
-type memoryListWatch struct{ list runtime.Object }
-
-func (l memoryListWatch) List(metav1.ListOptions) (runtime.Object, error) {
-	out := l.list.DeepCopyObject()
-	lm, err := meta.ListAccessor(out)
-	if err != nil {
-		return nil, err
-	}
-	lm.SetResourceVersion("1000000")
-	return out, nil
-}
-
-func (l memoryListWatch) Watch(o metav1.ListOptions) (watch.Interface, error) {
-	if o.SendInitialEvents != nil && *o.SendInitialEvents {
-		return nil, errors.New("watch-list not supported") // the reflector falls back to List
-	}
-	return watch.NewFake(), nil
-}
-
-// IsWatchListSemanticsUnSupported tells client-go's reflector to List, not watch-list.
-func (memoryListWatch) IsWatchListSemanticsUnSupported() bool { return true }
 
 // loadBenchReview reads the captured AdmissionReview and checks it is the seed's pod.
 func loadBenchReview(tb testing.TB) []byte {
@@ -197,7 +84,7 @@ func BenchmarkAdmission(b *testing.B) {
 		{"objects", func(_ testing.TB, o *injector.Objects) *injector.Resolver {
 			return injector.NewResolver(injector.New(injector.DefaultOptions()), o, injector.ResolverOptions{})
 		}},
-		{"informers", informerResolver},
+		{"informers", webhooktest.InformerResolver},
 	} {
 		b.Run(fmt.Sprintf("cluster=%s/chains=%d/services=%d", variant.name, chains, services), func(b *testing.B) {
 			resolver := variant.resolver(b, benchCluster(b, chains, services))
@@ -205,7 +92,7 @@ func BenchmarkAdmission(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := newAdmissionHandler(&PodMutator{
+			h := NewHandler(&PodMutator{
 				Resolver: resolver, Metrics: m, Log: logr.Discard(),
 			}, m, logr.Discard())
 			checkInjected(b, serve(h, body))
@@ -229,7 +116,7 @@ func BenchmarkAdmission(b *testing.B) {
 }
 
 func serve(h http.Handler, body []byte) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, PathMutatePods, bytes.NewReader(body))
+	req := httptest.NewRequest(http.MethodPost, "/mutate-pods", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -263,7 +150,7 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func TestBenchClusters(t *testing.T) {
 	objs := benchCluster(t, 3, 300)
 	ctx := context.Background()
-	c := informerResolver(t, objs).Cluster()
+	c := webhooktest.InformerResolver(t, objs).Cluster()
 	a, err := c.Services(ctx, "pipy")
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package webhook
+package informers_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	fcache "k8s.io/client-go/tools/cache/testing"
 
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 )
 
 // The Resolver's compiled chain list, which admission walks, is kept, compiled, between changes; every add, update and
@@ -28,8 +29,8 @@ func TestResolverChainsFollowTheInformer(t *testing.T) {
 		}
 	}
 	src.Add(chain("a", "1", "a"))
-	_, r := memoryCacheWith(t, seedCluster(t), map[string]toolscache.ListerWatcher{"PluginChain": src})
-	ic := r.Cluster().(*InformerCluster)
+	_, r := webhooktest.MemoryCache(t, webhooktest.SeedCluster(t), map[string]toolscache.ListerWatcher{"PluginChain": src})
+	ic := r.Cluster()
 	ctx := context.Background()
 
 	// expect waits for the informer's store to hold want, then reads the list at once: it
@@ -48,7 +49,7 @@ func TestResolverChainsFollowTheInformer(t *testing.T) {
 		// A tight loop rather than a poll: the list is read the moment the store changes.
 		var stored []string
 		for deadline := time.Now().Add(10 * time.Second); ; {
-			objs, err := typed[v1alpha1.PluginChain](ic.chains.List())
+			objs, err := ic.PluginChains(ctx) // the informer's store, as it is now
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package webhook
+package controllers
 
 import (
 	"context"
@@ -25,13 +25,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
 )
 
 // SetupControllers registers the pod index and the three controllers on a manager that is
 // never started (the REST mapping is static, so no API server is needed). Twice, as an
 // integration suite starting two webhook servers in one process would.
 func TestSetupControllers(t *testing.T) {
-	scheme, err := Scheme()
+	scheme, err := kubecluster.Scheme()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestSetupControllers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := SetupControllers(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), logr.Discard()); err != nil {
+		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
 	}

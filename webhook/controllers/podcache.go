@@ -1,11 +1,11 @@
-package webhook
+package controllers
 
 import (
 	corev1 "k8s.io/api/core/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 )
 
-// slimPod is the cache's transform for Pods: the controllers watch every pod of the
+// SlimPod is the cache's transform for Pods: the controllers watch every pod of the
 // cluster, and keep of each only what they and the injector read (metadata, the
 // containers' names, ports and restart policies, hostNetwork, the phase and conditions).
 // An injected pod is about three times smaller that way; the rest (commands, environment,
@@ -13,7 +13,7 @@ import (
 //
 // The controllers patch pods with merge patches computed between a cached pod and a copy
 // they changed, so what is dropped here never appears in a patch.
-func slimPod(obj any) (any, error) {
+func SlimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil // a tombstone: as it is
@@ -39,4 +39,4 @@ func slimContainers(cs []corev1.Container) {
 	}
 }
 
-var _ toolscache.TransformFunc = slimPod
+var _ toolscache.TransformFunc = SlimPod

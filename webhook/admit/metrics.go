@@ -1,7 +1,6 @@
-// Package webhook is corsmesh's Kubernetes plumbing: the admission server that calls the
-// injector, the informer-backed view of the cluster it reads, the controllers that keep
-// injected pods and policy statuses current, and their metrics and events.
-package webhook
+// Package admit is corsmesh's admission: the pod mutator and the policy validator, served
+// through controller-runtime's admission.Webhook, and their metrics.
+package admit
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
