@@ -81,6 +81,9 @@ func TestHelmOnNode(t *testing.T) {
 	rollout("pipy-ok-v1", "pipy-ok-v2")
 	kubectl("wait", "--for=condition=ready", "pod", "-l", "app=curl", "-n", "curl", "--timeout=4m")
 	before := injectedPods(t, ctx, c, proxyImage)
+	for name, p := range before {
+		t.Logf("pod %s runs %s (%s)", name, proxyImage, p.imageID)
+	}
 	if err := s.CheckGuideAnswers(ctx); err != nil {
 		t.Fatalf("the guide's checks after install: %v", err)
 	}
@@ -117,6 +120,7 @@ func TestHelmOnNode(t *testing.T) {
 	rollout("pipy-ok-v1", "pipy-ok-v2")
 	after := injectedPods(t, ctx, c, upgradedProxy)
 	for name, p := range after {
+		t.Logf("pod %s runs %s (%s)", name, upgradedProxy, p.imageID)
 		for _, old := range before {
 			if p.imageID == old.imageID {
 				t.Errorf("pod %s runs %s with the old proxy's image %s", name, upgradedProxy, p.imageID)
