@@ -48,11 +48,7 @@ func TestHelmOnNode(t *testing.T) {
 	ctl := buildCorsmeshctl(t, ctx, s.RepoRoot)
 	kubectl := func(args ...string) string {
 		t.Helper()
-		out, err := s.Kubectl(ctx, args...)
-		if err != nil {
-			t.Fatalf("%v%s", err, s.Diagnose())
-		}
-		return out
+		return s.MustKubectl(t, ctx, args...)
 	}
 	rollout := func(deployments ...string) {
 		t.Helper()

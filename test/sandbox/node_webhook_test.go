@@ -31,11 +31,7 @@ func TestNodeWebhookInCluster(t *testing.T) {
 	defer cancel()
 	kubectl := func(args ...string) string {
 		t.Helper()
-		out, err := s.Kubectl(ctx, args...)
-		if err != nil {
-			t.Fatalf("%v%s", err, s.Diagnose())
-		}
-		return out
+		return s.MustKubectl(t, ctx, args...)
 	}
 	if err := s.InstallInCluster(ctx, DefaultOverlay); err != nil {
 		t.Fatalf("%v%s", err, s.Diagnose())

@@ -33,6 +33,17 @@ func RequireServed(t testing.TB, s *Sandbox, refs ...string) {
 	}
 }
 
+// MustKubectl runs kubectl with args and returns its output, failing the test with what
+// Diagnose gathers if it fails.
+func (s *Sandbox) MustKubectl(t testing.TB, ctx context.Context, args ...string) string {
+	t.Helper()
+	out, err := s.Kubectl(ctx, args...)
+	if err != nil {
+		t.Fatalf("%v%s", err, s.Diagnose())
+	}
+	return out
+}
+
 // ForTest starts a sandbox for one test and stops it when the test ends. When the control
 // plane binaries are missing it skips the test, or fails it on CI (CI=true). opts.Log
 // defaults to t.Logf.
