@@ -50,11 +50,26 @@ func TestHelmOnNode(t *testing.T) {
 		t.Helper()
 		return s.MustKubectl(t, ctx, args...)
 	}
+	// rollout waits for the Deployments' new pods, then for their old ones to be gone: a
+	// terminating pod leaves the Service's endpoints at once, but kube-proxy's rules a
+	// moment later, and the guide's checks must reach the new ones only.
 	rollout := func(deployments ...string) {
 		t.Helper()
 		for _, d := range deployments {
 			kubectl("rollout", "status", "-n", "pipy", "deployment/"+d, "--timeout=4m")
 		}
+		eventually(t, ctx, 2*time.Minute, "the replaced pipy pods gone", func() error {
+			var pods corev1.PodList
+			if err := c.List(ctx, &pods, client.InNamespace("pipy"), client.MatchingLabels{"app": "pipy-ok"}); err != nil {
+				return err
+			}
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp != nil {
+					return fmt.Errorf("pod %s is terminating", p.Name)
+				}
+			}
+			return nil
+		})
 	}
 	phases := newStopwatch(t)
 	removeSandboxCRDs(t, ctx, c)
