@@ -167,10 +167,10 @@ func TestHelmOnNode(t *testing.T) {
 	if err := c.List(ctx, &pods, client.InNamespace("pipy"), client.MatchingLabels{"app": "pipy-ok", "version": "v1"}); err != nil {
 		t.Fatal(err)
 	}
+	if len(pods.Items) != 1 {
+		t.Fatalf("%d pipy-ok-v1 pods after its restart, want 1", len(pods.Items))
+	}
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
 		if _, injected := p.Annotations[injector.AnnotationStatus]; injected || len(p.Spec.InitContainers) != 0 || len(p.Spec.Containers) != 1 {
 			t.Errorf("pod %s created after the uninstall was changed: init containers %d, containers %d, annotations %v",
 				p.Name, len(p.Spec.InitContainers), len(p.Spec.Containers), p.Annotations)
