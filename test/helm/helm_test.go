@@ -1,9 +1,11 @@
 // Package helm installs, upgrades and uninstalls the Helm chart (manifests/charts/corsmesh)
 // with the real helm CLI (built by `make helm` from the version pinned in hack/release)
 // against a real API server, with cert-manager's real controllers issuing the webhook's
-// certificate and cainjector filling caBundle. No kubelet runs here, so the webhook's pods
-// never start: what is checked is what the chart leaves in the cluster at each step, and
-// what the API server does with the webhook configurations it installs.
+// certificate and cainjector filling caBundle. TestHelmInstallUpgradeUninstall runs no
+// kubelet, so the webhook's pods never start: it checks what the chart leaves in the
+// cluster at each step, and what the API server does with the webhook configurations it
+// installs. TestHelmOnNode runs the same on the sandbox's real node, with the guide's
+// workloads, through an upgrade of the proxy image.
 package helm
 
 import (
