@@ -7,11 +7,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/corsmesh/corsmesh/injector"
 	configv1alpha2 "github.com/corsmesh/corsmesh/injector/api/config/v1alpha2"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/injector/injectortest"
 )
 
 // statusCluster holds the Plugins cors-policy (CORS) and rate-limit, the Services pipy/a
@@ -30,17 +30,6 @@ func statusCluster(configs ...*v1alpha1.PluginConfig) *injector.Objects {
 	}
 }
 
-func pluginConfig(name, plugin, cfg string, created time.Time, services ...string) *v1alpha1.PluginConfig {
-	pc := &v1alpha1.PluginConfig{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name, CreationTimestamp: metav1.NewTime(created)},
-		Spec:       v1alpha1.PluginConfigSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(cfg)}},
-	}
-	for _, s := range services {
-		pc.Spec.DestinationRefs = append(pc.Spec.DestinationRefs, v1alpha1.DestinationRef{Kind: "Service", Name: s, Namespace: "pipy"})
-	}
-	return pc
-}
-
 func TestPluginConfigCondition(t *testing.T) {
 	valid := `{"allowOrigins":[{"exact":"http://a.example"}]}`
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -52,23 +41,23 @@ func TestPluginConfigCondition(t *testing.T) {
 		reason   string
 		mentions []string
 	}{
-		{"accepted", pluginConfig("c", "cors-policy", valid, t0, "a"), nil, true, v1alpha1.ReasonAccepted, []string{"Service pipy/a"}},
-		{"absent spec.config is the empty policy", pluginConfig("c", "cors-policy", "", t0, "a"), nil, true, v1alpha1.ReasonAccepted, nil},
-		{"plugin missing", pluginConfig("c", "cors-polcy", valid, t0, "a"), nil, false, v1alpha1.ReasonPluginNotFound, []string{`"cors-polcy"`}},
-		{"plugin not CORS", pluginConfig("c", "rate-limit", valid, t0, "a"), nil, false, v1alpha1.ReasonUnsupportedPlugin, []string{`"rate-limit"`}},
-		{"invalid config names the fields", pluginConfig("c", "cors-policy", `{"allowOrigins":[{"regex":"("}],"maxAge":"soon"}`, t0, "a"), nil,
+		{"accepted", injectortest.PluginConfig("c", "cors-policy", valid, t0, "a"), nil, true, v1alpha1.ReasonAccepted, []string{"Service pipy/a"}},
+		{"absent spec.config is the empty policy", injectortest.PluginConfig("c", "cors-policy", "", t0, "a"), nil, true, v1alpha1.ReasonAccepted, nil},
+		{"plugin missing", injectortest.PluginConfig("c", "cors-polcy", valid, t0, "a"), nil, false, v1alpha1.ReasonPluginNotFound, []string{`"cors-polcy"`}},
+		{"plugin not CORS", injectortest.PluginConfig("c", "rate-limit", valid, t0, "a"), nil, false, v1alpha1.ReasonUnsupportedPlugin, []string{`"rate-limit"`}},
+		{"invalid config names the fields", injectortest.PluginConfig("c", "cors-policy", `{"allowOrigins":[{"regex":"("}],"maxAge":"soon"}`, t0, "a"), nil,
 			false, v1alpha1.ReasonInvalid, []string{"spec.config.allowOrigins[0].regex", "spec.config.maxAge"}},
-		{"config not an object", pluginConfig("c", "cors-policy", `[1]`, t0, "a"), nil, false, v1alpha1.ReasonInvalid, []string{"spec.config"}},
-		{"no destination", pluginConfig("c", "cors-policy", valid, t0), nil, false, v1alpha1.ReasonInvalid, []string{"spec.destinationRefs"}},
-		{"a Service missing", pluginConfig("c", "cors-policy", valid, t0, "a", "nope"), nil,
+		{"config not an object", injectortest.PluginConfig("c", "cors-policy", `[1]`, t0, "a"), nil, false, v1alpha1.ReasonInvalid, []string{"spec.config"}},
+		{"no destination", injectortest.PluginConfig("c", "cors-policy", valid, t0), nil, false, v1alpha1.ReasonInvalid, []string{"spec.destinationRefs"}},
+		{"a Service missing", injectortest.PluginConfig("c", "cors-policy", valid, t0, "a", "nope"), nil,
 			false, v1alpha1.ReasonDestinationNotFound, []string{"Service pipy/nope not found", "applies to Service pipy/a"}},
-		{"conflict names the winners", pluginConfig("c", "cors-policy", valid, t0.Add(time.Hour), "a", "b"), []*v1alpha1.PluginConfig{
-			pluginConfig("older", "cors-policy", valid, t0, "a"), pluginConfig("old", "cors-policy", valid, t0.Add(time.Minute), "b"),
+		{"conflict names the winners", injectortest.PluginConfig("c", "cors-policy", valid, t0.Add(time.Hour), "a", "b"), []*v1alpha1.PluginConfig{
+			injectortest.PluginConfig("older", "cors-policy", valid, t0, "a"), injectortest.PluginConfig("old", "cors-policy", valid, t0.Add(time.Minute), "b"),
 		}, false, v1alpha1.ReasonConflict, []string{"PluginConfig pipy/older is older and in effect for Service pipy/a; PluginConfig pipy/old is older and in effect for Service pipy/b"}},
-		{"an older invalid or non-CORS one does not win", pluginConfig("c", "cors-policy", valid, t0.Add(time.Hour), "a"), []*v1alpha1.PluginConfig{
-			pluginConfig("broken", "cors-policy", `{"maxAge":"soon"}`, t0, "a"), pluginConfig("limits", "rate-limit", valid, t0, "a"),
+		{"an older invalid or non-CORS one does not win", injectortest.PluginConfig("c", "cors-policy", valid, t0.Add(time.Hour), "a"), []*v1alpha1.PluginConfig{
+			injectortest.PluginConfig("broken", "cors-policy", `{"maxAge":"soon"}`, t0, "a"), injectortest.PluginConfig("limits", "rate-limit", valid, t0, "a"),
 		}, true, v1alpha1.ReasonAccepted, nil},
-		{"same age: by name", pluginConfig("c", "cors-policy", valid, t0, "a"), []*v1alpha1.PluginConfig{pluginConfig("b", "cors-policy", valid, t0, "a")},
+		{"same age: by name", injectortest.PluginConfig("c", "cors-policy", valid, t0, "a"), []*v1alpha1.PluginConfig{injectortest.PluginConfig("b", "cors-policy", valid, t0, "a")},
 			false, v1alpha1.ReasonConflict, []string{"pipy/b is older"}},
 	}
 	for _, tt := range tests {
@@ -78,15 +67,7 @@ func TestPluginConfigCondition(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := s.Condition()
-			if got.Accepted != tt.accepted || got.Reason != tt.reason {
-				t.Errorf("condition = %+v, want accepted=%v %s", got, tt.accepted, tt.reason)
-			}
-			for _, m := range tt.mentions {
-				if !strings.Contains(got.Message, m) {
-					t.Errorf("message %q does not mention %q", got.Message, m)
-				}
-			}
+			checkCondition(t, s.Condition(), tt.accepted, tt.reason, tt.mentions)
 		})
 	}
 }
@@ -126,15 +107,19 @@ func TestChainCondition(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := s.Condition()
-			if got.Accepted != tt.accepted || got.Reason != tt.reason {
-				t.Errorf("condition = %+v, want accepted=%v %s", got, tt.accepted, tt.reason)
-			}
-			for _, m := range tt.mentions {
-				if !strings.Contains(got.Message, m) {
-					t.Errorf("message %q does not mention %q", got.Message, m)
-				}
-			}
+			checkCondition(t, s.Condition(), tt.accepted, tt.reason, tt.mentions)
 		})
+	}
+}
+
+func checkCondition(t *testing.T, got injector.Condition, accepted bool, reason string, mentions []string) {
+	t.Helper()
+	if got.Accepted != accepted || got.Reason != reason {
+		t.Errorf("condition = %+v, want accepted=%v %s", got, accepted, reason)
+	}
+	for _, m := range mentions {
+		if !strings.Contains(got.Message, m) {
+			t.Errorf("message %q does not mention %q", got.Message, m)
+		}
 	}
 }

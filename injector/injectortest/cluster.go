@@ -1,15 +1,18 @@
 // Package injectortest grows a cluster for the benchmarks of the injector and the webhook,
-// so both measure the same one.
+// so both measure the same one, and builds the policy objects their tests share.
 package injectortest
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 )
 
 // HomeNamespace holds every hundredth of the Services Grow adds: the seed's pod's namespace.
@@ -73,4 +76,17 @@ func Each(objs *injector.Objects, fn func(metav1.Object)) {
 	for _, o := range objs.MeshConfigs {
 		fn(o)
 	}
+}
+
+// PluginConfig is a PluginConfig of HomeNamespace configuring plugin with cfg (spec.config)
+// for the Services of HomeNamespace named, created at created.
+func PluginConfig(name, plugin, cfg string, created time.Time, services ...string) *v1alpha1.PluginConfig {
+	pc := &v1alpha1.PluginConfig{
+		ObjectMeta: metav1.ObjectMeta{Namespace: HomeNamespace, Name: name, Generation: 1, CreationTimestamp: metav1.NewTime(created)},
+		Spec:       v1alpha1.PluginConfigSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(cfg)}},
+	}
+	for _, s := range services {
+		pc.Spec.DestinationRefs = append(pc.Spec.DestinationRefs, v1alpha1.DestinationRef{Kind: v1alpha1.DestinationKindService, Name: s, Namespace: HomeNamespace})
+	}
+	return pc
 }

@@ -8,22 +8,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/injector/injectortest"
 )
-
-// ctlPluginConfig is a PluginConfig of the seed's namespace.
-func ctlPluginConfig(name, plugin, cfg string, created time.Time, services ...string) *v1alpha1.PluginConfig {
-	pc := &v1alpha1.PluginConfig{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name, Generation: 1, CreationTimestamp: metav1.NewTime(created)},
-		Spec:       v1alpha1.PluginConfigSpec{Plugin: plugin, Config: runtime.RawExtension{Raw: []byte(cfg)}},
-	}
-	for _, s := range services {
-		pc.Spec.DestinationRefs = append(pc.Spec.DestinationRefs, v1alpha1.DestinationRef{Kind: "Service", Name: s, Namespace: "pipy"})
-	}
-	return pc
-}
 
 // The reconciler against the seed cluster plus one PluginConfig per case.
 func TestPluginConfigReconcile(t *testing.T) {
@@ -36,13 +24,13 @@ func TestPluginConfigReconcile(t *testing.T) {
 		mentions string
 	}{
 		{"the seed's own", nil, v1alpha1.ReasonAccepted, "CORS policy in effect for Service pipy/pipy-ok"},
-		{"PluginNotFound", ctlPluginConfig("typo", "cors-polcy", valid, later, "pipy-ok-v1"), v1alpha1.ReasonPluginNotFound, `Plugin "cors-polcy" does not exist`},
-		{"UnsupportedPlugin", ctlPluginConfig("limits", "rate-limit", valid, later, "pipy-ok-v1"), v1alpha1.ReasonUnsupportedPlugin, `Plugin "rate-limit"`},
-		{"Invalid", ctlPluginConfig("bad", "cors-policy", `{"allowOrigins":[{"regex":"("}]}`, later, "pipy-ok-v1"), v1alpha1.ReasonInvalid, "spec.config.allowOrigins[0].regex: "},
-		{"DestinationNotFound", ctlPluginConfig("lost", "cors-policy", valid, later, "pipy-ok-v3"), v1alpha1.ReasonDestinationNotFound, "Service pipy/pipy-ok-v3 not found"},
-		{"Conflict: a newer one for the seed's Service", ctlPluginConfig("newer", "cors-policy", valid, later, "pipy-ok"), v1alpha1.ReasonConflict,
+		{"PluginNotFound", injectortest.PluginConfig("typo", "cors-polcy", valid, later, "pipy-ok-v1"), v1alpha1.ReasonPluginNotFound, `Plugin "cors-polcy" does not exist`},
+		{"UnsupportedPlugin", injectortest.PluginConfig("limits", "rate-limit", valid, later, "pipy-ok-v1"), v1alpha1.ReasonUnsupportedPlugin, `Plugin "rate-limit"`},
+		{"Invalid", injectortest.PluginConfig("bad", "cors-policy", `{"allowOrigins":[{"regex":"("}]}`, later, "pipy-ok-v1"), v1alpha1.ReasonInvalid, "spec.config.allowOrigins[0].regex: "},
+		{"DestinationNotFound", injectortest.PluginConfig("lost", "cors-policy", valid, later, "pipy-ok-v3"), v1alpha1.ReasonDestinationNotFound, "Service pipy/pipy-ok-v3 not found"},
+		{"Conflict: a newer one for the seed's Service", injectortest.PluginConfig("newer", "cors-policy", valid, later, "pipy-ok"), v1alpha1.ReasonConflict,
 			"PluginConfig pipy/cors-policy-config is older and in effect for Service pipy/pipy-ok"},
-		{"no conflict with an older invalid one", ctlPluginConfig("older-invalid", "cors-policy", `{"maxAge":"x"}`, ctlChainCreated.Add(-time.Hour), "pipy-ok"), v1alpha1.ReasonInvalid, "spec.config.maxAge"},
+		{"no conflict with an older invalid one", injectortest.PluginConfig("older-invalid", "cors-policy", `{"maxAge":"x"}`, ctlChainCreated.Add(-time.Hour), "pipy-ok"), v1alpha1.ReasonInvalid, "spec.config.maxAge"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,7 +76,7 @@ func TestPluginConfigReconcile(t *testing.T) {
 // the map function of the winner.
 func TestPluginConfigConflictResolves(t *testing.T) {
 	seed := ctlLoadSeed(t)
-	newer := ctlPluginConfig("newer", "cors-policy", `{}`, ctlChainCreated.Add(time.Hour), "pipy-ok")
+	newer := injectortest.PluginConfig("newer", "cors-policy", `{}`, ctlChainCreated.Add(time.Hour), "pipy-ok")
 	c, _ := ctlClient(t, append(seed.clientObjects(), newer)...)
 	r := &PluginConfigReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c)}
 	ctx := context.Background()
