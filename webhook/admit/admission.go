@@ -33,7 +33,7 @@ type admissionHandler struct {
 type reachedKey struct{}
 
 // NewHandler serves h, counting malformed requests and panics in metrics.
-func NewHandler(h admission.Handler, metrics *Metrics, log logr.Logger) *admissionHandler {
+func NewHandler(h admission.Handler, metrics *Metrics, log logr.Logger) http.Handler {
 	return &admissionHandler{metrics: metrics, log: log, hook: &admission.Webhook{
 		// The handlers log with the request's names themselves; the default constructor's
 		// per-request logger was a tenth of an admission's allocations.
