@@ -1,6 +1,7 @@
 // Package injector decides whether a pod gets the CORS sidecar and builds the mutated pod.
 // It is pure logic: what it knows of the cluster comes through the Cluster interface, which
-// the webhook backs with its informer cache and corsmeshctl with files.
+// the webhook backs with its informers and corsmeshctl with files and a client (package
+// kubecluster), and every policy answer comes from its Resolver.
 package injector
 
 import (
