@@ -188,7 +188,7 @@ func onLoopback(ctx context.Context, bin string, keep bool, why string) error {
 			return err
 		}
 		section(fmt.Sprintf("check %d: %s", i+1, c.Command))
-		say("--- the guide shows:\n%s--- corsmesh answers:\n%s", c.Expected, strings.ReplaceAll(got, "\r\n", "\n"))
+		say("    %s", indent(guide.SideBySide("the guide shows", c.Expected, "corsmesh answered (proxy on loopback)", got)))
 		if diffs := seedcheck.Compare(c.Expected, got); len(diffs) > 0 {
 			failed++
 			say("FAIL:\n  %s", strings.Join(diffs, "\n  "))

@@ -178,3 +178,15 @@ func TestNewShellRefusesMissingTools(t *testing.T) {
 		})
 	}
 }
+
+func TestSideBySide(t *testing.T) {
+	got := SideBySide("guide", "HTTP/1.1 200 OK\nlong-header: x\n", "answer", "HTTP/1.1 200 OK\r\nA: b\r\nC: d\r\n")
+	want := "guide           | answer\n" +
+		"-----           | ------\n" +
+		"HTTP/1.1 200 OK | HTTP/1.1 200 OK\n" +
+		"long-header: x  | A: b\n" +
+		"                | C: d\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

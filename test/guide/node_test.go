@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
 
@@ -39,17 +43,20 @@ func TestGuideVerbatimOnNode(t *testing.T) {
 	}
 	for _, c := range checks {
 		if len(c.Diffs) > 0 {
-			t.Errorf("the check at %s line %d:\n%s\ngot:\n%s%s", "the guide", c.Step.Line, strings.Join(c.Diffs, "\n"), c.Got, s.Diagnose())
+			t.Errorf("the check at line %d of the guide:\n%s\ngot:\n%s%s", c.Step.Line, strings.Join(c.Diffs, "\n"), c.Got, s.Diagnose())
 		}
 	}
 	// The pods that answered run on the node with the sidecar.
-	out, err := s.Kubectl(ctx, "get", "pods", "-n", "pipy", "-o", `jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.spec.nodeName} {.spec.initContainers[*].name}{"\n"}{end}`)
-	if err != nil {
+	var pods corev1.PodList
+	if err := s.Client.List(ctx, &pods, client.InNamespace("pipy")); err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if f := strings.Fields(line); len(f) < 4 || f[1] != "Running" || f[2] == "" || !strings.Contains(line, "corsproxy") {
-			t.Errorf("a pipy pod not Running on the node with the sidecar: %q", line)
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue // one from before the restart, on its way out
+		}
+		if p.Status.Phase != corev1.PodRunning || p.Spec.NodeName == "" || p.Annotations[injector.AnnotationStatus] == "" {
+			t.Errorf("pod %s: %s on node %q, status annotation %q: want Running on the node with the sidecar", p.Name, p.Status.Phase, p.Spec.NodeName, p.Annotations[injector.AnnotationStatus])
 		}
 	}
 }

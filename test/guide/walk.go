@@ -85,10 +85,21 @@ func (w *Walk) Run(ctx context.Context) ([]Check, error) {
 		}
 		w.say("\n==> the guide, step %d of %d: %q (%s:%d), verbatim:", i+1, len(steps), st.Heading, seedcheck.GuidePath, st.Line)
 		w.block(st.Script)
-		w.say("--> its output:")
-		out := &prefixWriter{w: w.Out, prefix: "    "}
+		// A check's output is shown once, beside the guide's (verdict).
+		var out io.Writer
+		var pw *prefixWriter
+		if !st.IsCheck() {
+			w.say("--> its output:")
+			pw = &prefixWriter{w: w.Out, prefix: "    "}
+			out = pw
+		}
 		got, err := w.runStep(ctx, sh, st, out)
-		out.Flush()
+		if pw != nil {
+			pw.Flush()
+		}
+		if err != nil && st.IsCheck() {
+			w.block(got)
+		}
 		if err != nil {
 			return checks, fmt.Errorf("the guide's step %d (%q, line %d): %w", i+1, st.Heading, st.Line, err)
 		}
@@ -131,15 +142,38 @@ func Compare(expected, got string) []string {
 }
 
 func (w *Walk) verdict(c Check) {
-	w.say("--> the guide shows:")
-	w.block(c.Step.Expected)
-	w.say("--> corsmesh answered:")
-	w.block(strings.ReplaceAll(c.Got, "\r\n", "\n"))
+	w.block(SideBySide("the guide shows", c.Step.Expected, "corsmesh answered", c.Got))
 	if len(c.Diffs) > 0 {
 		w.say("FAIL:\n    %s", strings.Join(c.Diffs, "\n    "))
 		return
 	}
 	w.say("PASS: the status line, every header the guide shows, and the body")
+}
+
+// SideBySide lays two texts out in two columns under their titles.
+func SideBySide(leftTitle, left, rightTitle, right string) string {
+	lines := func(s string) []string {
+		return strings.Split(strings.TrimRight(strings.ReplaceAll(s, "\r\n", "\n"), "\n"), "\n")
+	}
+	l := append([]string{leftTitle, strings.Repeat("-", len(leftTitle))}, lines(left)...)
+	r := append([]string{rightTitle, strings.Repeat("-", len(rightTitle))}, lines(right)...)
+	width := 0
+	for _, s := range l {
+		width = max(width, len(s))
+	}
+	var b strings.Builder
+	for i := range max(len(l), len(r)) {
+		var a, c string
+		if i < len(l) {
+			a = l[i]
+		}
+		if i < len(r) {
+			c = r[i]
+		}
+		b.WriteString(strings.TrimRight(fmt.Sprintf("%-*s | %s", width, a, c), " "))
+		b.WriteByte('\n')
+	}
+	return b.String()
 }
 
 // restartPodsWithoutSidecar is corsmesh's own step between the guide's PluginConfig and
