@@ -74,7 +74,7 @@ func run(ctx context.Context, bin string, keep bool) error {
 	if err := onNode(ctx, s, bin); err != nil {
 		return err
 	}
-	say("\n(make demo took %s)", time.Since(start).Round(time.Second))
+	say("\n(the demo took %s from starting the sandbox to the last check)", time.Since(start).Round(time.Second))
 	if keep {
 		waitForCtrlC(ctx, s)
 	}
