@@ -71,7 +71,7 @@ func (w *Walk) Run(ctx context.Context) ([]Check, error) {
 		return nil, err
 	}
 	defer sh.Close()
-	w.say("the guide's shell: bash -euo pipefail; PATH starts with %s (kubectl -> %s, osm -> %s); KUBECONFIG=%s; osm_namespace=%s",
+	w.say("\n==> the guide's shell: bash -euo pipefail; PATH starts with %s (kubectl -> %s, osm -> %s); KUBECONFIG=%s; osm_namespace=%s",
 		sh.BinDir(), filepath.Join(s.AssetsDir, "kubectl"), w.Corsmeshctl, s.KubeconfigPath, sandbox.OSMNamespace)
 
 	var checks []Check
