@@ -10,7 +10,7 @@
 // Without root (or without a node) it walks the guide with the webhook in this process and
 // runs the injected pod's proxy on loopback with --upstream, and says so.
 //
-//	go run ./test/demo [--bin bin] [--keep]
+//	go -C test run ./demo [--bin ../bin] [--keep]
 package main
 
 import (
