@@ -13,6 +13,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
@@ -55,6 +56,7 @@ const (
 	// endpoints, in any cluster, a moment after its pods are ready.
 	refusedRetryFor = time.Minute
 	curlRefused     = 7
+	pollEvery       = 500 * time.Millisecond
 )
 
 // Run walks the guide. It fails when a block fails; the checks' verdicts are in the
@@ -232,7 +234,7 @@ func (w *Walk) restartPodsWithoutSidecar(ctx context.Context) error {
 // sidecar).
 func (w *Walk) waitForRestartHint(ctx context.Context) (string, error) {
 	var last string
-	err := poll(ctx, chainStatusTimeout, func() (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, pollEvery, chainStatusTimeout, true, func(ctx context.Context) (bool, error) {
 		var chains v1alpha1.PluginChainList
 		if err := w.Sandbox.Client.List(ctx, &chains); err != nil {
 			return false, err
@@ -309,7 +311,7 @@ func restartCommands(hint string) ([][]string, error) {
 func (w *Walk) waitForInjectedEndpoints(ctx context.Context, ns string) error {
 	c := w.Sandbox.Client
 	var last string
-	err := poll(ctx, routingTimeout, func() (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, pollEvery, routingTimeout, true, func(ctx context.Context) (bool, error) {
 		var services corev1.ServiceList
 		if err := c.List(ctx, &services, client.InNamespace(ns)); err != nil {
 			return false, err
@@ -405,24 +407,5 @@ func (p *prefixWriter) Flush() {
 	if p.midLine {
 		_, _ = p.w.Write([]byte{'\n'})
 		p.midLine = false
-	}
-}
-
-func poll(ctx context.Context, timeout time.Duration, done func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		ok, err := done()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
 	}
 }
