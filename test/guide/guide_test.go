@@ -190,3 +190,46 @@ func TestSideBySide(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// The restart hint is text from the cluster: only the shapes the webhook writes, with valid
+// names, become kubectl arguments, and nothing of it reaches a shell.
+func TestRestartCommands(t *testing.T) {
+	tests := []struct {
+		hint    string
+		want    string // commands joined by " ; ", arguments by " "
+		wantErr string
+	}{
+		{hint: "kubectl rollout restart -n pipy deployment/pipy-ok-v1 deployment/pipy-ok-v2",
+			want: "rollout restart -n pipy deployment/pipy-ok-v1 deployment/pipy-ok-v2"},
+		{hint: "kubectl rollout restart -n a statefulset/db && kubectl delete pod -n a lone-pod # and 3 more workloads",
+			want: "rollout restart -n a statefulset/db ; delete pod -n a lone-pod"},
+		{hint: "kubectl rollout restart -n pipy deployment/x; rm -rf /", wantErr: `name "x;"`},
+		{hint: "kubectl rollout restart -n pipy deployment/x $(reboot)", wantErr: `not deployment|statefulset|daemonset/NAME`},
+		{hint: "kubectl delete namespace -n pipy pipy", wantErr: "neither rollout restart nor delete pod"},
+		{hint: "kubectl rollout restart -n Pipy deployment/x", wantErr: `namespace "Pipy"`},
+		{hint: "kubectl rollout restart -n pipy secret/x", wantErr: `"secret/x" is not deployment`},
+		{hint: "sh -c x -n pipy deployment/x y", wantErr: "is not `kubectl rollout restart|delete pod"},
+		{hint: "kubectl rollout restart -n pipy", wantErr: "is not `kubectl rollout restart|delete pod"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.hint, func(t *testing.T) {
+			cmds, err := restartCommands(tt.hint)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want it to say %q (commands %q)", err, tt.wantErr, cmds)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range cmds {
+				got = append(got, strings.Join(c, " "))
+			}
+			if g := strings.Join(got, " ; "); g != tt.want {
+				t.Errorf("got %q, want %q", g, tt.want)
+			}
+		})
+	}
+}

@@ -192,7 +192,7 @@ func (w *Walk) restartPodsWithoutSidecar(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.kubectl(ctx, "get", "pluginchains", "-A", "-o", "wide")
+	w.kubectl(ctx, "get", "pluginchains,pluginconfigs", "-A", "-o", "wide")
 	if hint == "" {
 		w.say("    every pod the chains select already has the sidecar: nothing to restart")
 		return nil
@@ -229,9 +229,9 @@ func (w *Walk) restartPodsWithoutSidecar(ctx context.Context) error {
 	return nil
 }
 
-// waitForRestartHint waits until the PluginChains' status is computed and returns the
-// restart hint of the chains that have one ("" when every pod they select has the
-// sidecar).
+// waitForRestartHint waits until the PluginChains' and PluginConfigs' status is computed
+// (the webhook has seen them) and returns the restart hint of the chains that have one (""
+// when every pod they select has the sidecar).
 func (w *Walk) waitForRestartHint(ctx context.Context) (string, error) {
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, pollEvery, chainStatusTimeout, true, func(ctx context.Context) (bool, error) {
@@ -242,6 +242,18 @@ func (w *Walk) waitForRestartHint(ctx context.Context) (string, error) {
 		if len(chains.Items) == 0 {
 			last = "no PluginChain"
 			return false, nil
+		}
+		// The configs too: a pod admitted before the webhook saw its PluginConfig would
+		// start without the policy.
+		var configs v1alpha1.PluginConfigList
+		if err := w.Sandbox.Client.List(ctx, &configs); err != nil {
+			return false, err
+		}
+		for _, c := range configs.Items {
+			if c.Status.ObservedGeneration != c.Generation {
+				last = fmt.Sprintf("PluginConfig %s/%s: status not computed for generation %d yet", c.Namespace, c.Name, c.Generation)
+				return false, nil
+			}
 		}
 		var hints []string
 		for _, c := range chains.Items {
