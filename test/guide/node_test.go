@@ -22,7 +22,7 @@ import (
 // the curl pod printing what the guide shows.
 func TestGuideVerbatimOnNode(t *testing.T) {
 	s := sandbox.ForTest(t, sandbox.Options{Node: true})
-	sandbox.RequireImages(t, s, sandbox.GuideImages...)
+	sandbox.RequireServed(t, s, sandbox.GuideImages...)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	corsmeshctl := filepath.Join(t.TempDir(), "corsmeshctl")

@@ -49,8 +49,8 @@ func TestNodeRunsGuideWorkloads(t *testing.T) {
 	}
 }
 
-// requireServed is RequireImages.
+// requireServed is RequireServed, by its older name in this package's tests.
 func requireServed(t *testing.T, s *Sandbox, refs ...string) {
 	t.Helper()
-	RequireImages(t, s, refs...)
+	RequireServed(t, s, refs...)
 }
