@@ -27,9 +27,11 @@ const (
 type PodMutator struct {
 	Injector *injector.Injector
 	Cluster  injector.Cluster
-	Events   events.EventRecorder // may be nil
-	Metrics  *Metrics
-	Log      logr.Logger
+	// Live confirms a skip the cache may have caused by lagging (nil: trust the cache).
+	Live    injector.Cluster
+	Events  events.EventRecorder // may be nil
+	Metrics *Metrics
+	Log     logr.Logger
 }
 
 // quietReasons are skips the user asked for or cannot act on: no warning at admission.
@@ -53,7 +55,7 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		m.Metrics.Errors.WithLabelValues(errDecode).Inc()
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
 	}
-	d, err := m.Injector.Decide(ctx, m.Cluster, &pod, req.Namespace)
+	d, err := m.decide(ctx, &pod, req.Namespace)
 	if err != nil {
 		m.Metrics.Errors.WithLabelValues(errClusterRead).Inc()
 		m.Log.Error(err, "injection failed", "namespace", req.Namespace, "pod", podName(&pod))
