@@ -28,7 +28,7 @@ type PodMutator struct {
 	Injector *injector.Injector
 	Cluster  injector.Cluster
 	// Live confirms a skip the cache may have caused by lagging (nil: trust the cache).
-	Live    injector.Cluster
+	Live    *LiveCluster
 	Events  events.EventRecorder // may be nil
 	Metrics *Metrics
 	Log     logr.Logger

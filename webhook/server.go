@@ -165,7 +165,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Metrics:  metrics,
 	}
 	hookServer.Register(PathMutatePods, &reviewHandler{name: "mutate-pods", metrics: metrics, log: log.WithName("mutate-pods"), handler: &PodMutator{
-		Injector: s.Injector, Cluster: s.Cluster, Live: LiveCluster{Reader: mgr.GetAPIReader()}, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
+		Injector: s.Injector, Cluster: s.Cluster, Live: &LiveCluster{Reader: mgr.GetAPIReader()}, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
 	}})
 	hookServer.Register(PathValidatePolicies, &reviewHandler{name: "validate-policies", metrics: metrics, log: log.WithName("validate-policies"), handler: &PolicyValidator{
 		Injector: s.Injector, Cluster: s.Cluster, Log: log.WithName("validate-policies"),
