@@ -14,7 +14,7 @@ import (
 // kube-proxy's Service routing, as in a cluster.
 func TestNodeRunsGuideWorkloads(t *testing.T) {
 	s := ForTest(t, Options{Node: true})
-	requireServed(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest")
+	RequireImages(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	kubectl := func(args ...string) string {
@@ -46,20 +46,5 @@ func TestNodeRunsGuideWorkloads(t *testing.T) {
 		if !strings.HasPrefix(out, "HTTP/1.1 200") || !strings.Contains(out, "Hi, I am PIPY-OK v") {
 			t.Errorf("curl %s from the curl pod:\n%s", target, out)
 		}
-	}
-}
-
-// requireServed skips the test, or fails it on CI, unless the node's registry serves every
-// image of refs (make images sandbox-images builds them).
-func requireServed(t *testing.T, s *Sandbox, refs ...string) {
-	t.Helper()
-	for _, ref := range refs {
-		if s.ServesImage(ref) {
-			continue
-		}
-		if OnCI() {
-			t.Fatalf("the registry does not serve %s: make images sandbox-images", ref)
-		}
-		t.Skipf("skipping: the registry does not serve %s (make images sandbox-images)", ref)
 	}
 }

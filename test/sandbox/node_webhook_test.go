@@ -17,7 +17,7 @@ import (
 // curl pod, as in the guide) the answers the guide shows.
 func TestNodeWebhookInCluster(t *testing.T) {
 	s := ForTest(t, Options{Node: true})
-	requireServed(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest",
+	RequireImages(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest",
 		"ghcr.io/corsmesh/corsmesh-webhook:v0.1.0", "ghcr.io/corsmesh/corsproxy:v0.1.0", "ghcr.io/corsmesh/corsproxy-init:v0.1.0")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

@@ -109,3 +109,18 @@ func (mm *Main) RunMain(m *testing.M, opts Options) int {
 	}
 	return code
 }
+
+// RequireImages skips the test, or fails it on CI, unless the node's registry serves every
+// image of refs (make images sandbox-images builds them).
+func RequireImages(t testing.TB, s *Sandbox, refs ...string) {
+	t.Helper()
+	for _, ref := range refs {
+		if s.ServesImage(ref) {
+			continue
+		}
+		if OnCI() {
+			t.Fatalf("the registry does not serve %s: make images sandbox-images", ref)
+		}
+		t.Skipf("skipping: the registry does not serve %s (make images sandbox-images)", ref)
+	}
+}
