@@ -1,0 +1,332 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/corsmesh/corsmesh/test/sandbox"
+)
+
+// The tests run in this order; TestUninstall, last, removes corsmesh.
+
+// TestRolloutRestartInjectsWithProbes: a Deployment running before its PluginChain exists
+// is not injected; after the chain, `kubectl rollout restart` gives its new pod the init
+// container and the native sidecar, the app's own HTTP readiness and liveness probes on
+// its port (redirected to the proxy like any inbound traffic) keep passing, and the app
+// answers with the policy's CORS headers.
+func TestRolloutRestartInjectsWithProbes(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 6*time.Minute)
+	a := app{NS: "e2e-restart", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.deployment(""))
+	before := waitRollout(t, ctx, s, a.NS)
+	if inits := initContainers(t, ctx, s, a.NS, before); strings.Contains(inits, "corsproxy") {
+		t.Fatalf("pod %s injected before any chain selects it: init containers %q", before, inits)
+	}
+
+	apply(t, ctx, s, a.policy())
+	kubectl(t, ctx, s, "rollout", "restart", "-n", a.NS, "deployment/web")
+	pod := waitRollout(t, ctx, s, a.NS)
+	if inits := initContainers(t, ctx, s, a.NS, pod); inits != "corsproxy-init corsproxy" {
+		t.Fatalf("restarted pod %s: init containers %q, want the init container and the native sidecar%s", pod, inits, s.Diagnose())
+	}
+	if got := curlApp(t, ctx, s, a.NS, a.Origin); !strings.HasPrefix(got, "http/1.1 200") || !allows(got, a.Origin) {
+		t.Errorf("through the sidecar: want 200 allowing %s, got:\n%s", a.Origin, got)
+	}
+	// The liveness probe runs every 2 s and restarts the app after two failures: a few
+	// periods without a restart, and the pod still Ready, say the probes pass.
+	time.Sleep(8 * time.Second)
+	status := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o",
+		`jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[?(@.name=="pipy")].restartCount}`)
+	if status != "True 0" {
+		t.Errorf("pod %s: Ready and the app's restart count %q, want \"True 0\"%s", pod, status, s.Diagnose())
+	}
+}
+
+// TestNativeSidecarOrderingAndJob: a Job's container calls the proxy's readiness endpoint
+// once, without retrying, as its first act: it succeeds only if the kubelet started it
+// after the native sidecar was ready. Then the Job completes: the pod Succeeds, the
+// sidecar stopped with it (a regular sidecar would keep the pod running forever).
+func TestNativeSidecarOrderingAndJob(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 5*time.Minute)
+	a := app{NS: "e2e-job", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+fmt.Sprintf(`apiVersion: batch/v1
+kind: Job
+metadata: {name: once, namespace: %s}
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: app
+        image: curlimages/curl:latest
+        ports: [{name: http, containerPort: 8080}]
+        command: [curl, -sf, --max-time, "5", "http://127.0.0.1:15000/readyz"]
+`, a.NS))
+	kubectl(t, ctx, s, "wait", "-n", a.NS, "--for=condition=complete", "job/once", "--timeout=3m")
+	pod := strings.TrimSpace(kubectl(t, ctx, s, "get", "pods", "-n", a.NS, "-l", "job-name=once", "-o", "jsonpath={.items[0].metadata.name}"))
+	if inits := initContainers(t, ctx, s, a.NS, pod); inits != "corsproxy-init corsproxy" {
+		t.Fatalf("job pod %s: init containers %q, want the init container and the native sidecar", pod, inits)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		state := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o",
+			`jsonpath={.status.phase} {.status.initContainerStatuses[?(@.name=="corsproxy")].state.terminated.reason}`)
+		if state == "Succeeded Completed" || state == "Succeeded Error" {
+			break // a sidecar SIGTERMed after the app may report either
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job pod %s: phase and sidecar state %q, want Succeeded with the sidecar terminated%s", pod, state, s.Diagnose())
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+// TestLegacySidecarMode: the pod's corsmesh.io/native-sidecar=false puts the proxy among
+// the app's containers (postStart waits for it to be ready), and it serves the policy.
+func TestLegacySidecarMode(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 5*time.Minute)
+	a := app{NS: "e2e-legacy", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(`corsmesh.io/native-sidecar: "false"`))
+	pod := waitRollout(t, ctx, s, a.NS)
+	got := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.spec.initContainers[*].name}/{.spec.containers[*].name}")
+	if got != "corsproxy-init/corsproxy pipy" {
+		t.Fatalf("pod %s: init/containers %q, want the proxy first among the containers", pod, got)
+	}
+	if got := curlApp(t, ctx, s, a.NS, a.Origin); !strings.HasPrefix(got, "http/1.1 200") || !allows(got, a.Origin) {
+		t.Errorf("through the legacy sidecar: want 200 allowing %s, got:\n%s", a.Origin, got)
+	}
+}
+
+// TestPluginConfigEditReachesProxy edits the PluginConfig of a running injected pod and
+// measures how long until the proxy answers by the new policy (config sync patches the
+// annotation, the kubelet refreshes the downward-API file, the proxy reloads it). The
+// delay is logged, not asserted, beyond a two-minute bound.
+func TestPluginConfigEditReachesProxy(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 6*time.Minute)
+	a := app{NS: "e2e-edit", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(""))
+	waitRollout(t, ctx, s, a.NS)
+	if got := curlApp(t, ctx, s, a.NS, a.Origin); !allows(got, a.Origin) {
+		t.Fatalf("before the edit: want %s allowed, got:\n%s", a.Origin, got)
+	}
+	const edited = "http://www.edited.example"
+	start := time.Now()
+	kubectl(t, ctx, s, "patch", "pluginconfig", "web", "-n", a.NS, "--type=merge", "-p",
+		fmt.Sprintf(`{"spec":{"config":{"allowOrigins":[{"exact":%q}]}}}`, edited))
+	for {
+		got := curlApp(t, ctx, s, a.NS, edited)
+		if allows(got, edited) {
+			break
+		}
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("2 min after the edit the proxy still does not allow %s:\n%s", edited, got)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("PluginConfig edit in effect in the running proxy after %s", time.Since(start).Round(100*time.Millisecond))
+	if got := curlApp(t, ctx, s, a.NS, a.Origin); allows(got, a.Origin) {
+		t.Errorf("after the edit the old origin is still allowed:\n%s", got)
+	}
+}
+
+// TestProxyMemoryLimitEnforced reads, on the node, the memory cgroup the kubelet put the
+// proxy's process in: its limit is the injected 64Mi, and the proxy was told the same
+// (CORSPROXY_MEMORY_LIMIT in its environment, and the Go memory limit it derived, in its
+// log).
+func TestProxyMemoryLimitEnforced(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 5*time.Minute)
+	a := app{NS: "e2e-memory", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(""))
+	pod := waitRollout(t, ctx, s, a.NS)
+	id := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].containerID}`)
+	_, id, ok := strings.Cut(id, "://")
+	if !ok || id == "" {
+		t.Fatalf("pod %s: no container ID for corsproxy", pod)
+	}
+	const want = 64 << 20
+	pid, cgroup := processOfContainer(t, id)
+	limit, err := os.ReadFile(filepath.Join(cgroup, "memory.limit_in_bytes"))
+	if os.IsNotExist(err) {
+		limit, err = os.ReadFile(filepath.Join(cgroup, "memory.max")) // cgroup v2
+	}
+	if err != nil {
+		t.Fatalf("reading the proxy's memory limit in %s: %v", cgroup, err)
+	}
+	if got := strings.TrimSpace(string(limit)); got != strconv.Itoa(want) {
+		t.Errorf("the proxy's cgroup %s limits memory to %s bytes, want %d (64Mi)", cgroup, got, want)
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains("\x00"+string(environ)+"\x00", fmt.Sprintf("\x00CORSPROXY_MEMORY_LIMIT=%d\x00", want)) {
+		t.Errorf("the proxy's environment has no CORSPROXY_MEMORY_LIMIT=%d: %q", want, strings.ReplaceAll(string(environ), "\x00", " "))
+	}
+	logs := kubectl(t, ctx, s, "logs", "-n", a.NS, pod, "-c", "corsproxy")
+	if !strings.Contains(logs, `"memory budget"`) || !strings.Contains(logs, fmt.Sprintf(`"limit":%d`, want)) {
+		t.Errorf("the proxy's log does not report the %d-byte budget:\n%s", want, logs)
+	}
+}
+
+// processOfContainer finds, among the host's processes, one whose memory cgroup is the
+// container's (cgroupfs paths end in the container ID) and returns its PID and the cgroup's
+// directory.
+func processOfContainer(t *testing.T, id string) (int, string) {
+	t.Helper()
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cgroup"))
+		if err != nil || !strings.Contains(string(data), id) {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			// hierarchy-ID:controllers:path; v1 names memory, v2 has one line "0::path".
+			f := strings.SplitN(line, ":", 3)
+			if len(f) != 3 || !strings.Contains(f[2], id) {
+				continue
+			}
+			switch {
+			case f[1] == "":
+				return pid, filepath.Join("/sys/fs/cgroup", f[2])
+			case strings.Contains(","+f[1]+",", ",memory,"):
+				return pid, filepath.Join("/sys/fs/cgroup/memory", f[2])
+			}
+		}
+	}
+	t.Fatalf("no process on the host is in container %s's memory cgroup", id)
+	return 0, ""
+}
+
+// TestWebhookReplicaDeletedDuringBurst deletes one of the webhook's two replicas while 30
+// pods of a monitored namespace are created: with failurePolicy Fail every creation must
+// still succeed, each pod injected (the other replica serves, the deleted one drains).
+// The pods are held by a scheduling gate: admission is what is tested, not the node.
+func TestWebhookReplicaDeletedDuringBurst(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 5*time.Minute)
+	a := app{NS: "e2e-burst", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.policy())
+	replicas := strings.Fields(kubectl(t, ctx, s, "get", "pods", "-n", sandbox.WebhookNamespace, "-l", sandbox.WebhookSelector, "-o", "jsonpath={.items[*].metadata.name}"))
+	if len(replicas) != 2 {
+		t.Fatalf("want the webhook's 2 replicas, got %v", replicas)
+	}
+	const pods = 30
+	var wg sync.WaitGroup
+	errs := make([]error, pods)
+	for i := range pods {
+		if i == 5 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if out, err := s.Kubectl(ctx, "delete", "pod", "-n", sandbox.WebhookNamespace, replicas[0], "--wait=false"); err != nil {
+					t.Errorf("deleting webhook replica %s: %v\n%s", replicas[0], err, out)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pod := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: burst-%d, namespace: %s, labels: {app: web}}
+spec:
+  schedulingGates: [{name: corsmesh.io/e2e-hold}]
+  containers:
+  - {name: pipy, image: flomesh/pipy:latest, ports: [{containerPort: 8080}]}
+`, i, a.NS)
+			if out, stderr, err := s.KubectlIO(ctx, []byte(pod), "create", "-f", "-"); err != nil {
+				errs[i] = fmt.Errorf("%w: %s%s", err, out, stderr)
+			}
+		}()
+		time.Sleep(100 * time.Millisecond)
+	}
+	wg.Wait()
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			t.Errorf("pod burst-%d: %v", i, err)
+		}
+	}
+	out := kubectl(t, ctx, s, "get", "pods", "-n", a.NS, "-o", `jsonpath={range .items[*]}{.metadata.name}={.spec.initContainers[*].name}{"\n"}{end}`)
+	injected := strings.Count(out, "=corsproxy-init corsproxy")
+	t.Logf("%d pods created while a webhook replica was deleted: %d failed, %d injected", pods, failed, injected)
+	if injected != pods-failed {
+		t.Errorf("%d of %d created pods injected:\n%s", injected, pods-failed, out)
+	}
+}
+
+// TestUninstall (last) removes corsmesh as users do (kubectl delete -k): no object of
+// corsmesh remains, and a pod created afterwards in a monitored namespace is admitted
+// untouched (a webhook configuration left behind would fail it: failurePolicy Fail).
+func TestUninstall(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 5*time.Minute)
+	kubectl(t, ctx, s, "delete", "-k", sandbox.DefaultOverlay, "--wait=true", "--timeout=3m")
+	var left []string
+	for _, query := range [][]string{
+		{"get", "mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings", "-o", "name"},
+		{"get", "customresourcedefinitions", "-o", "name"},
+		{"get", "namespaces", "-o", "name"},
+		{"get", "all,roles,rolebindings,serviceaccounts,certificates,issuers,secrets,configmaps", "-A", "-l", "app.kubernetes.io/part-of=corsmesh", "-o", "name"},
+	} {
+		for _, name := range strings.Fields(kubectl(t, ctx, s, query...)) {
+			if strings.Contains(name, "corsmesh") || strings.Contains(name, "flomesh.io") || strings.Contains(name, "openservicemesh.io") {
+				left = append(left, name)
+			}
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("left after kubectl delete -k %s: %s", sandbox.DefaultOverlay, strings.Join(left, ", "))
+	}
+	ns := "e2e-after"
+	monitoredNamespace(t, ctx, s, ns)
+	pod := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: after, namespace: %s, labels: {app: web}}
+spec:
+  schedulingGates: [{name: corsmesh.io/e2e-hold}]
+  containers:
+  - {name: pipy, image: flomesh/pipy:latest, ports: [{containerPort: 8080}]}
+`, ns)
+	if out, stderr, err := s.KubectlIO(ctx, []byte(pod), "create", "-f", "-"); err != nil {
+		t.Fatalf("creating a pod after the uninstall: %v\n%s%s", err, out, stderr)
+	}
+	if got := kubectl(t, ctx, s, "get", "pod", "-n", ns, "after", "-o", "jsonpath={.spec.initContainers[*].name}{.metadata.annotations}"); strings.Contains(got, "corsproxy") || strings.Contains(got, "corsmesh.io") {
+		t.Errorf("a pod created after the uninstall carries corsmesh: %s", got)
+	}
+}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
