@@ -52,7 +52,7 @@ func TestRolloutRestartInjectsWithProbes(t *testing.T) {
 }
 
 // TestNativeSidecarOrderingAndJob: a Job's container calls the proxy's readiness endpoint
-// once, without retrying, as its first act: it succeeds only if the kubelet started it
+// (on the pod's IP, where the admin port listens) once, without retrying, as its first act: it succeeds only if the kubelet started it
 // after the native sidecar was ready. Then the Job completes: the pod Succeeds, the
 // sidecar stopped with it (a regular sidecar would keep the pod running forever).
 func TestNativeSidecarOrderingAndJob(t *testing.T) {
@@ -74,7 +74,8 @@ spec:
       - name: app
         image: curlimages/curl:latest
         ports: [{name: http, containerPort: 8080}]
-        command: [curl, -sf, --max-time, "5", "http://127.0.0.1:15000/readyz"]
+        env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
+        command: [curl, -sf, --max-time, "5", "http://$(POD_IP):15000/readyz"]
 `, a.NS))
 	kubectl(t, ctx, s, "wait", "-n", a.NS, "--for=condition=complete", "job/once", "--timeout=3m")
 	pod := strings.TrimSpace(kubectl(t, ctx, s, "get", "pods", "-n", a.NS, "-l", "job-name=once", "-o", "jsonpath={.items[0].metadata.name}"))
@@ -284,13 +285,18 @@ spec:
 	}
 }
 
-// TestUninstall (last) removes corsmesh as users do (kubectl delete -k): no object of
+// TestUninstall (last) removes corsmesh as the README says (kubectl delete -k): no object of
 // corsmesh remains, and a pod created afterwards in a monitored namespace is admitted
 // untouched (a webhook configuration left behind would fail it: failurePolicy Fail).
 func TestUninstall(t *testing.T) {
 	s := installed(t)
 	ctx := testContext(t, 5*time.Minute)
-	kubectl(t, ctx, s, "delete", "-k", sandbox.DefaultOverlay, "--wait=true", "--timeout=3m")
+	// The README's kubectl uninstall: the webhook configurations first, so that no pod
+	// creation is refused meanwhile; then the rest (the CRDs go before the MeshConfig they
+	// hold, hence --ignore-not-found).
+	kubectl(t, ctx, s, "delete", "mutatingwebhookconfiguration", "corsmesh-webhook")
+	kubectl(t, ctx, s, "delete", "validatingwebhookconfiguration", "corsmesh-policies")
+	kubectl(t, ctx, s, "delete", "-k", sandbox.DefaultOverlay, "--ignore-not-found", "--wait=true", "--timeout=3m")
 	var left []string
 	for _, query := range [][]string{
 		{"get", "mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings", "-o", "name"},
