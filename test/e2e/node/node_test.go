@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,13 +160,8 @@ func TestProxyMemoryLimitEnforced(t *testing.T) {
 	monitoredNamespace(t, ctx, s, a.NS)
 	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(""))
 	pod := waitRollout(t, ctx, s, a.NS)
-	id := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].containerID}`)
-	_, id, ok := strings.Cut(id, "://")
-	if !ok || id == "" {
-		t.Fatalf("pod %s: no container ID for corsproxy", pod)
-	}
 	const want = 64 << 20
-	pid, cgroup := processOfContainer(t, id)
+	pid, cgroup := processOfContainer(t, proxyContainerID(t, ctx, s, a.NS, pod))
 	limit, err := os.ReadFile(filepath.Join(cgroup, "memory.limit_in_bytes"))
 	if os.IsNotExist(err) {
 		limit, err = os.ReadFile(filepath.Join(cgroup, "memory.max")) // cgroup v2
@@ -187,6 +183,17 @@ func TestProxyMemoryLimitEnforced(t *testing.T) {
 	if !strings.Contains(logs, `"memory budget"`) || !strings.Contains(logs, fmt.Sprintf(`"limit":%d`, want)) {
 		t.Errorf("the proxy's log does not report the %d-byte budget:\n%s", want, logs)
 	}
+}
+
+// proxyContainerID is the runtime's ID of the pod's corsproxy container.
+func proxyContainerID(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns, pod string) string {
+	t.Helper()
+	ref := kubectl(t, ctx, s, "get", "pod", "-n", ns, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].containerID}`)
+	_, id, ok := strings.Cut(ref, "://")
+	if !ok || id == "" {
+		t.Fatalf("pod %s/%s: no container ID for corsproxy (%q)", ns, pod, ref)
+	}
+	return id
 }
 
 // processOfContainer finds, among the host's processes, one whose memory cgroup is the
@@ -223,6 +230,49 @@ func processOfContainer(t *testing.T, id string) (int, string) {
 	}
 	t.Fatalf("no process on the host is in container %s's memory cgroup", id)
 	return 0, ""
+}
+
+// TestProxyKilledIsRestarted kills the proxy's process on the node: the kubelet restarts
+// the sidecar, no request meanwhile reaches the app around it (every answer still carries
+// the policy's CORS headers; the redirect stays in the pod's network namespace), and
+// traffic resumes.
+func TestProxyKilledIsRestarted(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 5*time.Minute)
+	a := app{NS: "e2e-kill", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(""))
+	pod := waitRollout(t, ctx, s, a.NS)
+	podIP := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.status.podIP}")
+	pid, _ := processOfContainer(t, proxyContainerID(t, ctx, s, a.NS, pod))
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("killing the proxy (PID %d): %v", pid, err)
+	}
+	start := time.Now()
+	failed := 0
+	for {
+		// Straight to the pod's IP, no retry: a refused connection is what a dead proxy
+		// gives, an answer without CORS headers would be the app reached around it.
+		out, err := s.Kubectl(ctx, "exec", clientPod, "-n", clientNamespace, "-c", "curl", "--",
+			"curl", "-si", "--max-time", "3", "-H", "Origin: "+a.Origin, "http://"+podIP+":8080/")
+		got := strings.ToLower(out)
+		switch {
+		case err != nil:
+			failed++
+		case !allows(got, a.Origin):
+			t.Fatalf("an answer without the policy's CORS headers while the proxy restarted:\n%s", out)
+		default:
+			restarts := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].restartCount}`)
+			if restarts == "1" {
+				t.Logf("traffic resumed %s after the kill (%d requests failed meanwhile)", time.Since(start).Round(100*time.Millisecond), failed)
+				return
+			}
+		}
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("2 min after the kill: %d requests failed, last: %v\n%s%s", failed, err, out, s.Diagnose())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestWebhookReplicaDeletedDuringBurst deletes one of the webhook's two replicas while 30
