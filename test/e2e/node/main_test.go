@@ -203,6 +203,15 @@ spec:
 %s`, a.NS, a.podTemplate(annotations))
 }
 
+// deploy creates the app's monitored namespace, its Service, policy and Deployment (pod
+// annotations as YAML flow entries) and returns its pod's name once rolled out.
+func (a app) deploy(t *testing.T, ctx context.Context, s *sandbox.Sandbox, annotations string) string {
+	t.Helper()
+	monitoredNamespace(t, ctx, s, a.NS)
+	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(annotations))
+	return waitRollout(t, ctx, s, a.NS)
+}
+
 // waitRollout waits for the Deployment's rollout and returns its one current pod's name.
 func waitRollout(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns string) string {
 	t.Helper()

@@ -103,9 +103,7 @@ func TestLegacySidecarMode(t *testing.T) {
 	s := installed(t)
 	ctx := testContext(t, 5*time.Minute)
 	a := app{NS: "e2e-legacy", Origin: "http://www.bbb.com"}
-	monitoredNamespace(t, ctx, s, a.NS)
-	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(`corsmesh.io/native-sidecar: "false"`))
-	pod := waitRollout(t, ctx, s, a.NS)
+	pod := a.deploy(t, ctx, s, `corsmesh.io/native-sidecar: "false"`)
 	got := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.spec.initContainers[*].name}/{.spec.containers[*].name}")
 	if got != "corsproxy-init/corsproxy pipy" {
 		t.Fatalf("pod %s: init/containers %q, want the proxy first among the containers", pod, got)
@@ -123,9 +121,7 @@ func TestPluginConfigEditReachesProxy(t *testing.T) {
 	s := installed(t)
 	ctx := testContext(t, 6*time.Minute)
 	a := app{NS: "e2e-edit", Origin: "http://www.bbb.com"}
-	monitoredNamespace(t, ctx, s, a.NS)
-	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(""))
-	waitRollout(t, ctx, s, a.NS)
+	a.deploy(t, ctx, s, "")
 	if got := curlApp(t, ctx, s, a.NS, a.Origin); !allows(got, a.Origin) {
 		t.Fatalf("before the edit: want %s allowed, got:\n%s", a.Origin, got)
 	}
@@ -157,9 +153,7 @@ func TestProxyMemoryLimitEnforced(t *testing.T) {
 	s := installed(t)
 	ctx := testContext(t, 5*time.Minute)
 	a := app{NS: "e2e-memory", Origin: "http://www.bbb.com"}
-	monitoredNamespace(t, ctx, s, a.NS)
-	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(""))
-	pod := waitRollout(t, ctx, s, a.NS)
+	pod := a.deploy(t, ctx, s, "")
 	const want = 64 << 20
 	pid, cgroup := processOfContainer(t, proxyContainerID(t, ctx, s, a.NS, pod))
 	limit, err := os.ReadFile(filepath.Join(cgroup, "memory.limit_in_bytes"))
@@ -240,9 +234,7 @@ func TestProxyKilledIsRestarted(t *testing.T) {
 	s := installed(t)
 	ctx := testContext(t, 5*time.Minute)
 	a := app{NS: "e2e-kill", Origin: "http://www.bbb.com"}
-	monitoredNamespace(t, ctx, s, a.NS)
-	apply(t, ctx, s, a.service()+"---\n"+a.policy()+"---\n"+a.deployment(""))
-	pod := waitRollout(t, ctx, s, a.NS)
+	pod := a.deploy(t, ctx, s, "")
 	podIP := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.status.podIP}")
 	pid, _ := processOfContainer(t, proxyContainerID(t, ctx, s, a.NS, pod))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
