@@ -113,9 +113,11 @@ func TestLegacySidecarMode(t *testing.T) {
 	}
 }
 
-// TestPluginConfigEditReachesProxy edits the PluginConfig of a running injected pod and
-// measures how long until the proxy answers by the new policy (config sync patches the
-// annotation, the kubelet refreshes the downward-API file, the proxy reloads it). The
+// TestPluginConfigEditReachesProxy edits the PluginConfig of a running injected pod while
+// the client keeps sending requests (both origins, in turn, over kept-alive connections)
+// and measures how long until the proxy answers by the new policy (config sync patches
+// the annotation, the kubelet refreshes the downward-API file, the proxy reloads it): no
+// request fails across the reload, the old policy then the new one is seen in effect. The
 // delay is logged, not asserted, beyond a two-minute bound.
 func TestPluginConfigEditReachesProxy(t *testing.T) {
 	s := installed(t)
@@ -126,6 +128,12 @@ func TestPluginConfigEditReachesProxy(t *testing.T) {
 		t.Fatalf("before the edit: want %s allowed, got:\n%s", a.Origin, got)
 	}
 	const edited = "http://www.edited.example"
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	result := make(chan loadResult, 1)
+	go func() { result <- runLoad(loadCtx, s, a.NS, a.Origin, edited) }()
+	time.Sleep(2 * time.Second) // some of the load before the edit
+
 	start := time.Now()
 	kubectl(t, ctx, s, "patch", "pluginconfig", "web", "-n", a.NS, "--type=merge", "-p",
 		fmt.Sprintf(`{"spec":{"config":{"allowOrigins":[{"exact":%q}]}}}`, edited))
@@ -140,8 +148,88 @@ func TestPluginConfigEditReachesProxy(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Logf("PluginConfig edit in effect in the running proxy after %s", time.Since(start).Round(100*time.Millisecond))
+	time.Sleep(2 * time.Second) // some of the load after it
+	stopLoad()
+	res := <-result
+	t.Logf("load: %d requests, %d failed, allowed %v", res.requests, len(res.failures), res.allowed)
+	if len(res.failures) > 0 || res.requests == 0 {
+		t.Errorf("%d of %d requests failed across the reload: %v", len(res.failures), res.requests, res.failures)
+	}
+	if res.allowed[a.Origin] == 0 || res.allowed[edited] == 0 {
+		t.Errorf("want the old policy, then the new one, in effect during the load: allowed %v", res.allowed)
+	}
 	if got := curlApp(t, ctx, s, a.NS, a.Origin); allows(got, a.Origin) {
 		t.Errorf("after the edit the old origin is still allowed:\n%s", got)
+	}
+}
+
+// loadResult counts what runLoad saw.
+type loadResult struct {
+	requests int
+	failures []string       // answers other than 200, or curl's errors
+	allowed  map[string]int // origin: answers allowing it
+}
+
+// runLoad has the client pod send bursts of 20 requests to web.<ns>:8080, one curl (one
+// kept-alive connection) per burst, with each origin in turn, until ctx ends.
+func runLoad(ctx context.Context, s *sandbox.Sandbox, ns string, origins ...string) loadResult {
+	res := loadResult{allowed: map[string]int{}}
+	for i := 0; ctx.Err() == nil; i++ {
+		origin := origins[i%len(origins)]
+		out, err := s.Kubectl(ctx, "exec", clientPod, "-n", clientNamespace, "-c", "curl", "--", "curl", "-s", "-o", "/dev/null",
+			"--max-time", "5", "-w", `%{http_code} %header{access-control-allow-origin}\n`, "-H", "Origin: "+origin,
+			fmt.Sprintf("http://web.%s:8080/?burst=%d&n=[1-20]", ns, i))
+		if ctx.Err() != nil {
+			break // the burst cut short by the end of the load says nothing
+		}
+		if err != nil {
+			res.failures = append(res.failures, fmt.Sprintf("burst %d: %v: %s", i, err, out))
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			res.requests++
+			code, allowed, _ := strings.Cut(line, " ")
+			if code != "200" {
+				res.failures = append(res.failures, fmt.Sprintf("burst %d: %q", i, line))
+			}
+			if allowed != "" {
+				res.allowed[allowed]++
+			}
+		}
+	}
+	return res
+}
+
+// TestAppNotListeningGets502WithCORS: a Service port the app does not listen on is still
+// intercepted; the proxy answers 502 and the answer carries the policy's CORS headers, so
+// a browser shows the app's failure rather than a CORS error.
+func TestAppNotListeningGets502WithCORS(t *testing.T) {
+	s := installed(t)
+	ctx := testContext(t, 5*time.Minute)
+	a := app{NS: "e2e-down", Origin: "http://www.bbb.com"}
+	monitoredNamespace(t, ctx, s, a.NS)
+	down := fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata: {name: down, namespace: %[1]s}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 8081, targetPort: 8081}]
+---
+kind: PluginConfig
+apiVersion: plugin.flomesh.io/v1alpha1
+metadata: {name: down, namespace: %[1]s}
+spec:
+  plugin: cors-policy
+  destinationRefs: [{kind: Service, name: down, namespace: %[1]s}]
+  config:
+    allowOrigins: [{exact: %[2]q}]
+`, a.NS, a.Origin)
+	apply(t, ctx, s, a.service()+"---\n"+down+"---\n"+a.policy()+"---\n"+a.deployment(""))
+	waitRollout(t, ctx, s, a.NS)
+	out, err := s.CurlFromPod(ctx, clientNamespace, clientPod, "-si", "--max-time", "10", "-H", "Origin: "+a.Origin, "http://down."+a.NS+":8081/")
+	got := strings.ToLower(strings.ReplaceAll(out, "\r\n", "\n"))
+	if err != nil || !strings.HasPrefix(got, "http/1.1 502") || !allows(got, a.Origin) {
+		t.Errorf("port 8081, where the app does not listen: want a 502 allowing %s, got (err %v):\n%s", a.Origin, err, out)
 	}
 }
 
