@@ -130,8 +130,10 @@ func TestPluginConfigEditReachesProxy(t *testing.T) {
 	const edited = "http://www.edited.example"
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	defer stopLoad()
-	result := make(chan loadResult, 1)
-	go func() { result <- runLoad(loadCtx, s, a.NS, a.Origin, edited) }()
+	// Two clients, each alternating the origins, so that requests overlap the reload.
+	results := make(chan loadResult, 2)
+	go func() { results <- runLoad(loadCtx, s, a.NS, a.Origin, edited) }()
+	go func() { results <- runLoad(loadCtx, s, a.NS, edited, a.Origin) }()
 	time.Sleep(2 * time.Second) // some of the load before the edit
 
 	start := time.Now()
@@ -150,7 +152,8 @@ func TestPluginConfigEditReachesProxy(t *testing.T) {
 	t.Logf("PluginConfig edit in effect in the running proxy after %s", time.Since(start).Round(100*time.Millisecond))
 	time.Sleep(2 * time.Second) // some of the load after it
 	stopLoad()
-	res := <-result
+	res := <-results
+	res.add(<-results)
 	t.Logf("load: %d requests, %d failed, allowed %v", res.requests, len(res.failures), res.allowed)
 	if len(res.failures) > 0 || res.requests == 0 {
 		t.Errorf("%d of %d requests failed across the reload: %v", len(res.failures), res.requests, res.failures)
@@ -168,6 +171,14 @@ type loadResult struct {
 	requests int
 	failures []string       // answers other than 200, or curl's errors
 	allowed  map[string]int // origin: answers allowing it
+}
+
+func (r *loadResult) add(o loadResult) {
+	r.requests += o.requests
+	r.failures = append(r.failures, o.failures...)
+	for origin, n := range o.allowed {
+		r.allowed[origin] += n
+	}
 }
 
 // runLoad has the client pod send bursts of 20 requests to web.<ns>:8080, one curl (one
