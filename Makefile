@@ -112,8 +112,13 @@ actionlint:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem ./corsproxy/... ./injector/... ./webhook/...
 
-## demo: the seed's walkthrough on this machine (make demo ARGS=--keep leaves it running)
-demo: build controlplane
+## demo: the guide's shell blocks verbatim on the sandbox's node (make demo ARGS=--keep leaves it running)
+# As root it also builds the images the node runs; without root the demo runs the proxy on loopback.
+DEMO_DEPS := build controlplane
+ifeq ($(shell id -u),0)
+DEMO_DEPS += images sandbox-images
+endif
+demo: $(DEMO_DEPS)
 	$(GO) -C test run ./demo --bin $(CURDIR)/$(BIN) $(ARGS)
 
 ## bench-smoke: every Go benchmark and both load drivers once, tiny, so they keep working (in make test)

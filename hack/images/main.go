@@ -125,7 +125,7 @@ var goBuilds = map[string][2]string{
 	"corsproxy":        {".", "./cmd/corsproxy"},
 	"corsproxy-init":   {".", "./cmd/corsproxy-init"},
 	"corsmesh-webhook": {".", "./cmd/corsmesh-webhook"},
-	"pipyok":           {".", "./test/pipyok"},
+	"pipyok":           {"test", "./pipyok"}, // the harness's own module
 	"pause":            {"hack/images", "./pause"},
 	"coredns":          {"hack/images/coredns", "github.com/coredns/coredns"},
 }

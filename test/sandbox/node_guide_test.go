@@ -14,7 +14,7 @@ import (
 // kube-proxy's Service routing, as in a cluster.
 func TestNodeRunsGuideWorkloads(t *testing.T) {
 	s := ForTest(t, Options{Node: true})
-	RequireImages(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest")
+	RequireServed(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	kubectl := func(args ...string) string {

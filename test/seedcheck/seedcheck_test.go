@@ -44,3 +44,24 @@ func TestCompare(t *testing.T) {
 		})
 	}
 }
+
+func TestCompareGuideAnswer(t *testing.T) {
+	guide := "HTTP/1.1 200 OK\naccess-control-allow-origin: http://www.bbb.com\n\nHi, I am PIPY-OK v1!\n"
+	tests := []struct {
+		name   string
+		actual string
+		pass   bool
+	}{
+		{"v1's answer", "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: http://www.bbb.com\r\n\r\nHi, I am PIPY-OK v1!", true},
+		{"v2's answer", "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: http://www.bbb.com\r\n\r\nHi, I am PIPY-OK v2!", true},
+		{"another body", "HTTP/1.1 200 OK\r\nAccess-Control-Allow-Origin: http://www.bbb.com\r\n\r\nHi, I am PIPY-OK v3!", false},
+		{"v2 without the CORS header", "HTTP/1.1 200 OK\r\n\r\nHi, I am PIPY-OK v2!", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diffs := CompareGuideAnswer(guide, tt.actual); (len(diffs) == 0) != tt.pass {
+				t.Errorf("diffs %q, want pass %v", diffs, tt.pass)
+			}
+		})
+	}
+}

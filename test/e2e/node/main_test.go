@@ -47,7 +47,7 @@ var (
 func installed(t *testing.T) *sandbox.Sandbox {
 	t.Helper()
 	s := env.Require(t)
-	sandbox.RequireImages(t, s, images...)
+	sandbox.RequireServed(t, s, images...)
 	installOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 		defer cancel()
@@ -92,16 +92,6 @@ func install(ctx context.Context, s *sandbox.Sandbox) error {
 	return nil
 }
 
-// kubectl runs kubectl and fails the test, with the cluster's state, when it fails.
-func kubectl(t *testing.T, ctx context.Context, s *sandbox.Sandbox, args ...string) string {
-	t.Helper()
-	out, err := s.Kubectl(ctx, args...)
-	if err != nil {
-		t.Fatalf("kubectl %s: %v\n%s%s", strings.Join(args, " "), err, out, s.Diagnose())
-	}
-	return out
-}
-
 // apply applies yaml with kubectl and fails the test when it fails.
 func apply(t *testing.T, ctx context.Context, s *sandbox.Sandbox, yaml string) {
 	t.Helper()
@@ -113,9 +103,9 @@ func apply(t *testing.T, ctx context.Context, s *sandbox.Sandbox, yaml string) {
 // monitoredNamespace creates a namespace monitored by the mesh, deleted when the test ends.
 func monitoredNamespace(t *testing.T, ctx context.Context, s *sandbox.Sandbox, name string) {
 	t.Helper()
-	kubectl(t, ctx, s, "create", "namespace", name)
+	s.MustKubectl(t, ctx, "create", "namespace", name)
 	t.Cleanup(func() { _, _ = s.Kubectl(context.Background(), "delete", "namespace", name, "--wait=false") })
-	kubectl(t, ctx, s, "label", "namespace", name, "openservicemesh.io/monitored-by=osm")
+	s.MustKubectl(t, ctx, "label", "namespace", name, "openservicemesh.io/monitored-by=osm")
 	if err := s.WaitForNamespace(ctx, name); err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +205,11 @@ func (a app) deploy(t *testing.T, ctx context.Context, s *sandbox.Sandbox, annot
 // waitRollout waits for the Deployment's rollout and returns its one current pod's name.
 func waitRollout(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns string) string {
 	t.Helper()
-	kubectl(t, ctx, s, "rollout", "status", "-n", ns, "deployment/web", "--timeout=4m")
+	s.MustKubectl(t, ctx, "rollout", "status", "-n", ns, "deployment/web", "--timeout=4m")
 	// Pods of the old ReplicaSet may still be terminating: the Running, undeleted one.
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		out := kubectl(t, ctx, s, "get", "pods", "-n", ns, "-l", "app=web", "-o",
+		out := s.MustKubectl(t, ctx, "get", "pods", "-n", ns, "-l", "app=web", "-o",
 			`jsonpath={range .items[*]}{.metadata.name} {.status.phase} {.metadata.deletionTimestamp}{"\n"}{end}`)
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if f := strings.Fields(lines[0]); len(lines) == 1 && len(f) == 2 && f[1] == "Running" {
@@ -235,7 +225,7 @@ func waitRollout(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns strin
 // initContainers lists a pod's init container names.
 func initContainers(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns, pod string) string {
 	t.Helper()
-	return kubectl(t, ctx, s, "get", "pod", "-n", ns, pod, "-o", "jsonpath={.spec.initContainers[*].name}")
+	return s.MustKubectl(t, ctx, "get", "pod", "-n", ns, pod, "-o", "jsonpath={.spec.initContainers[*].name}")
 }
 
 // curlApp calls http://web.<ns>:8080/ from the client pod with an Origin and returns the

@@ -34,7 +34,7 @@ func TestRolloutRestartInjectsWithProbes(t *testing.T) {
 	}
 
 	apply(t, ctx, s, a.policy())
-	kubectl(t, ctx, s, "rollout", "restart", "-n", a.NS, "deployment/web")
+	s.MustKubectl(t, ctx, "rollout", "restart", "-n", a.NS, "deployment/web")
 	pod := waitRollout(t, ctx, s, a.NS)
 	if inits := initContainers(t, ctx, s, a.NS, pod); inits != "corsproxy-init corsproxy" {
 		t.Fatalf("restarted pod %s: init containers %q, want the init container and the native sidecar%s", pod, inits, s.Diagnose())
@@ -45,7 +45,7 @@ func TestRolloutRestartInjectsWithProbes(t *testing.T) {
 	// The liveness probe runs every 2 s and restarts the app after two failures: a few
 	// periods without a restart, and the pod still Ready, say the probes pass.
 	time.Sleep(8 * time.Second)
-	status := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o",
+	status := s.MustKubectl(t, ctx, "get", "pod", "-n", a.NS, pod, "-o",
 		`jsonpath={.status.conditions[?(@.type=="Ready")].status} {.status.containerStatuses[?(@.name=="pipy")].restartCount}`)
 	if status != "True 0" {
 		t.Errorf("pod %s: Ready and the app's restart count %q, want \"True 0\"%s", pod, status, s.Diagnose())
@@ -78,14 +78,14 @@ spec:
         env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]
         command: [curl, -sf, --max-time, "5", "http://$(POD_IP):15000/readyz"]
 `, a.NS))
-	kubectl(t, ctx, s, "wait", "-n", a.NS, "--for=condition=complete", "job/once", "--timeout=3m")
-	pod := strings.TrimSpace(kubectl(t, ctx, s, "get", "pods", "-n", a.NS, "-l", "job-name=once", "-o", "jsonpath={.items[0].metadata.name}"))
+	s.MustKubectl(t, ctx, "wait", "-n", a.NS, "--for=condition=complete", "job/once", "--timeout=3m")
+	pod := strings.TrimSpace(s.MustKubectl(t, ctx, "get", "pods", "-n", a.NS, "-l", "job-name=once", "-o", "jsonpath={.items[0].metadata.name}"))
 	if inits := initContainers(t, ctx, s, a.NS, pod); inits != "corsproxy-init corsproxy" {
 		t.Fatalf("job pod %s: init containers %q, want the init container and the native sidecar", pod, inits)
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		state := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o",
+		state := s.MustKubectl(t, ctx, "get", "pod", "-n", a.NS, pod, "-o",
 			`jsonpath={.status.phase} {.status.initContainerStatuses[?(@.name=="corsproxy")].state.terminated.reason}`)
 		if state == "Succeeded Completed" || state == "Succeeded Error" {
 			break // a sidecar SIGTERMed after the app may report either
@@ -104,7 +104,7 @@ func TestLegacySidecarMode(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	a := app{NS: "e2e-legacy", Origin: "http://www.bbb.com"}
 	pod := a.deploy(t, ctx, s, `corsmesh.io/native-sidecar: "false"`)
-	got := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.spec.initContainers[*].name}/{.spec.containers[*].name}")
+	got := s.MustKubectl(t, ctx, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.spec.initContainers[*].name}/{.spec.containers[*].name}")
 	if got != "corsproxy-init/corsproxy pipy" {
 		t.Fatalf("pod %s: init/containers %q, want the proxy first among the containers", pod, got)
 	}
@@ -137,7 +137,7 @@ func TestPluginConfigEditReachesProxy(t *testing.T) {
 	time.Sleep(2 * time.Second) // some of the load before the edit
 
 	start := time.Now()
-	kubectl(t, ctx, s, "patch", "pluginconfig", "web", "-n", a.NS, "--type=merge", "-p",
+	s.MustKubectl(t, ctx, "patch", "pluginconfig", "web", "-n", a.NS, "--type=merge", "-p",
 		fmt.Sprintf(`{"spec":{"config":{"allowOrigins":[{"exact":%q}]}}}`, edited))
 	for {
 		got := curlApp(t, ctx, s, a.NS, edited)
@@ -272,7 +272,7 @@ func TestProxyMemoryLimitEnforced(t *testing.T) {
 	if !strings.Contains("\x00"+string(environ)+"\x00", fmt.Sprintf("\x00CORSPROXY_MEMORY_LIMIT=%d\x00", want)) {
 		t.Errorf("the proxy's environment has no CORSPROXY_MEMORY_LIMIT=%d: %q", want, strings.ReplaceAll(string(environ), "\x00", " "))
 	}
-	logs := kubectl(t, ctx, s, "logs", "-n", a.NS, pod, "-c", "corsproxy")
+	logs := s.MustKubectl(t, ctx, "logs", "-n", a.NS, pod, "-c", "corsproxy")
 	if !strings.Contains(logs, `"memory budget"`) || !strings.Contains(logs, fmt.Sprintf(`"limit":%d`, want)) {
 		t.Errorf("the proxy's log does not report the %d-byte budget:\n%s", want, logs)
 	}
@@ -281,7 +281,7 @@ func TestProxyMemoryLimitEnforced(t *testing.T) {
 // proxyContainerID is the runtime's ID of the pod's corsproxy container.
 func proxyContainerID(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns, pod string) string {
 	t.Helper()
-	ref := kubectl(t, ctx, s, "get", "pod", "-n", ns, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].containerID}`)
+	ref := s.MustKubectl(t, ctx, "get", "pod", "-n", ns, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].containerID}`)
 	_, id, ok := strings.Cut(ref, "://")
 	if !ok || id == "" {
 		t.Fatalf("pod %s/%s: no container ID for corsproxy (%q)", ns, pod, ref)
@@ -334,7 +334,7 @@ func TestProxyKilledIsRestarted(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	a := app{NS: "e2e-kill", Origin: "http://www.bbb.com"}
 	pod := a.deploy(t, ctx, s, "")
-	podIP := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.status.podIP}")
+	podIP := s.MustKubectl(t, ctx, "get", "pod", "-n", a.NS, pod, "-o", "jsonpath={.status.podIP}")
 	pid, _ := processOfContainer(t, proxyContainerID(t, ctx, s, a.NS, pod))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("killing the proxy (PID %d): %v", pid, err)
@@ -353,7 +353,7 @@ func TestProxyKilledIsRestarted(t *testing.T) {
 		case !allows(got, a.Origin):
 			t.Fatalf("an answer without the policy's CORS headers while the proxy restarted:\n%s", out)
 		default:
-			restarts := kubectl(t, ctx, s, "get", "pod", "-n", a.NS, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].restartCount}`)
+			restarts := s.MustKubectl(t, ctx, "get", "pod", "-n", a.NS, pod, "-o", `jsonpath={.status.initContainerStatuses[?(@.name=="corsproxy")].restartCount}`)
 			if restarts == "1" {
 				t.Logf("traffic resumed %s after the kill (%d requests failed meanwhile)", time.Since(start).Round(100*time.Millisecond), failed)
 				return
@@ -376,7 +376,7 @@ func TestWebhookReplicaDeletedDuringBurst(t *testing.T) {
 	a := app{NS: "e2e-burst", Origin: "http://www.bbb.com"}
 	monitoredNamespace(t, ctx, s, a.NS)
 	apply(t, ctx, s, a.service()+"---\n"+a.policy())
-	replicas := strings.Fields(kubectl(t, ctx, s, "get", "pods", "-n", sandbox.WebhookNamespace, "-l", sandbox.WebhookSelector, "-o", "jsonpath={.items[*].metadata.name}"))
+	replicas := strings.Fields(s.MustKubectl(t, ctx, "get", "pods", "-n", sandbox.WebhookNamespace, "-l", sandbox.WebhookSelector, "-o", "jsonpath={.items[*].metadata.name}"))
 	if len(replicas) != 2 {
 		t.Fatalf("want the webhook's 2 replicas, got %v", replicas)
 	}
@@ -418,7 +418,7 @@ spec:
 			t.Errorf("pod burst-%d: %v", i, err)
 		}
 	}
-	out := kubectl(t, ctx, s, "get", "pods", "-n", a.NS, "-o", `jsonpath={range .items[*]}{.metadata.name}={.spec.initContainers[*].name}{"\n"}{end}`)
+	out := s.MustKubectl(t, ctx, "get", "pods", "-n", a.NS, "-o", `jsonpath={range .items[*]}{.metadata.name}={.spec.initContainers[*].name}{"\n"}{end}`)
 	injected := strings.Count(out, "=corsproxy-init corsproxy")
 	t.Logf("%d pods created while a webhook replica was deleted: %d failed, %d injected", pods, failed, injected)
 	if injected != pods-failed {
@@ -435,9 +435,9 @@ func TestUninstall(t *testing.T) {
 	// The README's kubectl uninstall: the webhook configurations first, so that no pod
 	// creation is refused meanwhile; then the rest (the CRDs go before the MeshConfig they
 	// hold, hence --ignore-not-found).
-	kubectl(t, ctx, s, "delete", "mutatingwebhookconfiguration", "corsmesh-webhook")
-	kubectl(t, ctx, s, "delete", "validatingwebhookconfiguration", "corsmesh-policies")
-	kubectl(t, ctx, s, "delete", "-k", sandbox.DefaultOverlay, "--ignore-not-found", "--wait=true", "--timeout=3m")
+	s.MustKubectl(t, ctx, "delete", "mutatingwebhookconfiguration", "corsmesh-webhook")
+	s.MustKubectl(t, ctx, "delete", "validatingwebhookconfiguration", "corsmesh-policies")
+	s.MustKubectl(t, ctx, "delete", "-k", sandbox.DefaultOverlay, "--ignore-not-found", "--wait=true", "--timeout=3m")
 	var left []string
 	for _, query := range [][]string{
 		{"get", "mutatingwebhookconfigurations,validatingwebhookconfigurations,clusterroles,clusterrolebindings", "-o", "name"},
@@ -445,7 +445,7 @@ func TestUninstall(t *testing.T) {
 		{"get", "namespaces", "-o", "name"},
 		{"get", "all,roles,rolebindings,serviceaccounts,certificates,issuers,secrets,configmaps", "-A", "-l", "app.kubernetes.io/part-of=corsmesh", "-o", "name"},
 	} {
-		for _, name := range strings.Fields(kubectl(t, ctx, s, query...)) {
+		for _, name := range strings.Fields(s.MustKubectl(t, ctx, query...)) {
 			if strings.Contains(name, "corsmesh") || strings.Contains(name, "flomesh.io") || strings.Contains(name, "openservicemesh.io") {
 				left = append(left, name)
 			}
@@ -467,7 +467,7 @@ spec:
 	if out, stderr, err := s.KubectlIO(ctx, []byte(pod), "create", "-f", "-"); err != nil {
 		t.Fatalf("creating a pod after the uninstall: %v\n%s%s", err, out, stderr)
 	}
-	if got := kubectl(t, ctx, s, "get", "pod", "-n", ns, "after", "-o", "jsonpath={.spec.initContainers[*].name}{.metadata.annotations}"); strings.Contains(got, "corsproxy") || strings.Contains(got, "corsmesh.io") {
+	if got := s.MustKubectl(t, ctx, "get", "pod", "-n", ns, "after", "-o", "jsonpath={.spec.initContainers[*].name}{.metadata.annotations}"); strings.Contains(got, "corsproxy") || strings.Contains(got, "corsmesh.io") {
 		t.Errorf("a pod created after the uninstall carries corsmesh: %s", got)
 	}
 }
