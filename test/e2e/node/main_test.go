@@ -130,27 +130,35 @@ spec:
     podSelector: {matchLabels: {app: web}}
     namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %[1]s}}
 ---
-kind: PluginConfig
+`, a.NS) + a.config("web")
+}
+
+// config is a PluginConfig for the app's Service named service: Origin, GET and POST.
+func (a app) config(service string) string {
+	return fmt.Sprintf(`kind: PluginConfig
 apiVersion: plugin.flomesh.io/v1alpha1
-metadata: {name: web, namespace: %[1]s}
+metadata: {name: %[3]s, namespace: %[1]s}
 spec:
   plugin: cors-policy
-  destinationRefs: [{kind: Service, name: web, namespace: %[1]s}]
+  destinationRefs: [{kind: Service, name: %[3]s, namespace: %[1]s}]
   config:
     allowOrigins: [{exact: %[2]q}]
     allowMethods: [GET, POST]
-`, a.NS, a.Origin)
+`, a.NS, a.Origin, service)
 }
 
-// service is the app's Service web.
-func (a app) service() string {
+// service is the app's Service web on 8080.
+func (a app) service() string { return a.serviceOn("web", 8080) }
+
+// serviceOn is a Service selecting the app's pods on port (the same target port).
+func (a app) serviceOn(name string, port int) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: %s}
+metadata: {name: %s, namespace: %s}
 spec:
   selector: {app: web}
-  ports: [{name: http, port: 8080, targetPort: 8080}]
-`, a.NS)
+  ports: [{name: http, port: %d, targetPort: %d}]
+`, name, a.NS, port, port)
 }
 
 // podTemplate is the pipy container, with HTTP probes on its own port (8080, which the init

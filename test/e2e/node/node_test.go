@@ -219,22 +219,7 @@ func TestAppNotListeningGets502WithCORS(t *testing.T) {
 	ctx := testContext(t, 5*time.Minute)
 	a := app{NS: "e2e-down", Origin: "http://www.bbb.com"}
 	monitoredNamespace(t, ctx, s, a.NS)
-	down := fmt.Sprintf(`apiVersion: v1
-kind: Service
-metadata: {name: down, namespace: %[1]s}
-spec:
-  selector: {app: web}
-  ports: [{name: http, port: 8081, targetPort: 8081}]
----
-kind: PluginConfig
-apiVersion: plugin.flomesh.io/v1alpha1
-metadata: {name: down, namespace: %[1]s}
-spec:
-  plugin: cors-policy
-  destinationRefs: [{kind: Service, name: down, namespace: %[1]s}]
-  config:
-    allowOrigins: [{exact: %[2]q}]
-`, a.NS, a.Origin)
+	down := a.serviceOn("down", 8081) + "---\n" + a.config("down")
 	apply(t, ctx, s, a.service()+"---\n"+down+"---\n"+a.policy()+"---\n"+a.deployment(""))
 	waitRollout(t, ctx, s, a.NS)
 	out, err := s.CurlFromPod(ctx, clientNamespace, clientPod, "-si", "--max-time", "10", "-H", "Origin: "+a.Origin, "http://down."+a.NS+":8081/")
