@@ -258,12 +258,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	policy := p.routes.Load().Policy(up.port, ctx.Request.Header.Host())
 	if policy == nil {
 		p.metrics.passthrough.Add(1)
-		sw := p.forwardOrUpgrade(ctx, up)
-		if sw != nil {
-			p.switchProtocols(ctx, sw)
-			return
-		}
-		p.endByClosing(ctx)
+		p.passThrough(ctx, up)
 		return
 	}
 
@@ -272,8 +267,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if len(origins) > 0 {
 		origin = origins[0]
 	}
-	decision, done := p.decideCORS(ctx, up, policy, origin, len(origins), closing)
-	if done {
+	decision, action := p.decideCORS(ctx, up, policy, origin, len(origins), closing)
+	switch action {
+	case corsAnswered:
+		return
+	case corsPassThrough:
+		p.passThrough(ctx, up)
 		return
 	}
 
@@ -284,6 +283,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	sw := p.forwardOrUpgrade(ctx, up)
 	applyActual(&ctx.Response, policy, decision, origin, closing)
 	if sw != nil {
+		p.switchProtocols(ctx, sw)
+		return
+	}
+	p.endByClosing(ctx)
+}
+
+// passThrough forwards a request and its answer untouched by CORS.
+func (p *Proxy) passThrough(ctx *fasthttp.RequestCtx, up *upstream) {
+	if sw := p.forwardOrUpgrade(ctx, up); sw != nil {
 		p.switchProtocols(ctx, sw)
 		return
 	}
