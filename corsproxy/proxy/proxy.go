@@ -130,6 +130,8 @@ func New(routes *Routes, metrics *Metrics, opts Options) *Proxy {
 		IdleTimeout:       opts.IdleTimeout,
 		ErrorHandler:      p.writeClientError,
 		StreamRequestBody: true, // bodies flow through; their size is the app's business
+		// "Expect: 100-continue" is the app's to answer, not the server's (expectContinue).
+		ExpectHandler: p.expectContinue,
 		// Read ahead of the handler at most one byte of a body (fasthttp reads up to this
 		// much, and 8 KiB at most, before it): all the rest is read by the forwarding under
 		// the body's idle timeout, none of it under the header's.
@@ -247,6 +249,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	conn.startBody(p.opts.BodyIdleTimeout)
 	if ctx.Request.Header.ContentLength() != -2 && ctx.Request.Header.ContentLength() != 0 {
 		conn.watchBody(&ctx.Request)
+	}
+	if ex := conn.continued; ex != nil {
+		conn.continued = nil
+		p.finishContinued(ctx, ex)
+		return
 	}
 	// The server closes the client's connection after this response when the client asked
 	// to (or spoke HTTP/1.0 without keep-alive); forward clears the request's mark.
