@@ -95,7 +95,8 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprint(fs.Output(), `Usage: corsmeshctl check [flags]
 
 Checks a corsmesh installation: the CRDs, the webhook configurations and their caBundle,
-the serving certificate against each caBundle and its expiry, that the webhook is
+the serving certificate against each caBundle and its expiry, its cert-manager Certificate
+(Ready, renewal time, issuer), that the webhook is
 reachable, which namespaces the mesh monitors, and which injected pods run another proxy
 image than the webhook injects (with the commands that restart them). Exits 1 if a check
 FAILs.
