@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -155,14 +154,7 @@ func TestCheckCertificate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := newInstallation(t, authority, now)
-			if tc.edit != nil {
-				tc.edit(in)
-			}
-			c := useFakeClient(t, in.objects()...)
-			o := DefaultCheckOptions()
-			o.Now = now
-			assertResults(t, Check(context.Background(), c, o), tc.want, tc.worst)
+			assertResults(t, checkEdited(t, authority, now, tc.edit), tc.want, tc.worst)
 		})
 	}
 }

@@ -347,17 +347,22 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := newInstallation(t, authority, now)
-			if tc.edit != nil {
-				tc.edit(in)
-			}
-			c := useFakeClient(t, in.objects()...)
-			o := DefaultCheckOptions()
-			o.Now = now
-			results := Check(context.Background(), c, o)
-			assertResults(t, results, tc.want, tc.worst)
+			assertResults(t, checkEdited(t, authority, now, tc.edit), tc.want, tc.worst)
 		})
 	}
+}
+
+// checkEdited runs Check at now on a healthy installation changed by edit (if not nil).
+func checkEdited(t *testing.T, authority *ca, now time.Time, edit func(*installation)) []Result {
+	t.Helper()
+	in := newInstallation(t, authority, now)
+	if edit != nil {
+		edit(in)
+	}
+	c := useFakeClient(t, in.objects()...)
+	o := DefaultCheckOptions()
+	o.Now = now
+	return Check(context.Background(), c, o)
 }
 
 func assertResults(t *testing.T, results []Result, want map[string]Status, worst Status) {
