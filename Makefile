@@ -34,7 +34,7 @@ build:
 		echo "==> $(BIN)/$$b"; \
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags="$(LDFLAGS)" -o $(BIN)/$$b ./cmd/$$b; \
 	done
-	@$(GO) build -o $(BIN)/pipyok ./test/pipyok
+	@$(GO) -C test build -o $(CURDIR)/$(BIN)/pipyok ./pipyok
 
 ## images: OCI image archives of corsproxy, corsproxy-init, corsmesh-webhook in bin/images/ (no Docker)
 images:
@@ -67,8 +67,10 @@ verify-generate:
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
 test: lint verify-generate controlplane helm images sandbox-images unit images-test fuzz bench-smoke chart-test actionlint
 
+# The product's packages, then the test harness's (test/: a module of its own).
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) -C test test -count=1 -timeout 30m ./...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
@@ -82,6 +84,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) -C test vet ./...
+	$(GO) -C hack/bench/webhook vet ./...
 
 ## chart-test: the Helm chart renders the default overlay's objects, helm lint --strict, its values
 # (hack/release: a module of its own, so Helm's and kustomize's dependencies stay out of go.mod)
@@ -110,12 +114,12 @@ bench:
 
 ## demo: the seed's walkthrough on this machine (make demo ARGS=--keep leaves it running)
 demo: build controlplane
-	$(GO) run ./test/demo --bin $(BIN) $(ARGS)
+	$(GO) -C test run ./demo --bin $(CURDIR)/$(BIN) $(ARGS)
 
 ## bench-smoke: every Go benchmark and both load drivers once, tiny, so they keep working (in make test)
 bench-smoke: controlplane
 	$(GO) test -count=1 -run='^$$' -bench=. -benchtime=1x ./corsproxy/... ./injector/... ./webhook/...
-	$(GO) run ./hack/bench/webhook --pods 10 --services 100 --chains 10 --batch 5 --warmup 2 \
+	$(GO) -C hack/bench/webhook run . --pods 10 --services 100 --chains 10 --batch 5 --warmup 2 \
 		--handler-bench=false --out "" --quiesce 0s >/dev/null
 	@if [ "$${CI:-}" != true ] && [ "$$(id -u)" != 0 ] && ! { command -v wrk && command -v nginx; } >/dev/null 2>&1; then \
 		echo "==> SKIP hack/bench/proxy.sh smoke: wrk or nginx missing, and not root to install them (it runs under CI=true)"; \

@@ -38,7 +38,7 @@ import (
 // benchReviewFile is an AdmissionReview the API server sent for the seed's pipy-ok-v1 pod
 // (created by kube-controller-manager from manifests/samples/pipy.yaml: defaulted, with
 // its ServiceAccount token volume, tolerations and managedFields), captured by
-// `go run ./hack/bench/webhook --pods 0 --services 0 --chains 1 --handler-bench=false
+// `go -C hack/bench/webhook run . --pods 0 --services 0 --chains 1 --handler-bench=false
 // --capture-review <file>`.
 var benchReviewFile = filepath.Join("..", "hack", "bench", "webhook", "testdata", "pipy-ok-v1.admissionreview.json")
 

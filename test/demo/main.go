@@ -5,7 +5,7 @@
 // loopback otherwise) and prints the guide's two curl checks beside what the guide shows,
 // with PASS or FAIL.
 //
-//	go run ./test/demo [--keep]
+//	go -C test run ./demo [--keep]
 package main
 
 import (

@@ -76,6 +76,10 @@ func buildBinaries(dir string) error {
 	for _, pkg := range []string{"cmd/corsproxy", "cmd/corsproxy-init", "cmd/corsmeshctl", "test/pipyok"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), "./"+pkg)
 		cmd.Dir = root
+		if rest, ok := strings.CutPrefix(pkg, "test/"); ok {
+			// The harness's own packages build in its module (test/go.mod).
+			cmd.Args[len(cmd.Args)-1], cmd.Dir = "./"+rest, filepath.Join(root, "test")
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}

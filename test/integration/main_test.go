@@ -2,7 +2,7 @@
 // kube-apiserver and kube-controller-manager, cert-manager's controllers and the webhook,
 // one sandbox for the whole package. Every scenario asserts on what the API server stored.
 //
-//	go test ./test/integration/... -v -count=1
+//	go -C test test ./integration/... -v -count=1
 //
 // The control plane binaries come from hack/build-controlplane.sh; without them the tests
 // skip, except with CI=true where they fail.

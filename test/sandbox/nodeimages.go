@@ -33,8 +33,8 @@ func (s *Sandbox) pushSandboxImages(ctx context.Context) error {
 	}
 	s.node.images = indexed
 	bin := filepath.Join(s.node.dir, "testimage")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./test/sandbox/testimage")
-	cmd.Dir = s.RepoRoot
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./sandbox/testimage")
+	cmd.Dir = filepath.Join(s.RepoRoot, "test") // the harness's module
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building test/sandbox/testimage: %w: %s", err, out)

@@ -2,7 +2,7 @@
 // the real API server of test/sandbox (etcd, kube-apiserver, kube-controller-manager,
 // cert-manager) with the real corsmesh-webhook binary run as a separate process:
 //
-//	go run ./hack/bench/webhook [--pods 1000] [--services 10000] [--chains 1000]
+//	go -C hack/bench/webhook run . [--pods 1000] [--services 10000] [--chains 1000]
 //
 // It creates --pods pods in each of four namespaces, interleaved in batches (none, no-op,
 // replay, ours, ...; the order rotates every round), timing each Pods().Create on the
@@ -190,7 +190,7 @@ type report struct {
 }
 
 func run(ctx context.Context, o options) error {
-	rep := &report{opts: o, started: time.Now().UTC(), command: "go run ./hack/bench/webhook " + strings.Join(os.Args[1:], " "), results: map[string]*modeResult{}}
+	rep := &report{opts: o, started: time.Now().UTC(), command: "go -C hack/bench/webhook run . " + strings.Join(os.Args[1:], " "), results: map[string]*modeResult{}}
 	rep.load[0] = loadavg()
 	root, err := sandbox.FindRepoRoot()
 	if err != nil {
