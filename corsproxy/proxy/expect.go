@@ -82,7 +82,7 @@ func (p *Proxy) expectContinue(ctx *fasthttp.RequestCtx) int {
 			writePreflight(&ctx.Response, policy, origin, closing)
 			return fasthttp.StatusOK
 		case action == corsApply:
-			// The header's bytes are reused once the body is read: keep the origin apart.
+			// Used once the body is through: a copy, not a view into the header's buffer.
 			ex.policy, ex.decision, ex.origin = policy, decision, bytes.Clone(origin)
 		}
 	}
