@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -75,8 +76,40 @@ func checkProxyImages(ctx context.Context, c client.Client, o CheckOptions, add 
 		cmds = append(cmds, cmd)
 	}
 	slices.Sort(cmds)
-	add(StatusWarn, "%d of %d injected pod(s) run another proxy than the webhook injects (%s): %s; restart them: %s",
-		len(stale), injected, current, strings.Join(stale, ", "), strings.Join(cmds, "; "))
+	when := "restart them"
+	if n, err := replacedReplicas(ctx, c, &d); err != nil {
+		when = fmt.Sprintf("restart them once the webhook's rollout is over (%v)", err)
+	} else if n > 0 {
+		// They serve on through their preStop sleep, and the API server keeps sending them
+		// admissions over the connections it holds: a pod restarted now can get the old proxy.
+		when = fmt.Sprintf("%d replaced webhook replica(s) still admit pods with the previous settings; once they have exited, restart them", n)
+	}
+	add(StatusWarn, "%d of %d injected pod(s) run another proxy than the webhook injects (%s): %s; %s: %s",
+		len(stale), injected, current, strings.Join(stale, ", "), when, strings.Join(cmds, "; "))
+}
+
+// replacedReplicas counts the webhook's replicas of a previous version that may still
+// admit pods: those its Deployment has not replaced yet, and those terminating.
+func replacedReplicas(ctx context.Context, c client.Client, d *appsv1.Deployment) (int, error) {
+	n := int(d.Status.Replicas - d.Status.UpdatedReplicas)
+	if d.Status.ObservedGeneration < d.Generation {
+		// The Deployment controller has not seen the new template yet: every replica is old.
+		n = int(d.Status.Replicas)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return 0, fmt.Errorf("Deployment %s/%s: selector: %w", d.Namespace, d.Name, err)
+	}
+	var pods corev1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(d.Namespace), client.MatchingLabelsSelector{Selector: sel}); err != nil {
+		return 0, fmt.Errorf("listing the webhook's pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			n++
+		}
+	}
+	return max(n, 0), nil
 }
 
 // injectedProxyImage is the image the webhook's Deployment injects: its --proxy-image

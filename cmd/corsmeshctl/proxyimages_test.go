@@ -26,6 +26,32 @@ func webhookDeploymentInjecting(image string) *appsv1.Deployment {
 	}
 }
 
+var webhookLabels = map[string]string{"app.kubernetes.io/name": "corsmesh-webhook"}
+
+// rollingOut is d with 2 replicas, old of them not yet of its current template.
+func rollingOut(d *appsv1.Deployment, old int32) *appsv1.Deployment {
+	d.Spec.Selector = &metav1.LabelSelector{MatchLabels: webhookLabels}
+	d.Generation, d.Status.ObservedGeneration = 2, 2
+	d.Status.Replicas, d.Status.UpdatedReplicas = 2, 2-old
+	return d
+}
+
+// unobserved is d with 2 replicas and a template the Deployment controller has not seen.
+func unobserved(d *appsv1.Deployment) *appsv1.Deployment {
+	d = rollingOut(d, 0)
+	d.Generation = 3
+	return d
+}
+
+// terminatingWebhookPod is a replaced webhook replica in its preStop sleep.
+func terminatingWebhookPod(name string) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Namespace: "corsmesh-system", Name: name, Labels: webhookLabels,
+		// The fake client keeps an object being deleted only while a finalizer holds it.
+		DeletionTimestamp: ptr.To(metav1.Now()), Finalizers: []string{"test.corsmesh.io/hold"},
+	}}
+}
+
 // injectedPod is an injected pod whose proxy (a native sidecar) runs image, owned by owner.
 func injectedPod(ns, name, image string, owner *metav1.OwnerReference, labels map[string]string) *corev1.Pod {
 	p := &corev1.Pod{
@@ -73,8 +99,24 @@ func TestCheckProxyImages(t *testing.T) {
 			want: []string{
 				"4 of 5 injected pod(s) run another proxy than the webhook injects (" + v2 + ")",
 				"pipy/a (" + v1 + "), pipy/b (" + v1 + "), pipy/bare (" + v1 + "), pipy/db-0 (" + v1 + ")",
-				"kubectl rollout restart deployment/pipy-ok-v1 -n pipy; kubectl rollout restart statefulset/db -n pipy; recreate pod bare -n pipy",
+				"; restart them: kubectl rollout restart deployment/pipy-ok-v1 -n pipy; kubectl rollout restart statefulset/db -n pipy; recreate pod bare -n pipy",
 			},
+		},
+		{
+			name: "after an upgrade, while replaced webhook replicas still serve",
+			objs: []client.Object{monitored, rollingOut(webhookDeploymentInjecting(v2), 1),
+				terminatingWebhookPod("old-1"), injectedPod("pipy", "a", v1, rs, hash)},
+			status: StatusWarn,
+			want: []string{
+				"1 of 1 injected pod(s) run another proxy",
+				"2 replaced webhook replica(s) still admit pods with the previous settings; once they have exited, restart them: kubectl rollout restart deployment/pipy-ok-v1 -n pipy",
+			},
+		},
+		{
+			name:   "after an upgrade the Deployment controller has not seen yet",
+			objs:   []client.Object{monitored, unobserved(webhookDeploymentInjecting(v2)), injectedPod("pipy", "a", v1, rs, hash)},
+			status: StatusWarn,
+			want:   []string{"2 replaced webhook replica(s) still admit pods"},
 		},
 		{
 			name: "pods not injected and namespaces not monitored are not counted",

@@ -1,9 +1,11 @@
 // Package helm installs, upgrades and uninstalls the Helm chart (manifests/charts/corsmesh)
 // with the real helm CLI (built by `make helm` from the version pinned in hack/release)
 // against a real API server, with cert-manager's real controllers issuing the webhook's
-// certificate and cainjector filling caBundle. No kubelet runs here, so the webhook's pods
-// never start: what is checked is what the chart leaves in the cluster at each step, and
-// what the API server does with the webhook configurations it installs.
+// certificate and cainjector filling caBundle. TestHelmInstallUpgradeUninstall runs no
+// kubelet, so the webhook's pods never start: it checks what the chart leaves in the
+// cluster at each step, and what the API server does with the webhook configurations it
+// installs. TestHelmOnNode runs the same on the sandbox's real node, with the guide's
+// workloads, through an upgrade of the proxy image.
 package helm
 
 import (
@@ -171,27 +173,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	c := s.Client
 	chart := filepath.Join(s.RepoRoot, "manifests", "charts", "corsmesh")
 
-	// The sandbox starts with corsmesh's CRDs from manifests/crd; a cluster does not.
-	crds := []string{"plugins.plugin.flomesh.io", "pluginchains.plugin.flomesh.io", "pluginconfigs.plugin.flomesh.io"}
-	crd := func(name string) *unstructured.Unstructured {
-		o := &unstructured.Unstructured{}
-		o.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
-		o.SetName(name)
-		return o
-	}
-	for _, name := range crds {
-		if err := c.Delete(ctx, crd(name)); err != nil && !apierrors.IsNotFound(err) {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, ctx, time.Minute, "the sandbox's CRDs deleted", func() error {
-		for _, name := range crds {
-			if ok, err := exists(ctx, c, crd(name)); err != nil || ok {
-				return fmt.Errorf("CRD %s: exists=%v, %v", name, ok, err)
-			}
-		}
-		return nil
-	})
+	removeSandboxCRDs(t, ctx, c)
 
 	// A monitored namespace, as `osm namespace add` leaves it.
 	app := "helm-app"
@@ -227,7 +209,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 	// The CRDs come from the chart's crds/ (labelled like the kustomize rendering).
 	for _, name := range crds {
-		o := crd(name)
+		o := crdObject(name)
 		if err := c.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
 			t.Errorf("CRD %s after install: %v", name, err)
 		} else if o.GetLabels()["app.kubernetes.io/part-of"] != "corsmesh" {
@@ -298,76 +280,14 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 		t.Errorf("helm history: want 2 revisions:\n%s", out)
 	}
 
-	// Uninstall: no webhook configuration, no object of the release but its Namespace
-	// (kept: it holds Helm's release records), the CRDs and the Plugin kept. Then, as the
-	// README says, the namespace is deleted, and with it the Secrets cert-manager wrote.
+	// Uninstall, then delete the namespace as the README says (checkUninstalled); the
+	// Plugin is kept.
 	h.must(ctx, "uninstall", release, "--namespace", namespace, "--wait")
-	for _, o := range installed {
-		ok, err := exists(ctx, c, o)
-		if o.GetKind() == "Namespace" {
-			if err != nil || !ok {
-				t.Errorf("namespace %s after uninstall: exists=%v, %v: want it kept", o.GetName(), ok, err)
-			}
-			continue
-		}
-		if err != nil || ok {
-			t.Errorf("%s %s/%s after uninstall: exists=%v, %v", o.GetKind(), o.GetNamespace(), o.GetName(), ok, err)
-		}
-	}
-	if err := c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, ctx, 3*time.Minute, "namespace "+namespace+" deleted", func() error {
-		var ns corev1.Namespace
-		err := c.Get(ctx, client.ObjectKey{Name: namespace}, &ns)
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return fmt.Errorf("namespace %s is %s", namespace, ns.Status.Phase)
-	})
+	checkUninstalled(t, ctx, c, installed)
 	got := plugin.DeepCopy()
 	if err := c.Get(ctx, client.ObjectKeyFromObject(plugin), got); err != nil {
 		t.Errorf("the Plugin after uninstall: %v", err)
 	}
-	for _, name := range crds {
-		if ok, err := exists(ctx, c, crd(name)); err != nil || !ok {
-			t.Errorf("CRD %s after uninstall: exists=%v, %v", name, ok, err)
-		}
-	}
-	var mwcs admissionregistrationv1.MutatingWebhookConfigurationList
-	var vwcs admissionregistrationv1.ValidatingWebhookConfigurationList
-	if err := c.List(ctx, &mwcs); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.List(ctx, &vwcs); err != nil {
-		t.Fatal(err)
-	}
-	if len(mwcs.Items)+len(vwcs.Items) != 0 {
-		t.Errorf("webhook configurations left: %d mutating, %d validating", len(mwcs.Items), len(vwcs.Items))
-	}
-	// Nothing labelled as corsmesh's is left but the CRDs.
-	for _, gvk := range []schema.GroupVersionKind{
-		{Version: "v1", Kind: "ServiceAccountList"}, {Version: "v1", Kind: "ServiceList"}, {Version: "v1", Kind: "SecretList"},
-		{Group: "apps", Version: "v1", Kind: "DeploymentList"}, {Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
-		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleList"},
-		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBindingList"},
-		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleList"},
-		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBindingList"},
-		{Group: "cert-manager.io", Version: "v1", Kind: "IssuerList"}, {Group: "cert-manager.io", Version: "v1", Kind: "CertificateList"},
-	} {
-		list := &unstructured.UnstructuredList{}
-		list.SetGroupVersionKind(gvk)
-		if err := c.List(ctx, list, client.MatchingLabels{"app.kubernetes.io/part-of": "corsmesh"}); err != nil {
-			t.Fatalf("listing %s: %v", gvk.Kind, err)
-		}
-		for _, o := range list.Items {
-			t.Errorf("left after uninstall: %s %s/%s", o.GetKind(), o.GetNamespace(), o.GetName())
-		}
-	}
-
 	// A pod created after the uninstall is admitted untouched.
 	p := pod(app, "after-uninstall")
 	if err := c.Create(ctx, p); err != nil {
@@ -382,5 +302,110 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	h.must(ctx, "uninstall", release, "--namespace", namespace, "--wait")
 	if out := h.must(ctx, "list", "--all-namespaces"); strings.Contains(out, release) {
 		t.Errorf("helm list after the uninstall still shows the release:\n%s", out)
+	}
+}
+
+// crds are the CRDs of the chart's crds/: Helm installs them when missing and never
+// deletes them, so they stay, with the users' policies, after helm uninstall.
+var crds = []string{
+	"meshconfigs.config.openservicemesh.io", "plugins.plugin.flomesh.io",
+	"pluginchains.plugin.flomesh.io", "pluginconfigs.plugin.flomesh.io",
+}
+
+func crdObject(name string) *unstructured.Unstructured {
+	o := &unstructured.Unstructured{}
+	o.SetGroupVersionKind(schema.GroupVersionKind{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition"})
+	o.SetName(name)
+	return o
+}
+
+// removeSandboxCRDs deletes the CRDs the sandbox starts with (from manifests/crd): a
+// cluster corsmesh was never installed on has none, and the chart must bring them.
+func removeSandboxCRDs(t *testing.T, ctx context.Context, c client.Client) {
+	t.Helper()
+	for _, name := range crds {
+		if err := c.Delete(ctx, crdObject(name)); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, ctx, time.Minute, "the sandbox's CRDs deleted", func() error {
+		for _, name := range crds {
+			if ok, err := exists(ctx, c, crdObject(name)); err != nil || ok {
+				return fmt.Errorf("CRD %s: exists=%v, %v", name, ok, err)
+			}
+		}
+		return nil
+	})
+}
+
+// checkUninstalled checks what `helm uninstall` leaves: no object of the release's
+// manifest (installed) but its Namespace (kept: it holds Helm's release records), no
+// webhook configuration, the CRDs. Then, as the README says, it deletes the namespace, and
+// with it the Secrets cert-manager wrote, and checks that nothing labelled as corsmesh's
+// is left but the CRDs.
+func checkUninstalled(t *testing.T, ctx context.Context, c client.Client, installed []*unstructured.Unstructured) {
+	t.Helper()
+	for _, o := range installed {
+		ok, err := exists(ctx, c, o)
+		if o.GetKind() == "Namespace" {
+			if err != nil || !ok {
+				t.Errorf("namespace %s after uninstall: exists=%v, %v: want it kept", o.GetName(), ok, err)
+			}
+			continue
+		}
+		if err != nil || ok {
+			t.Errorf("%s %s/%s after uninstall: exists=%v, %v", o.GetKind(), o.GetNamespace(), o.GetName(), ok, err)
+		}
+	}
+	for _, name := range crds {
+		if ok, err := exists(ctx, c, crdObject(name)); err != nil || !ok {
+			t.Errorf("CRD %s after uninstall: exists=%v, %v", name, ok, err)
+		}
+	}
+	var mwcs admissionregistrationv1.MutatingWebhookConfigurationList
+	var vwcs admissionregistrationv1.ValidatingWebhookConfigurationList
+	if err := c.List(ctx, &mwcs); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.List(ctx, &vwcs); err != nil {
+		t.Fatal(err)
+	}
+	if len(mwcs.Items)+len(vwcs.Items) != 0 {
+		t.Errorf("webhook configurations left: %d mutating, %d validating", len(mwcs.Items), len(vwcs.Items))
+	}
+
+	if err := c.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, ctx, 3*time.Minute, "namespace "+namespace+" deleted", func() error {
+		var ns corev1.Namespace
+		err := c.Get(ctx, client.ObjectKey{Name: namespace}, &ns)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("namespace %s is %s", namespace, ns.Status.Phase)
+	})
+	for _, gvk := range []schema.GroupVersionKind{
+		{Version: "v1", Kind: "ServiceAccountList"}, {Version: "v1", Kind: "ServiceList"}, {Version: "v1", Kind: "SecretList"},
+		{Version: "v1", Kind: "PodList"}, {Version: "v1", Kind: "NamespaceList"},
+		{Group: "apps", Version: "v1", Kind: "DeploymentList"}, {Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleList"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "ClusterRoleBindingList"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleList"},
+		{Group: "rbac.authorization.k8s.io", Version: "v1", Kind: "RoleBindingList"},
+		{Group: "cert-manager.io", Version: "v1", Kind: "IssuerList"}, {Group: "cert-manager.io", Version: "v1", Kind: "CertificateList"},
+		{Group: "config.openservicemesh.io", Version: "v1alpha2", Kind: "MeshConfigList"},
+	} {
+		list := &unstructured.UnstructuredList{}
+		list.SetGroupVersionKind(gvk)
+		if err := c.List(ctx, list, client.MatchingLabels{"app.kubernetes.io/part-of": "corsmesh"}); err != nil {
+			t.Fatalf("listing %s: %v", gvk.Kind, err)
+		}
+		for _, o := range list.Items {
+			t.Errorf("left after uninstall: %s %s/%s", o.GetKind(), o.GetNamespace(), o.GetName())
+		}
 	}
 }

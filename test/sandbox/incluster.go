@@ -8,6 +8,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // DefaultOverlay is what users apply (kubectl apply -k): the webhook's image behind its
@@ -33,12 +36,45 @@ func (s *Sandbox) InstallInCluster(ctx context.Context, dir string) error {
 	return s.WaitForWebhookInCluster(ctx)
 }
 
-// WaitForWebhookInCluster waits until the in-cluster webhook's Deployment has rolled out
-// and cainjector has filled the caBundle of every corsmesh webhook configuration: from then
-// on the API server can call it.
+// WaitForWebhookInCluster waits until the in-cluster webhook's Deployment has rolled out,
+// the replicas it replaced have exited, and cainjector has filled the caBundle of every
+// corsmesh webhook configuration: from then on the API server calls the current replicas
+// only. A replaced replica serves on through its preStop sleep after the rollout is over,
+// and the API server keeps sending it admissions over the connections it holds open, so a
+// pod created then can get what the previous version injects (after an upgrade, the old
+// proxy image).
 func (s *Sandbox) WaitForWebhookInCluster(ctx context.Context) error {
 	if out, err := s.Kubectl(ctx, "rollout", "status", "-n", WebhookNamespace, "deployment/corsmesh-webhook", "--timeout=5m"); err != nil {
 		return fmt.Errorf("the webhook's Deployment did not roll out: %w\n%s", err, out)
+	}
+	selector, err := labels.Parse(WebhookSelector)
+	if err != nil {
+		return err
+	}
+	started, waited := time.Now(), false
+	for {
+		var pods corev1.PodList
+		if err := s.Client.List(ctx, &pods, client.InNamespace(WebhookNamespace), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+			return fmt.Errorf("listing the webhook's pods: %w", err)
+		}
+		var exiting []string
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				exiting = append(exiting, p.Name)
+			}
+		}
+		if len(exiting) == 0 {
+			if waited {
+				s.logf("the webhook's replaced pods exited %.1fs after its rollout", time.Since(started).Seconds())
+			}
+			break
+		}
+		waited = true
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the webhook's replaced pods %s did not exit: %w", strings.Join(exiting, ", "), ctx.Err())
+		case <-time.After(time.Second):
+		}
 	}
 	for {
 		var missing []string

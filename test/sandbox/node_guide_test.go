@@ -49,17 +49,8 @@ func TestNodeRunsGuideWorkloads(t *testing.T) {
 	}
 }
 
-// requireServed skips the test, or fails it on CI, unless the node's registry serves every
-// image of refs (make images sandbox-images builds them).
+// requireServed is RequireServed, by its older name in this package's tests.
 func requireServed(t *testing.T, s *Sandbox, refs ...string) {
 	t.Helper()
-	for _, ref := range refs {
-		if s.ServesImage(ref) {
-			continue
-		}
-		if OnCI() {
-			t.Fatalf("the registry does not serve %s: make images sandbox-images", ref)
-		}
-		t.Skipf("skipping: the registry does not serve %s (make images sandbox-images)", ref)
-	}
+	RequireServed(t, s, refs...)
 }

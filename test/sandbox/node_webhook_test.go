@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/corsmesh/corsmesh/test/seedcheck"
 )
 
 // TestNodeWebhookInCluster installs corsmesh as users do (kubectl apply -k
@@ -33,11 +31,7 @@ func TestNodeWebhookInCluster(t *testing.T) {
 	defer cancel()
 	kubectl := func(args ...string) string {
 		t.Helper()
-		out, err := s.Kubectl(ctx, args...)
-		if err != nil {
-			t.Fatalf("%v%s", err, s.Diagnose())
-		}
-		return out
+		return s.MustKubectl(t, ctx, args...)
 	}
 	if err := s.InstallInCluster(ctx, DefaultOverlay); err != nil {
 		t.Fatalf("%v%s", err, s.Diagnose())
@@ -63,29 +57,7 @@ func TestNodeWebhookInCluster(t *testing.T) {
 	if !strings.Contains(inits, "corsproxy-init") || !strings.Contains(inits, "corsproxy") {
 		t.Fatalf("the pipy pod was not injected: init containers %q%s", inits, s.Diagnose())
 	}
-	client := strings.TrimSpace(kubectl("get", "pods", "-n", "curl", "-l", "app=curl", "-o", "jsonpath={.items[0].metadata.name}"))
-	checks, err := seedcheck.Load(s.RepoRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range checks {
-		// The guide's own command: pipy-ok selects both versions' pods, and the guide shows
-		// v1's answer; v2's differs only in its body.
-		out, err := s.CurlFromPod(ctx, "curl", client, append([]string{"-ksi", "--max-time", "20", "http://pipy-ok.pipy:8080"}, c.CurlArgs...)...)
-		if err != nil {
-			eps, _ := s.Kubectl(context.Background(), "get", "endpointslices", "-A")
-			t.Fatalf("%s: %v\n%s\nendpoint slices:\n%s%s", c.Command, err, out, eps, s.logTail("kube-proxy"))
-		}
-		diffs := seedcheck.Compare(c.Expected, out)
-		if len(diffs) > 0 {
-			diffs = seedcheck.Compare(strings.Replace(c.Expected, "PIPY-OK v1!", "PIPY-OK v2!", 1), out)
-		}
-		if len(diffs) > 0 {
-			pod := strings.TrimSpace(kubectl("get", "pods", "-n", "pipy", "-l", "app=pipy-ok,version=v1", "-o", "jsonpath={.items[0].metadata.name}"))
-			annotations := kubectl("get", "pod", "-n", "pipy", pod, "-o", "jsonpath={.metadata.annotations}")
-			initLogs, _ := s.Kubectl(context.Background(), "logs", "-n", "pipy", pod, "-c", "corsproxy-init")
-			proxyLogs, _ := s.Kubectl(context.Background(), "logs", "-n", "pipy", pod, "-c", "corsproxy")
-			t.Errorf("%s:\n%s\n%s\npod annotations: %s\ncorsproxy-init:\n%s\ncorsproxy:\n%s", c.Command, strings.Join(diffs, "\n"), out, annotations, initLogs, proxyLogs)
-		}
+	if err := s.CheckGuideAnswers(ctx); err != nil {
+		t.Error(err)
 	}
 }

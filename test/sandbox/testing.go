@@ -18,6 +18,32 @@ const StartTimeout = 5 * time.Minute
 // plane binaries fail tests instead of skipping them.
 func OnCI() bool { return os.Getenv("CI") == "true" }
 
+// RequireServed skips the test, or fails it on CI, unless the node's registry serves every
+// image of refs (make images sandbox-images builds them).
+func RequireServed(t testing.TB, s *Sandbox, refs ...string) {
+	t.Helper()
+	for _, ref := range refs {
+		if s.ServesImage(ref) {
+			continue
+		}
+		if OnCI() {
+			t.Fatalf("the registry does not serve %s: make images sandbox-images", ref)
+		}
+		t.Skipf("skipping: the registry does not serve %s (make images sandbox-images)", ref)
+	}
+}
+
+// MustKubectl runs kubectl with args and returns its output, failing the test with what
+// Diagnose gathers if it fails.
+func (s *Sandbox) MustKubectl(t testing.TB, ctx context.Context, args ...string) string {
+	t.Helper()
+	out, err := s.Kubectl(ctx, args...)
+	if err != nil {
+		t.Fatalf("%v%s", err, s.Diagnose())
+	}
+	return out
+}
+
 // ForTest starts a sandbox for one test and stops it when the test ends. When the control
 // plane binaries are missing it skips the test, or fails it on CI (CI=true). opts.Log
 // defaults to t.Logf.
