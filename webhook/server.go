@@ -150,7 +150,8 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Metrics:  metrics,
 	}
 	hookServer.Register(PathMutatePods, admit.NewHandler(&admit.PodMutator{
-		Resolver: resolver, Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
+		Resolver: resolver, Live: admit.NewLive(mgr.GetAPIReader(), resolver.Injector()),
+		Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
 	}, metrics, log.WithName("mutate-pods")))
 	hookServer.Register(PathValidatePolicies, admit.NewHandler(&admit.PolicyValidator{
 		Resolver: resolver, Log: log.WithName("validate-policies"),

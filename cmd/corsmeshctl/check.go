@@ -57,6 +57,8 @@ type CheckOptions struct {
 	ValidatingWebhook string
 	// CertSecret holds the webhook's serving certificate (tls.crt).
 	CertSecret string
+	// Certificate is the cert-manager Certificate that issues CertSecret.
+	Certificate string
 	// ExpiryWarning: a certificate expiring sooner is a WARN.
 	ExpiryWarning time.Duration
 	// DialTimeout bounds dialing a webhook's url.
@@ -79,6 +81,7 @@ func DefaultCheckOptions() CheckOptions {
 		MutatingWebhook:   "corsmesh-webhook",
 		ValidatingWebhook: "corsmesh-policies",
 		CertSecret:        "corsmesh-webhook-tls",
+		Certificate:       defaultWebhookCertificate,
 		ExpiryWarning:     14 * 24 * time.Hour,
 		DialTimeout:       5 * time.Second,
 	}
@@ -93,7 +96,8 @@ func runCheck(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprint(fs.Output(), `Usage: corsmeshctl check [flags]
 
 Checks a corsmesh installation: the CRDs, the webhook configurations and their caBundle,
-the serving certificate against each caBundle and its expiry, that the webhook is
+the serving certificate against each caBundle and its expiry, its cert-manager Certificate
+(Ready, renewal time, issuer), that the webhook is
 reachable, which namespaces the mesh monitors, and which injected pods run another proxy
 image than the webhook injects (with the commands that restart them). Exits 1 if a check
 FAILs.
@@ -207,6 +211,7 @@ func Check(ctx context.Context, c client.Client, o CheckOptions) []Result {
 	}
 
 	checkServingCertificate(ctx, c, o, hooks, add)
+	checkCertificate(ctx, c, o, hooks, add)
 	checkReachable(ctx, c, o, hooks, add)
 	checkNamespaces(ctx, c, o, add)
 	checkProxyImages(ctx, c, o, add)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -101,6 +102,9 @@ type installation struct {
 	endpoints  *discoveryv1.EndpointSlice
 	namespaces []*corev1.Namespace
 	meshConfig *configv1alpha2.MeshConfig
+	// certificate and issuer are cert-manager's view of the serving certificate.
+	certificate *cmapi.Certificate
+	issuer      *cmapi.Issuer
 }
 
 func newInstallation(t *testing.T, authority *ca, now time.Time) *installation {
@@ -147,6 +151,7 @@ func newInstallation(t *testing.T, authority *ca, now time.Time) *installation {
 	in.meshConfig = &configv1alpha2.MeshConfig{}
 	in.meshConfig.Namespace, in.meshConfig.Name = "corsmesh-system", configv1alpha2.MeshConfigName
 	in.meshConfig.Spec.FeatureFlags.EnablePluginPolicy = true
+	in.certificate, in.issuer = readyCertificate(now), readyIssuer()
 	in.namespaces = []*corev1.Namespace{
 		namespaceWith("pipy", map[string]string{injector.LabelMonitoredBy: "osm"}, map[string]string{injector.AnnotationSidecarInjection: "enabled"}),
 		namespaceWith("curl", map[string]string{injector.LabelMonitoredBy: "osm"}, map[string]string{injector.AnnotationSidecarInjection: "disabled"}),
@@ -163,7 +168,7 @@ func (in *installation) objects() []client.Object {
 			objs = append(objs, c)
 		}
 	}
-	for _, o := range []client.Object{in.mutating, in.validating, in.secret, in.service, in.endpoints, in.meshConfig} {
+	for _, o := range []client.Object{in.mutating, in.validating, in.secret, in.service, in.endpoints, in.meshConfig, in.certificate, in.issuer} {
 		if o != nil && !isNil(o) {
 			objs = append(objs, o)
 		}
@@ -188,6 +193,10 @@ func isNil(o client.Object) bool {
 	case *discoveryv1.EndpointSlice:
 		return o == nil
 	case *configv1alpha2.MeshConfig:
+		return o == nil
+	case *cmapi.Certificate:
+		return o == nil
+	case *cmapi.Issuer:
 		return o == nil
 	}
 	return false
@@ -338,17 +347,22 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := newInstallation(t, authority, now)
-			if tc.edit != nil {
-				tc.edit(in)
-			}
-			c := useFakeClient(t, in.objects()...)
-			o := DefaultCheckOptions()
-			o.Now = now
-			results := Check(context.Background(), c, o)
-			assertResults(t, results, tc.want, tc.worst)
+			assertResults(t, checkEdited(t, authority, now, tc.edit), tc.want, tc.worst)
 		})
 	}
+}
+
+// checkEdited runs Check at now on a healthy installation changed by edit (if not nil).
+func checkEdited(t *testing.T, authority *ca, now time.Time, edit func(*installation)) []Result {
+	t.Helper()
+	in := newInstallation(t, authority, now)
+	if edit != nil {
+		edit(in)
+	}
+	c := useFakeClient(t, in.objects()...)
+	o := DefaultCheckOptions()
+	o.Now = now
+	return Check(context.Background(), c, o)
 }
 
 func assertResults(t *testing.T, results []Result, want map[string]Status, worst Status) {

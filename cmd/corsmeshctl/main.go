@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -131,11 +132,11 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 }
 
 // Scheme has the types corsmeshctl reads and writes: the webhook's (Kubernetes' and the
-// plugin resources) and the CRDs that check reads. It does not import the webhook package,
+// plugin resources), the CRDs and cert-manager's Certificates and Issuers that check reads. It does not import the webhook package,
 // so the CLI stays light.
 func Scheme() (*runtime.Scheme, error) {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, configv1alpha2.AddToScheme, apiextensionsv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, configv1alpha2.AddToScheme, apiextensionsv1.AddToScheme, cmapi.AddToScheme} {
 		if err := add(s); err != nil {
 			return nil, err
 		}

@@ -265,10 +265,10 @@ func sendChunked(conn net.Conn, head string, size int64) error {
 
 func TestHostileClientsInAMemoryCgroup(t *testing.T) {
 	requireMemoryCgroup(t)
-	var held atomic.Int64
+	var heldAtApp atomic.Int64
 	release := make(chan struct{})
 	defer close(release)
-	app := hostileApp(t, &held, release)
+	app := hostileApp(t, &heldAtApp, release)
 	const bulk = 200 << 20
 
 	hostileCase(t, "200 MiB chunked body on an Upgrade request", app, func(t *testing.T, p *cgroupProxy) {
@@ -361,41 +361,16 @@ func TestHostileClientsInAMemoryCgroup(t *testing.T) {
 		}
 	})
 
-	hostileCase(t, "5,000 clients with requests the app holds", app, func(t *testing.T, p *cgroupProxy) {
-		const clients = 5000
-		held.Store(0)
-		var refused, answered atomic.Int64 // answered: refused, or 504 after waiting for a pooled app connection
-		var wg sync.WaitGroup
-		for range clients {
-			conn, err := net.DialTimeout("tcp", p.listen, 10*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(45 * time.Second))
-			io.WriteString(conn, "GET /hold HTTP/1.1\r\nHost: app\r\nOrigin: http://www.aaa.com\r\n\r\n")
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-				if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
-					refused.Add(1)
-				}
-				if err == nil {
-					answered.Add(1)
-				}
-			}()
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for held.Load()+answered.Load() < clients && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Logf("figure: 5,000 clients with held requests: %d in flight at the app, %d refused with 503, %d other answers", held.Load(), refused.Load(), answered.Load()-refused.Load())
-		if held.Load() == 0 {
-			t.Error("no request reached the app")
-		}
-		p.alive(t)
-	})
+	for _, hold := range []struct{ name, request string }{
+		{"requests the app holds", "GET /hold HTTP/1.1\r\nHost: app\r\nOrigin: http://www.aaa.com\r\n\r\n"},
+		// Each on a connection to the app of its own, outside the pool: the app's answer
+		// (a 200 whose body it holds) goes to the client before any body is sent.
+		{"requests expecting 100-continue the app holds", "POST /hold HTTP/1.1\r\nHost: app\r\nOrigin: http://www.aaa.com\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"},
+	} {
+		hostileCase(t, "5,000 clients with "+hold.name, app, func(t *testing.T, p *cgroupProxy) {
+			holdRequests(t, p, hold.request, &heldAtApp)
+		})
+	}
 
 	for _, port := range []string{"traffic", "admin"} {
 		hostileCase(t, "slowloris on the "+port+" port", app, func(t *testing.T, p *cgroupProxy) {
@@ -473,4 +448,43 @@ func uploadChunked(t *testing.T, p *cgroupProxy, head string, size int64) (*http
 		t.Fatalf("sending: %v", err)
 	}
 	return resp, body
+}
+
+// holdRequests sends request from 5,000 clients to an app that holds each (counted in held)
+// until the test ends: those past the proxy's bounds get 503 (the connection cap) or 504
+// (no pooled app connection in time).
+func holdRequests(t *testing.T, p *cgroupProxy, request string, held *atomic.Int64) {
+	const clients = 5000
+	held.Store(0)
+	var refused, answered atomic.Int64 // answered: a final answer other than the app's held 200
+	var wg sync.WaitGroup
+	for range clients {
+		conn, err := net.DialTimeout("tcp", p.listen, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(45 * time.Second))
+		io.WriteString(conn, request)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err == nil && resp.StatusCode == http.StatusServiceUnavailable {
+				refused.Add(1)
+			}
+			if err == nil && resp.StatusCode != http.StatusOK {
+				answered.Add(1)
+			}
+		}()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for held.Load()+answered.Load() < clients && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("figure: 5,000 clients with held requests: %d in flight at the app, %d refused with 503, %d other answers", held.Load(), refused.Load(), answered.Load()-refused.Load())
+	if held.Load() == 0 {
+		t.Error("no request reached the app")
+	}
+	p.alive(t)
 }

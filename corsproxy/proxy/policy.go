@@ -10,10 +10,19 @@ import (
 
 const headerRequestMethod = "Access-Control-Request-Method"
 
+// corsAction is what a policy's decision leaves to do with a request.
+type corsAction uint8
+
+const (
+	corsApply       corsAction = iota // forward it and set the CORS headers on the answer
+	corsPassThrough                   // report-only: forward it and leave the answer untouched
+	corsAnswered                      // the proxy answered it (a refused preflight): done
+)
+
 // decideCORS evaluates a request under its port's policy, counts the decision and makes a
-// refusal visible. It answers the request itself (done) when the policy is report-only,
-// which forwards it untouched, or when a refused preflight is to be answered by the proxy.
-func (p *Proxy) decideCORS(ctx *fasthttp.RequestCtx, up *upstream, policy *cors.Policy, origin []byte, originCount int, closing bool) (decision cors.Decision, done bool) {
+// refusal visible. A refused preflight that the proxy answers itself is written to
+// ctx.Response; a report-only policy passes the request through untouched.
+func (p *Proxy) decideCORS(ctx *fasthttp.RequestCtx, up *upstream, policy *cors.Policy, origin []byte, originCount int, closing bool) (cors.Decision, corsAction) {
 	req := cors.Request{Method: b2s(ctx.Method()), Origin: b2s(origin), OriginCount: originCount}
 	if originCount > 0 && req.Method == fasthttp.MethodOptions {
 		req.RequestMethod = len(ctx.Request.Header.Peek(headerRequestMethod)) > 0
@@ -26,12 +35,7 @@ func (p *Proxy) decideCORS(ctx *fasthttp.RequestCtx, up *upstream, policy *cors.
 		if reason != cors.NoReason {
 			p.refused(ctx, up, origin, reason, true)
 		}
-		if sw := p.forwardOrUpgrade(ctx, up); sw != nil {
-			p.switchProtocols(ctx, sw)
-		} else {
-			p.endByClosing(ctx)
-		}
-		return decision, true
+		return decision, corsPassThrough
 	}
 	p.metrics.decision(decision)
 	if reason != cors.NoReason {
@@ -39,9 +43,9 @@ func (p *Proxy) decideCORS(ctx *fasthttp.RequestCtx, up *upstream, policy *cors.
 	}
 	if decision == cors.Rejected && policy.AnswersRefusedPreflight() && policy.IsPreflight(req) {
 		writeRefusedPreflight(&ctx.Response, closing)
-		return decision, true
+		return decision, corsAnswered
 	}
-	return decision, false
+	return decision, corsApply
 }
 
 func (p *Proxy) refused(ctx *fasthttp.RequestCtx, up *upstream, origin []byte, reason cors.Reason, reportOnly bool) {

@@ -130,6 +130,8 @@ func New(routes *Routes, metrics *Metrics, opts Options) *Proxy {
 		IdleTimeout:       opts.IdleTimeout,
 		ErrorHandler:      p.writeClientError,
 		StreamRequestBody: true, // bodies flow through; their size is the app's business
+		// "Expect: 100-continue" is the app's to answer, not the server's (expectContinue).
+		ExpectHandler: p.expectContinue,
 		// Read ahead of the handler at most one byte of a body (fasthttp reads up to this
 		// much, and 8 KiB at most, before it): all the rest is read by the forwarding under
 		// the body's idle timeout, none of it under the header's.
@@ -248,6 +250,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if ctx.Request.Header.ContentLength() != -2 && ctx.Request.Header.ContentLength() != 0 {
 		conn.watchBody(&ctx.Request)
 	}
+	if ex := conn.continued; ex != nil {
+		conn.continued = nil
+		p.finishContinued(ctx, ex)
+		return
+	}
 	// The server closes the client's connection after this response when the client asked
 	// to (or spoke HTTP/1.0 without keep-alive); forward clears the request's mark.
 	closing := ctx.Request.Header.ConnectionClose()
@@ -258,12 +265,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	policy := p.routes.Load().Policy(up.port, ctx.Request.Header.Host())
 	if policy == nil {
 		p.metrics.passthrough.Add(1)
-		sw := p.forwardOrUpgrade(ctx, up)
-		if sw != nil {
-			p.switchProtocols(ctx, sw)
-			return
-		}
-		p.endByClosing(ctx)
+		p.passThrough(ctx, up)
 		return
 	}
 
@@ -272,8 +274,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if len(origins) > 0 {
 		origin = origins[0]
 	}
-	decision, done := p.decideCORS(ctx, up, policy, origin, len(origins), closing)
-	if done {
+	decision, action := p.decideCORS(ctx, up, policy, origin, len(origins), closing)
+	switch action {
+	case corsAnswered:
+		return
+	case corsPassThrough:
+		p.passThrough(ctx, up)
 		return
 	}
 
@@ -284,6 +290,15 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	sw := p.forwardOrUpgrade(ctx, up)
 	applyActual(&ctx.Response, policy, decision, origin, closing)
 	if sw != nil {
+		p.switchProtocols(ctx, sw)
+		return
+	}
+	p.endByClosing(ctx)
+}
+
+// passThrough forwards a request and its answer untouched by CORS.
+func (p *Proxy) passThrough(ctx *fasthttp.RequestCtx, up *upstream) {
+	if sw := p.forwardOrUpgrade(ctx, up); sw != nil {
 		p.switchProtocols(ctx, sw)
 		return
 	}

@@ -33,6 +33,10 @@ type interceptedConn struct {
 	body     clientBody // the request's body stream, wrapped to keep its failure in bodyErr
 
 	released atomic.Bool // its place under the connection cap was given back
+
+	// continued is a request whose header went to the app ahead of its body, between
+	// the server's ExpectHandler and the handler (see expectContinue).
+	continued *continued
 }
 
 // release closes the connection and gives its place under the cap back, once.
@@ -41,6 +45,9 @@ func (c *interceptedConn) release() error {
 		return nil
 	}
 	c.proxy.conns.release()
+	if c.continued != nil {
+		c.continued.close() // the server read no body for it: the client left or failed
+	}
 	return c.Conn.Close()
 }
 

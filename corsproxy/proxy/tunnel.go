@@ -33,7 +33,7 @@ func (p *Proxy) upgrade(ctx *fasthttp.RequestCtx, up *upstream) (*switched, erro
 	if p.opts.UpstreamTimeout > 0 {
 		_ = app.SetReadDeadline(time.Now().Add(p.opts.UpstreamTimeout))
 	}
-	answer := &upgradeAnswer{app: app}
+	answer := &soloAnswer{app: app}
 	answer.resp.StreamBody = true
 	answer.resp.SkipBody = ctx.IsHead()
 	br := bufio.NewReaderSize(app, p.opts.MaxHeaderBytes)
@@ -85,24 +85,39 @@ func (p *Proxy) switchProtocols(ctx *fasthttp.RequestCtx, sw *switched) {
 // streams through it rather than being held whole.
 const upgradeBufferSize = 4 << 10
 
-// upgradeAnswer is the app's answer to an upgrade request that it declined: its body is
-// read from the connection of its own, which closes when the body is done.
-type upgradeAnswer struct {
+// soloAnswer is the app's answer on a connection of its own (an upgrade request it
+// declined, a request expecting 100-continue), which closes when the body is done.
+type soloAnswer struct {
 	resp fasthttp.Response
 	app  net.Conn
 }
 
-func (a *upgradeAnswer) Read(b []byte) (int, error) { return a.resp.BodyStream().Read(b) }
+// readBody reads the body of the answer whose header is in a.resp, as a stream.
+func (a *soloAnswer) readBody(br *bufio.Reader, head bool) error {
+	status := a.resp.StatusCode()
+	if head || status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified {
+		return nil
+	}
+	a.resp.StreamBody = true
+	if err := a.resp.ReadBody(br, 0); err != nil {
+		return fmt.Errorf("reading the app's answer: %w", err)
+	}
+	return nil
+}
 
-func (a *upgradeAnswer) CloseWithError(error) error {
+func (a *soloAnswer) Read(b []byte) (int, error) { return a.resp.BodyStream().Read(b) }
+
+func (a *soloAnswer) CloseWithError(error) error {
 	_ = a.resp.CloseBodyStream()
 	return a.app.Close()
 }
 
-func (a *upgradeAnswer) moveTo(resp *fasthttp.Response) {
+func (a *soloAnswer) moveTo(resp *fasthttp.Response) {
 	a.resp.Header.CopyTo(&resp.Header)
 	resp.Header.SetNoDefaultContentType(true)
 	resp.Header.Del(fasthttp.HeaderConnection) // the app's, about its connection to us
+	resp.Header.Del(headerKeepAlive)
+	resp.Header.SetProtocol(nil) // the proxy's HTTP/1.1, whatever the app speaks
 	if a.resp.BodyStream() == nil {
 		resp.SetBody(a.resp.Body())
 		_ = a.app.Close()

@@ -6,19 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/test/loopback"
 	"github.com/corsmesh/corsmesh/test/seedcheck"
 	"github.com/corsmesh/corsmesh/test/walkthrough"
 )
 
 // The guide end to end: its YAML applied in its order, the injected pipy-ok-v1 pod run as
-// a kubelet would, and its two curl checks printing what the guide shows. Then, on that
-// pod: the app down gives a 502 that still carries CORS; a PluginConfig edit reaches the
-// running proxy while a bounded load runs, with no failed request; the proxy killed and
-// restarted, traffic resumes.
+// a kubelet would, and its two curl checks printing what the guide shows; then the same
+// pod on loopback (make demo without root) and over IPv6. The real node (test/e2e/node)
+// covers what needs a kubelet: an app port without a listener (502 with CORS), a
+// PluginConfig edit under load, the proxy killed and restarted.
 func TestSeedGuideEndToEnd(t *testing.T) {
 	s := env.Require(t)
 	ctx := testContext(t, 5*time.Minute)
@@ -69,63 +66,6 @@ func TestSeedGuideEndToEnd(t *testing.T) {
 		got := strings.ToLower(strings.ReplaceAll(string(out), "\r\n", "\n"))
 		if err != nil || !strings.HasPrefix(got, "http/1.1 200") || !strings.Contains(got, "access-control-allow-origin: http://www.bbb.com") || !strings.Contains(got, "hi, i am pipy-ok v1!") {
 			t.Errorf("over IPv6 (err %v):\n%s\nproxy log:\n%s", err, out, p.Log("corsproxy"))
-		}
-	})
-
-	t.Run("app down: 502 with CORS headers", func(t *testing.T) {
-		p.StopApp("pipy")
-		got := curl(t, ctx, p, "pipy-ok.pipy:8080", "-H", "Origin: http://www.bbb.com")
-		if !strings.HasPrefix(got, "HTTP/1.1 502") || !strings.Contains(strings.ToLower(got), "access-control-allow-origin: http://www.bbb.com") {
-			t.Errorf("want a 502 carrying the CORS headers, got:\n%s", got)
-		}
-		if err := p.StartApp(ctx, "pipy"); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	t.Run("PluginConfig edit reaches the running proxy under load", func(t *testing.T) {
-		loadCtx, stop := context.WithCancel(ctx)
-		synced := syncAnnotation(loadCtx, t, s, pod, p)
-		defer func() { stop(); synced.Wait() }()
-		wait := runLoad(ctx, p, "pipy-ok.pipy:8080", 8*time.Second, "http://www.aaa.com", "http://www.edited.example")
-		time.Sleep(2 * time.Second)
-		pc := &v1alpha1.PluginConfig{}
-		if err := s.Client.Get(ctx, client.ObjectKey{Namespace: "pipy", Name: "cors-policy-config"}, pc); err != nil {
-			t.Fatal(err)
-		}
-		patch := client.RawPatch("application/merge-patch+json", []byte(`{"spec":{"config":{"allowOrigins":[{"exact":"http://www.edited.example"}]}}}`))
-		if err := s.Client.Patch(ctx, pc, patch); err != nil {
-			t.Fatal(err)
-		}
-		res, err := wait()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("load: %d requests, %d failed, allowed %v", res.Requests, res.Failures, res.Allowed)
-		if res.Failures != 0 || res.Requests == 0 {
-			t.Errorf("%d of %d requests failed during the reload: %v", res.Failures, res.Requests, res.Errors)
-		}
-		if res.Allowed["http://www.aaa.com"] == 0 || res.Allowed["http://www.edited.example"] == 0 {
-			t.Errorf("want the old policy, then the new one, in effect during the run: %v", res.Allowed)
-		}
-		after := curl(t, ctx, p, "pipy-ok.pipy:8080", "-H", "Origin: http://www.aaa.com")
-		if strings.Contains(strings.ToLower(after), "access-control-allow-origin") {
-			t.Errorf("the old origin is still allowed after the edit:\n%s", after)
-		}
-	})
-
-	t.Run("proxy killed and restarted: traffic resumes", func(t *testing.T) {
-		p.KillProxy()
-		out, err := p.ClientCommand(ctx, "curl", "-s", "-o", "/dev/null", "-m", "2", "http://"+p.IP.String()+":8080/").CombinedOutput()
-		if err == nil {
-			t.Errorf("a request reached the app with the proxy down (%s): the redirect is not in place", out)
-		}
-		if err := p.RestartProxy(ctx); err != nil {
-			t.Fatal(err)
-		}
-		got := curl(t, ctx, p, "pipy-ok.pipy:8080", "-H", "Origin: http://www.edited.example")
-		if !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.Contains(strings.ToLower(got), "access-control-allow-origin: http://www.edited.example") {
-			t.Errorf("after the restart:\n%s", got)
 		}
 	})
 }

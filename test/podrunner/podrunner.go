@@ -301,41 +301,6 @@ func (p *Pod) waitListening(ctx context.Context, port int32) error {
 	return fmt.Errorf("nothing listens on port %d in %s", port, p.PodNS)
 }
 
-// StopApp stops an app container's stand-ins.
-func (p *Pod) StopApp(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for key, cmd := range p.procs {
-		if strings.HasPrefix(key, name+"/") {
-			stop(cmd)
-			delete(p.procs, key)
-		}
-	}
-}
-
-// KillProxy kills the proxy with SIGKILL, as a crash would.
-func (p *Pod) KillProxy() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if cmd := p.procs[injector.ProxyContainerName]; cmd != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		delete(p.procs, injector.ProxyContainerName)
-	}
-}
-
-// RestartProxy starts the proxy container again, as the kubelet restarts a sidecar.
-func (p *Pod) RestartProxy(ctx context.Context) error {
-	for _, list := range [][]corev1.Container{p.pod.Spec.InitContainers, p.pod.Spec.Containers} {
-		for _, c := range list {
-			if c.Name == injector.ProxyContainerName {
-				return p.startSidecar(ctx, c)
-			}
-		}
-	}
-	return errors.New("the pod has no proxy container")
-}
-
 // ClientCommand runs a command in the client namespace.
 func (p *Pod) ClientCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", p.ClientNS, name}, args...)...)

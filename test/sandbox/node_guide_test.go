@@ -14,7 +14,7 @@ import (
 // kube-proxy's Service routing, as in a cluster.
 func TestNodeRunsGuideWorkloads(t *testing.T) {
 	s := ForTest(t, Options{Node: true})
-	requireServed(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest")
+	RequireServed(t, s, CoreDNSImage, "docker.io/curlimages/curl:latest", "docker.io/flomesh/pipy:latest")
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
 	kubectl := func(args ...string) string {
@@ -47,10 +47,4 @@ func TestNodeRunsGuideWorkloads(t *testing.T) {
 			t.Errorf("curl %s from the curl pod:\n%s", target, out)
 		}
 	}
-}
-
-// requireServed is RequireServed, by its older name in this package's tests.
-func requireServed(t *testing.T, s *Sandbox, refs ...string) {
-	t.Helper()
-	RequireServed(t, s, refs...)
 }

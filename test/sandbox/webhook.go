@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -201,6 +202,13 @@ func (s *Sandbox) onSecret(obj any) {
 // 127.0.0.1:WebhookPort with WebhookCertDir, and waits until the API server can call it.
 // Start does this already with Options.Webhook; call it after StopWebhook to restart.
 func (s *Sandbox) StartWebhook(ctx context.Context) error {
+	return s.StartWebhookWrapped(ctx, nil)
+}
+
+// StartWebhookWrapped is StartWebhook with the webhook's connection to the API server
+// wrapped by wrap (rest.Config.WrapTransport; nil: none): a test slows the webhook's watches
+// to see how it admits while its informers lag, as under load.
+func (s *Sandbox) StartWebhookWrapped(ctx context.Context, wrap func(http.RoundTripper) http.RoundTripper) error {
 	if s.WebhookCertDir == "" {
 		return errors.New("the sandbox was started without Options.Webhook")
 	}
@@ -221,7 +229,11 @@ func (s *Sandbox) StartWebhook(ctx context.Context) error {
 	}
 	healthAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(healthPort))
 	runCtx, cancel := context.WithCancel(s.ctx)
-	srv, err := webhook.New(runCtx, s.RestConfig, webhook.Options{
+	cfg := rest.CopyConfig(s.RestConfig)
+	if wrap != nil {
+		cfg.Wrap(wrap)
+	}
+	srv, err := webhook.New(runCtx, cfg, webhook.Options{
 		CertDir:        s.WebhookCertDir,
 		Host:           "127.0.0.1",
 		Port:           s.WebhookPort,

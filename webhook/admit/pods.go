@@ -28,9 +28,11 @@ const (
 // PodMutator injects the CORS sidecar into pods at creation.
 type PodMutator struct {
 	Resolver *injector.Resolver
-	Events   events.EventRecorder // may be nil
-	Metrics  *Metrics
-	Log      logr.Logger
+	// Live confirms a skip the cache may have caused by lagging (nil: trust the cache).
+	Live    *Live
+	Events  events.EventRecorder // may be nil
+	Metrics *Metrics
+	Log     logr.Logger
 }
 
 // quietReasons are skips the user asked for or cannot act on: no warning at admission.
@@ -54,7 +56,7 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		m.Metrics.Errors.WithLabelValues(errDecode).Inc()
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
 	}
-	d, err := m.Resolver.Decide(ctx, &pod, req.Namespace, injector.ForAdmission)
+	d, err := m.decide(ctx, &pod, req.Namespace)
 	if err != nil {
 		m.Metrics.Errors.WithLabelValues(errClusterRead).Inc()
 		m.Log.Error(err, "injection failed", "namespace", req.Namespace, "pod", podName(&pod))
