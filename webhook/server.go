@@ -16,13 +16,11 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -35,6 +33,7 @@ import (
 	"github.com/corsmesh/corsmesh/webhook/admit"
 	"github.com/corsmesh/corsmesh/webhook/controllers"
 	"github.com/corsmesh/corsmesh/webhook/informers"
+	"github.com/corsmesh/corsmesh/webhook/slim"
 )
 
 // Paths the webhook configurations point at.
@@ -116,16 +115,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{
-			// Managed fields are a large part of every object and nothing here reads them.
-			DefaultTransform: cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{
-				&corev1.Pod{}: {Transform: controllers.SlimPod},
-				// The one MeshConfig read is in the webhook's namespace, where its Role lets
-				// it read MeshConfigs.
-				&configv1alpha2.MeshConfig{}: {Namespaces: map[string]cache.Config{opts.Injector.OwnNamespace: {}}},
-			},
-		},
+		Cache:                         cacheOptions(opts.Injector.OwnNamespace),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
@@ -173,6 +163,19 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return s, nil
+}
+
+// cacheOptions keep of each object the cache holds only what is read (package slim).
+func cacheOptions(ownNamespace string) cache.Options {
+	byObject := slim.ByObject()
+	// The one MeshConfig read is in the webhook's namespace, where its Role lets it read
+	// MeshConfigs.
+	byObject[&configv1alpha2.MeshConfig{}] = cache.ByObject{Namespaces: map[string]cache.Config{ownNamespace: {}}}
+	return cache.Options{
+		// Managed fields are a large part of every object and nothing here reads them.
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         byObject,
+	}
 }
 
 // Start runs the webhook and the controllers until ctx ends.

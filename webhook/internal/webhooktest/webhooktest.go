@@ -27,6 +27,7 @@ import (
 	"github.com/corsmesh/corsmesh/injector/kubecluster"
 	"github.com/corsmesh/corsmesh/injector/manifest"
 	"github.com/corsmesh/corsmesh/webhook/informers"
+	"github.com/corsmesh/corsmesh/webhook/slim"
 )
 
 // repoRoot is the repository's root, found from this file.
@@ -95,6 +96,7 @@ func MemoryCache(tb testing.TB, objs *injector.Objects, sources map[string]tools
 	mapper := meta.NewDefaultRESTMapper(nil)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("Namespace"), meta.RESTScopeRoot)
 	mapper.Add(corev1.SchemeGroupVersion.WithKind("Service"), meta.RESTScopeNamespace)
+	mapper.Add(corev1.SchemeGroupVersion.WithKind("Pod"), meta.RESTScopeNamespace)
 	mapper.Add(v1alpha1.GroupVersion.WithKind("Plugin"), meta.RESTScopeRoot)
 	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginChain"), meta.RESTScopeNamespace)
 	mapper.Add(v1alpha1.GroupVersion.WithKind("PluginConfig"), meta.RESTScopeNamespace)
@@ -112,6 +114,7 @@ func MemoryCache(tb testing.TB, objs *injector.Objects, sources map[string]tools
 		Scheme:           scheme,
 		Mapper:           mapper,
 		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject:         slim.ByObject(), // as the webhook's cache: its tests read what it keeps
 		NewInformer: func(_ toolscache.ListerWatcher, obj kruntime.Object, resync time.Duration, indexers toolscache.Indexers) toolscache.SharedIndexInformer {
 			kind := strings.TrimPrefix(fmt.Sprintf("%T", obj), "*")
 			kind = kind[strings.LastIndex(kind, ".")+1:]
