@@ -120,15 +120,17 @@ func Namespace(obj any) (any, error) {
 // Pod keeps of a pod what the controllers and the Resolver read:
 //   - labels: what Services and PluginChains select;
 //   - owner references: the workload a PluginChain restarts;
-//   - each container's name (the proxy's own marks an injected pod), ports (a Service's
-//     named targetPort) and restart policy (a native sidecar);
+//   - each container's name (the proxy's own, among the init containers as a native
+//     sidecar, marks an injected pod) and the app containers' ports (a Service's named
+//     targetPort);
 //   - hostNetwork, the OS field and the kubernetes.io/os node selector: pods on the host
 //     network or on Windows are never injected, so never counted as waiting for a restart;
-//   - the phase (finished pods are not counted) and the conditions (config sync's
-//     RestartRequired).
+//   - the phase (finished pods are not counted) and corsmesh's own conditions (config
+//     sync's corsmesh.io/RestartRequired; it patches that one condition by type, so the
+//     kubelet's, dropped here, are never written).
 //
-// An injected pod is about three times smaller that way; the rest (commands, environment,
-// probes, resources, volumes, container statuses) would only fill memory.
+// The rest (commands, environment, probes, resources, volumes, container statuses, the
+// kubelet's conditions) would only fill memory: every pod of the cluster is cached.
 func Pod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -138,8 +140,8 @@ func Pod(obj any) (any, error) {
 	meta.Labels = pod.Labels
 	meta.OwnerReferences = pod.OwnerReferences
 	spec := corev1.PodSpec{
-		InitContainers: containers(pod.Spec.InitContainers),
-		Containers:     containers(pod.Spec.Containers),
+		InitContainers: containers(pod.Spec.InitContainers, false),
+		Containers:     containers(pod.Spec.Containers, true),
 		HostNetwork:    pod.Spec.HostNetwork,
 		OS:             pod.Spec.OS,
 	}
@@ -150,17 +152,31 @@ func Pod(obj any) (any, error) {
 		TypeMeta:   pod.TypeMeta,
 		ObjectMeta: meta,
 		Spec:       spec,
-		Status:     corev1.PodStatus{Phase: pod.Status.Phase, Conditions: pod.Status.Conditions},
+		Status:     corev1.PodStatus{Phase: pod.Status.Phase, Conditions: ownConditions(pod.Status.Conditions)},
 	}, nil
 }
 
-func containers(cs []corev1.Container) []corev1.Container {
+func containers(cs []corev1.Container, ports bool) []corev1.Container {
 	if len(cs) == 0 {
 		return nil
 	}
 	out := make([]corev1.Container, len(cs))
 	for i, c := range cs {
-		out[i] = corev1.Container{Name: c.Name, Ports: c.Ports, RestartPolicy: c.RestartPolicy}
+		out[i].Name = c.Name
+		if ports {
+			out[i].Ports = c.Ports
+		}
+	}
+	return out
+}
+
+// ownConditions are the pod conditions corsmesh writes: their types are its own.
+func ownConditions(cs []corev1.PodCondition) []corev1.PodCondition {
+	var out []corev1.PodCondition
+	for _, c := range cs {
+		if strings.HasPrefix(string(c.Type), "corsmesh.io/") {
+			out = append(out, c)
+		}
 	}
 	return out
 }

@@ -149,7 +149,7 @@ func TestTransforms(t *testing.T) {
 			Status: v1alpha1.PluginConfigStatus{ObservedGeneration: 3},
 		},
 	}, {
-		name:      "Pod: labels, owners, containers' names, ports and restart policies, host network, OS, phase, conditions",
+		name:      "Pod: labels, owners, containers' names, app containers' ports, host network, OS, phase, corsmesh's conditions",
 		transform: slim.Pod,
 		in: &corev1.Pod{
 			ObjectMeta: func() metav1.ObjectMeta {
@@ -178,8 +178,11 @@ func TestTransforms(t *testing.T) {
 				ServiceAccountName: "pipy",
 			},
 			Status: corev1.PodStatus{
-				Phase:             corev1.PodRunning,
-				Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+				Phase: corev1.PodRunning,
+				Conditions: []corev1.PodCondition{
+					{Type: corev1.PodReady, Status: corev1.ConditionTrue},
+					{Type: "corsmesh.io/RestartRequired", Status: corev1.ConditionTrue, Message: "restart"},
+				},
 				PodIP:             "10.0.0.1",
 				ContainerStatuses: []corev1.ContainerStatus{{Name: "pipy", Ready: true}},
 			},
@@ -193,7 +196,7 @@ func TestTransforms(t *testing.T) {
 				return m
 			}(),
 			Spec: corev1.PodSpec{
-				InitContainers: []corev1.Container{{Name: "corsproxy", RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways), Ports: []corev1.ContainerPort{{Name: "corsproxy-admin", ContainerPort: 15000}}}},
+				InitContainers: []corev1.Container{{Name: "corsproxy"}},
 				Containers:     []corev1.Container{{Name: "pipy", Ports: []corev1.ContainerPort{{Name: "pipy", ContainerPort: 8080}}}},
 				HostNetwork:    true,
 				OS:             &corev1.PodOS{Name: corev1.Linux},
@@ -201,7 +204,7 @@ func TestTransforms(t *testing.T) {
 			},
 			Status: corev1.PodStatus{
 				Phase:      corev1.PodRunning,
-				Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+				Conditions: []corev1.PodCondition{{Type: "corsmesh.io/RestartRequired", Status: corev1.ConditionTrue, Message: "restart"}},
 			},
 		},
 	}}
