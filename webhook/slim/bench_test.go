@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 	"github.com/corsmesh/corsmesh/webhook/slim"
 )
@@ -33,6 +34,7 @@ func BenchmarkCachedBytes(b *testing.B) {
 		{"Service/headless", func(i int) any { return benchService(i, false) }, decodeAs[corev1.Service], slim.Service},
 		{"Service/kubectl-applied", func(i int) any { return benchService(i, true) }, decodeAs[corev1.Service], slim.Service},
 		{"Pod/injected-running", func(i int) any { return benchPod(b, i) }, decodeAs[corev1.Pod], slim.Pod},
+		{"PluginChain/kubectl-applied", func(i int) any { return benchChain(b, i) }, decodeAs[v1alpha1.PluginChain], slim.PluginChain},
 	}
 	for _, k := range kinds {
 		docs := make([][]byte, n)
@@ -143,4 +145,22 @@ func benchPod(b *testing.B, i int) *corev1.Pod {
 		})
 	}
 	return injected
+}
+
+// benchChain is one of hack/bench/webhook's PluginChains, applied by kubectl, with the
+// status the webhook writes.
+func benchChain(b *testing.B, i int) *v1alpha1.PluginChain {
+	c := webhooktest.SeedCluster(b).Chains[0].DeepCopy()
+	c.Name, c.UID, c.ResourceVersion, c.Generation = fmt.Sprintf("chain-%d", i), "0a1b2c3d-0000-4000-8000-000000000004", fmt.Sprint(200000+i), 1
+	c.Spec.Selectors.PodSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": fmt.Sprintf("app-%d", i)}}
+	applied, err := json.Marshal(map[string]any{"apiVersion": v1alpha1.GroupVersion.String(), "kind": "PluginChain", "metadata": map[string]any{"name": c.Name, "namespace": c.Namespace}, "spec": c.Spec})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": string(applied)}
+	c.Status = v1alpha1.PluginChainStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{
+		Type: v1alpha1.ConditionAccepted, Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: 1, LastTransitionTime: metav1.Now(),
+		Message: "serves CORS plugin cors-policy on inbound-http to the pods it selects",
+	}}}
+	return c
 }
