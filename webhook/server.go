@@ -66,6 +66,9 @@ type Options struct {
 	Injector injector.Options
 	// NativeSidecars overrides detection from the API server's version (nil: detect).
 	NativeSidecars *bool
+	// DrainPeriod keeps admission served this long after Start's context ends, each answer
+	// closing its connection, before the server stops (see drain). 0: stop at once.
+	DrainPeriod time.Duration
 	// Registerer receives the webhook's metrics (default: controller-runtime's registry,
 	// which the metrics endpoint serves).
 	Registerer prometheus.Registerer
@@ -79,6 +82,9 @@ type Server struct {
 	Resolver *injector.Resolver
 	Cluster  *informers.InformerCluster
 	Metrics  *admit.Metrics
+
+	drain *drain
+	log   logr.Logger
 }
 
 // New builds a Server against the API server of cfg. Start runs it.
@@ -138,14 +144,16 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Resolver: resolver,
 		Cluster:  cluster,
 		Metrics:  metrics,
+		drain:    &drain{period: opts.DrainPeriod},
+		log:      log,
 	}
-	hookServer.Register(PathMutatePods, admit.NewHandler(&admit.PodMutator{
+	hookServer.Register(PathMutatePods, s.drain.wrap(admit.NewHandler(&admit.PodMutator{
 		Resolver: resolver, Live: admit.NewLive(mgr.GetAPIReader(), resolver.Injector()),
 		Events: mgr.GetEventRecorder("corsmesh-webhook"), Metrics: metrics, Log: log.WithName("mutate-pods"),
-	}, metrics, log.WithName("mutate-pods")))
-	hookServer.Register(PathValidatePolicies, admit.NewHandler(&admit.PolicyValidator{
+	}, metrics, log.WithName("mutate-pods"))))
+	hookServer.Register(PathValidatePolicies, s.drain.wrap(admit.NewHandler(&admit.PolicyValidator{
 		Resolver: resolver, Log: log.WithName("validate-policies"),
-	}, metrics, log.WithName("validate-policies")))
+	}, metrics, log.WithName("validate-policies"))))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -178,8 +186,13 @@ func cacheOptions(ownNamespace string) cache.Options {
 	}
 }
 
-// Start runs the webhook and the controllers until ctx ends.
-func (s *Server) Start(ctx context.Context) error { return s.mgr.Start(ctx) }
+// Start runs the webhook and the controllers until ctx ends and the drain period after it
+// has passed.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, cancel := s.drain.context(ctx, s.log)
+	defer cancel()
+	return s.mgr.Start(ctx)
+}
 
 // Manager exposes the controller-runtime manager (tests wait on its cache).
 func (s *Server) Manager() manager.Manager { return s.mgr }

@@ -8,9 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
@@ -351,10 +355,10 @@ func TestProxyKilledIsRestarted(t *testing.T) {
 	}
 }
 
-// TestWebhookReplicaDeletedDuringBurst deletes one of the webhook's two replicas while 30
-// pods of a monitored namespace are created: with failurePolicy Fail every creation must
-// still succeed, each pod injected (the other replica serves, the deleted one drains).
-// The pods are held by a scheduling gate: admission is what is tested, not the node.
+// TestWebhookReplicaDeletedDuringBurst deletes one of the webhook's two replicas while pods
+// of a monitored namespace are created, until it has exited: with failurePolicy Fail every
+// creation must still succeed, each pod injected (the other replica serves; the deleted one
+// serves through its preStop sleep, then drains its keep-alive connections before it stops).
 func TestWebhookReplicaDeletedDuringBurst(t *testing.T) {
 	s := installed(t)
 	ctx := testContext(t, 5*time.Minute)
@@ -365,49 +369,66 @@ func TestWebhookReplicaDeletedDuringBurst(t *testing.T) {
 	if len(replicas) != 2 {
 		t.Fatalf("want the webhook's 2 replicas, got %v", replicas)
 	}
-	const pods = 30
-	var wg sync.WaitGroup
-	errs := make([]error, pods)
-	for i := range pods {
-		if i == 5 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if out, err := s.Kubectl(ctx, "delete", "pod", "-n", sandbox.WebhookNamespace, replicas[0], "--wait=false"); err != nil {
-					t.Errorf("deleting webhook replica %s: %v\n%s", replicas[0], err, out)
-				}
-			}()
+	// Pods are created, four at a time (up to 20 a second), from before the replica is deleted until it has
+	// exited: through its preStop sleep, its drain and its shutdown, when the API server's
+	// pooled connections to it end. Each pod is held by a scheduling gate: only admission
+	// is under test, not the node.
+	pod := func(i int) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("burst-%d", i), Namespace: a.NS, Labels: map[string]string{"app": "web"}},
+			Spec: corev1.PodSpec{
+				SchedulingGates: []corev1.PodSchedulingGate{{Name: "corsmesh.io/e2e-hold"}},
+				Containers:      []corev1.Container{{Name: "pipy", Image: "flomesh/pipy:latest", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}},
+			},
 		}
+	}
+	const maxPods = 3000 // a bound, whatever happens to the replica (2.5 min)
+	var (
+		mu      sync.Mutex
+		created int
+		errs    []error
+		next    atomic.Int32
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	for range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pod := fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: burst-%d, namespace: %s, labels: {app: web}}
-spec:
-  schedulingGates: [{name: corsmesh.io/e2e-hold}]
-  containers:
-  - {name: pipy, image: flomesh/pipy:latest, ports: [{containerPort: 8080}]}
-`, i, a.NS)
-			if out, stderr, err := s.KubectlIO(ctx, []byte(pod), "create", "-f", "-"); err != nil {
-				errs[i] = fmt.Errorf("%w: %s%s", err, out, stderr)
+			for !stop.Load() && ctx.Err() == nil {
+				i := int(next.Add(1))
+				if i > maxPods {
+					return
+				}
+				_, err := s.Clientset.CoreV1().Pods(a.NS).Create(ctx, pod(i), metav1.CreateOptions{})
+				mu.Lock()
+				created++
+				if err != nil {
+					errs = append(errs, fmt.Errorf("pod burst-%d: %w", i, err))
+				}
+				mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
 			}
 		}()
-		time.Sleep(100 * time.Millisecond)
 	}
+	time.Sleep(time.Second)
+	if out, err := s.Kubectl(ctx, "delete", "pod", "-n", sandbox.WebhookNamespace, replicas[0], "--wait=true", "--timeout=2m"); err != nil {
+		t.Errorf("deleting webhook replica %s: %v\n%s", replicas[0], err, out)
+	}
+	time.Sleep(time.Second) // its last connections closed
+	stop.Store(true)
 	wg.Wait()
-	failed := 0
-	for i, err := range errs {
-		if err != nil {
-			failed++
-			t.Errorf("pod burst-%d: %v", i, err)
-		}
+	for _, err := range errs {
+		t.Error(err)
 	}
 	out := s.MustKubectl(t, ctx, "get", "pods", "-n", a.NS, "-o", `jsonpath={range .items[*]}{.metadata.name}={.spec.initContainers[*].name}{"\n"}{end}`)
 	injected := strings.Count(out, "=corsproxy-init corsproxy")
-	t.Logf("%d pods created while a webhook replica was deleted: %d failed, %d injected", pods, failed, injected)
-	if injected != pods-failed {
-		t.Errorf("%d of %d created pods injected:\n%s", injected, pods-failed, out)
+	t.Logf("%d pods created while webhook replica %s was deleted and exited: %d failed, %d injected", created, replicas[0], len(errs), injected)
+	if created >= maxPods {
+		t.Errorf("the replica was still there after %d pods", maxPods)
+	}
+	if injected != created-len(errs) {
+		t.Errorf("%d of %d created pods injected", injected, created-len(errs))
 	}
 }
 
