@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
 	"github.com/corsmesh/corsmesh/injector/manifest"
 )
 
@@ -298,23 +299,7 @@ func TestInjectPolicySources(t *testing.T) {
 		if err := manifest.AddObjects(objs, docs); err != nil {
 			t.Fatal(err)
 		}
-		var list []client.Object
-		for _, o := range objs.Namespaces {
-			list = append(list, o)
-		}
-		for _, o := range objs.ServiceList {
-			list = append(list, o)
-		}
-		for _, o := range objs.Plugins {
-			list = append(list, o)
-		}
-		for _, o := range objs.Chains {
-			list = append(list, o)
-		}
-		for _, o := range objs.Configs {
-			list = append(list, o)
-		}
-		useFakeClient(t, list...)
+		useFakeClient(t, kubecluster.Objects(objs)...)
 	}
 
 	tests := []struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/injector/kubecluster"
 )
 
 // HomeNamespace holds every hundredth of the Services Grow adds: the seed's pod's namespace.
@@ -58,22 +59,7 @@ func Grow(objs *injector.Objects, chains, services int) {
 
 // Each calls fn on every object of the cluster.
 func Each(objs *injector.Objects, fn func(metav1.Object)) {
-	for _, o := range objs.Namespaces {
-		fn(o)
-	}
-	for _, o := range objs.ServiceList {
-		fn(o)
-	}
-	for _, o := range objs.Plugins {
-		fn(o)
-	}
-	for _, o := range objs.Chains {
-		fn(o)
-	}
-	for _, o := range objs.Configs {
-		fn(o)
-	}
-	for _, o := range objs.MeshConfigs {
+	for _, o := range kubecluster.Objects(objs) {
 		fn(o)
 	}
 }

@@ -154,3 +154,22 @@ func Load(ctx context.Context, c client.Reader, meshNamespace string) (*injector
 	}
 	return objs, nil
 }
+
+// Objects lists objs as client objects, Load's inverse: what a fake client or an apply
+// is seeded with.
+func Objects(objs *injector.Objects) []client.Object {
+	var out []client.Object
+	out = appendObjects(out, objs.Namespaces)
+	out = appendObjects(out, objs.ServiceList)
+	out = appendObjects(out, objs.Chains)
+	out = appendObjects(out, objs.Configs)
+	out = appendObjects(out, objs.Plugins)
+	return appendObjects(out, objs.MeshConfigs)
+}
+
+func appendObjects[T client.Object](out []client.Object, items []T) []client.Object {
+	for _, o := range items {
+		out = append(out, o)
+	}
+	return out
+}

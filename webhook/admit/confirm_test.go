@@ -92,24 +92,5 @@ func fakeReader(t *testing.T, objs *injector.Objects) client.Reader {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var all []client.Object
-	for _, o := range objs.Namespaces {
-		all = append(all, o)
-	}
-	for _, o := range objs.ServiceList {
-		all = append(all, o)
-	}
-	for _, o := range objs.Chains {
-		all = append(all, o)
-	}
-	for _, o := range objs.Configs {
-		all = append(all, o)
-	}
-	for _, o := range objs.Plugins {
-		all = append(all, o)
-	}
-	for _, o := range objs.MeshConfigs {
-		all = append(all, o)
-	}
-	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(all...).Build()
+	return fake.NewClientBuilder().WithScheme(scheme).WithObjects(kubecluster.Objects(objs)...).Build()
 }
