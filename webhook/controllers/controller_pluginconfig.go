@@ -4,10 +4,10 @@ import (
 	"context"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -27,6 +27,8 @@ type PluginConfigReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client   client.Client
 	Resolver *injector.Resolver
+	// Services are watched through this informer (nil: the manager's cache).
+	Services cache.Informer
 }
 
 // SetupWithManager registers the controller. Besides the PluginConfig itself: the others
@@ -39,7 +41,7 @@ func (r *PluginConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Generation only: our own status writes must not wake us up again.
 		For(&v1alpha1.PluginConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.configsSharingDestinations), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.configsForService), builder.WithPredicates(notInitialList(), existenceChanged())).
+		WatchesRawSource(serviceSource(mgr, r.Services, handler.EnqueueRequestsFromMapFunc(r.configsForService), notInitialList(), existenceChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.configsForPlugin), builder.WithPredicates(notInitialList(), specChanged())).
 		Complete(r)
 }
