@@ -85,6 +85,8 @@ type Server struct {
 	mgr      manager.Manager
 	Resolver *injector.Resolver
 	Cluster  *informers.InformerCluster
+	// Services holds the Services of the namespaces the mesh monitors.
+	Services *informers.NamespacedInformer
 	Metrics  *admit.Metrics
 
 	drain *drain
@@ -151,6 +153,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		mgr:      mgr,
 		Resolver: resolver,
 		Cluster:  cluster,
+		Services: services,
 		Metrics:  metrics,
 		drain:    &drain{period: opts.DrainPeriod},
 		log:      log,

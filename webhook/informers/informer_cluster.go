@@ -30,7 +30,6 @@ type InformerCluster struct {
 	// Services of the monitored namespaces only.
 	services   toolscache.Indexer
 	namespaced *NamespacedInformer
-	opts       injector.Options
 	// cache reads the one MeshConfig: its informer watches one namespace, so it is not a
 	// plain shared informer to index (and one small object is read cheaply).
 	cache kubecluster.Reader
@@ -55,7 +54,7 @@ var _ injector.Cluster = (*InformerCluster)(nil)
 // With services set, the Services are read from it (the monitored namespaces' informers,
 // which this tells of every namespace) instead of the cache's informer of every Service.
 func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *injector.Injector, services *NamespacedInformer) (*injector.Resolver, *InformerCluster, error) {
-	ic := &InformerCluster{cache: kubecluster.Reader{Reader: c}, namespaced: services, opts: in.Options()}
+	ic := &InformerCluster{cache: kubecluster.Reader{Reader: c}, namespaced: services}
 	if live != nil {
 		ic.live = &kubecluster.Reader{Reader: live}
 	}
@@ -102,7 +101,7 @@ func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *inj
 		if err != nil {
 			return nil, nil, fmt.Errorf("informer for namespaces: %w", err)
 		}
-		if err := services.FollowNamespaces(nsInformer, func(ns *corev1.Namespace) bool { return Monitored(ic.opts, ns) }); err != nil {
+		if err := services.FollowNamespaces(nsInformer, func(ns *corev1.Namespace) bool { return Monitored(in.Options(), ns) }); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -142,16 +141,13 @@ func (c *InformerCluster) Namespace(ctx context.Context, name string) (*corev1.N
 // Services reads a monitored namespace's Services from its informer. Those of a namespace
 // the mesh does not monitor are read by nothing but a PluginConfig's status (does the
 // Service it names exist): they are listed live, as are a monitored namespace's while its
-// informer has not synced.
+// informer has not started (the label seen a moment before the informers were told) or
+// not synced within SyncWait.
 func (c *InformerCluster) Services(ctx context.Context, namespace string) ([]*corev1.Service, error) {
 	if c.namespaced == nil {
 		return byIndex[corev1.Service](c.services, toolscache.NamespaceIndex, namespace)
 	}
-	ns, err := byKey[corev1.Namespace](c.namespaces, namespace)
-	if err != nil {
-		return nil, err
-	}
-	if objs, ok := c.namespaced.List(ctx, namespace, Monitored(c.opts, ns)); ok {
+	if objs, ok := c.namespaced.List(ctx, namespace); ok {
 		return typed[corev1.Service](objs)
 	}
 	if c.live == nil {

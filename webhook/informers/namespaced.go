@@ -135,20 +135,16 @@ func (n *NamespacedInformer) FollowNamespaces(namespaces cache.Informer, monitor
 }
 
 // ensure starts the namespace's informer unless it runs; before Start it only notes it.
-func (n *NamespacedInformer) ensure(namespace string) *namespaceInformer {
+func (n *NamespacedInformer) ensure(namespace string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if ni := n.byNS[namespace]; ni != nil {
-		return ni
-	}
-	if n.ctx == nil {
+	switch {
+	case n.byNS[namespace] != nil:
+	case n.ctx == nil:
 		n.pending[namespace] = true
-		return nil
+	case n.ctx.Err() == nil:
+		n.startLocked(namespace, true)
 	}
-	if n.ctx.Err() != nil {
-		return nil
-	}
-	return n.startLocked(namespace, true)
 }
 
 func (n *NamespacedInformer) startLocked(namespace string, later bool) *namespaceInformer {
@@ -252,19 +248,16 @@ func (n *NamespacedInformer) Namespaces() []string {
 	return slices.Sorted(maps.Keys(n.byNS))
 }
 
-// List returns the objects of the namespace's informer, starting it first when the
-// namespace is monitored (a decision can see the namespace's label before Follow is told)
-// and waiting for it to sync, up to SyncWait. ok is false when no synced informer holds the
-// namespace: the caller reads the API server.
-func (n *NamespacedInformer) List(ctx context.Context, namespace string, monitored bool) (objs []any, ok bool) {
-	var ni *namespaceInformer
-	if monitored {
-		ni = n.ensure(namespace)
-	} else {
-		n.mu.Lock()
-		ni = n.byNS[namespace]
-		n.mu.Unlock()
-	}
+// List returns the objects of the namespace's informer, waiting for a newly started one
+// to sync, up to SyncWait. ok is false when no synced informer holds the namespace (not
+// monitored, or Follow not yet told it is): the caller reads the API server.
+//
+// A read never starts an informer itself: it may hold a namespace read before Follow was
+// told the label went, and would start an informer that nothing stops.
+func (n *NamespacedInformer) List(ctx context.Context, namespace string) (objs []any, ok bool) {
+	n.mu.Lock()
+	ni := n.byNS[namespace]
+	n.mu.Unlock()
 	if ni == nil {
 		return nil, false
 	}

@@ -147,19 +147,19 @@ func TestNamespacedInformerFollowsNamespaces(t *testing.T) {
 	}
 	h.wait(t, "svc-a initial=true")
 
-	list := func(ns string, monitored bool) ([]string, bool) {
-		objs, ok := n.List(ctx, ns, monitored)
+	list := func(ns string) ([]string, bool) {
+		objs, ok := n.List(ctx, ns)
 		return names(t, objs), ok
 	}
-	if got, ok := list("a", true); !ok || !slices.Equal(got, []string{"svc-a"}) {
+	if got, ok := list("a"); !ok || !slices.Equal(got, []string{"svc-a"}) {
 		t.Errorf("List(a) = %v, %t; want [svc-a], true", got, ok)
 	}
-	if got, ok := list("x", false); ok {
+	if got, ok := list("x"); ok {
 		t.Errorf("List(x), not monitored = %v, true; want nothing (read live)", got)
 	}
 
 	n.Follow("b", true)
-	if got, ok := list("b", true); !ok || !slices.Equal(got, []string{"svc-b"}) {
+	if got, ok := list("b"); !ok || !slices.Equal(got, []string{"svc-b"}) {
 		t.Errorf("List(b) after it became monitored = %v, %t", got, ok)
 	}
 	h.wait(t, "svc-a initial=true", "svc-b initial=false")
@@ -169,7 +169,7 @@ func TestNamespacedInformerFollowsNamespaces(t *testing.T) {
 
 	before := changes.Load()
 	n.Follow("a", false)
-	if got, ok := list("a", false); ok {
+	if got, ok := list("a"); ok {
 		t.Errorf("List(a) after it stopped being monitored = %v, true", got)
 	}
 	if got := n.Namespaces(); !slices.Equal(got, []string{"b"}) {
@@ -180,7 +180,7 @@ func TestNamespacedInformerFollowsNamespaces(t *testing.T) {
 	}
 
 	n.Follow("a", true)
-	if got, ok := list("a", true); !ok || !slices.Equal(got, []string{"svc-a"}) {
+	if got, ok := list("a"); !ok || !slices.Equal(got, []string{"svc-a"}) {
 		t.Errorf("List(a) relabelled = %v, %t", got, ok)
 	}
 	h.wait(t, "svc-a initial=true", "svc-b initial=false", "svc-a initial=false")
@@ -195,10 +195,12 @@ func TestNamespacedInformerListWaitsForSync(t *testing.T) {
 	if !toolscache.WaitForCacheSync(t.Context().Done(), n.HasSynced) {
 		t.Fatal("not synced")
 	}
-	// Monitored, and not yet followed (the namespace informer's handler lags the store
-	// a decision read the label from): the read starts the informer itself.
+	if objs, ok := n.List(t.Context(), "c"); ok {
+		t.Fatalf("List of a namespace not followed = %v, true; want false (read live)", names(t, objs))
+	}
+	n.Follow("c", true)
 	start := time.Now()
-	if objs, ok := n.List(t.Context(), "c", true); ok {
+	if objs, ok := n.List(t.Context(), "c"); ok {
 		t.Fatalf("List before the informer listed = %v, true; want false (read live)", names(t, objs))
 	}
 	if waited := time.Since(start); waited < 200*time.Millisecond {
@@ -206,7 +208,7 @@ func TestNamespacedInformerListWaitsForSync(t *testing.T) {
 	}
 	listed := make(chan []string)
 	go func() {
-		objs, _ := n.List(context.Background(), "c", true)
+		objs, _ := n.List(context.Background(), "c")
 		listed <- names(t, objs)
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -231,7 +233,7 @@ func TestNamespacedInformerFlipsLeakNothing(t *testing.T) {
 	for i := range 5 {
 		ns := fmt.Sprint("ns", i)
 		n.Follow(ns, true)
-		if _, ok := n.List(t.Context(), ns, true); !ok {
+		if _, ok := n.List(t.Context(), ns); !ok {
 			t.Fatalf("%s did not sync", ns)
 		}
 		n.Follow(ns, false)
@@ -241,7 +243,7 @@ func TestNamespacedInformerFlipsLeakNothing(t *testing.T) {
 		ns := fmt.Sprint("ns", i%5)
 		n.Follow(ns, true)
 		if i%2 == 0 {
-			if _, ok := n.List(t.Context(), ns, true); !ok {
+			if _, ok := n.List(t.Context(), ns); !ok {
 				t.Fatalf("flip %d: %s did not sync", i, ns)
 			}
 		}
