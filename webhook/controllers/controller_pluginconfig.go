@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,6 +21,16 @@ import (
 )
 
 const pluginConfigName = "corsmesh-pluginconfig-status"
+
+// unwatchedRecheck is how often a PluginConfig naming a Service of a namespace no Services
+// informer watches (one the mesh does not monitor) is computed again: whether that Service
+// exists is read live, and nothing tells the controller when it comes or goes.
+const unwatchedRecheck = time.Minute
+
+// namespaceWatcher is a Services informer that watches some namespaces only.
+type namespaceWatcher interface {
+	Watches(namespace string) bool
+}
 
 // PluginConfigReconciler writes a PluginConfig's Accepted condition: whether corsmesh uses
 // it, and if not, why (osm-edge never said; a typo in a plugin name went unnoticed).
@@ -124,6 +135,13 @@ func (r *PluginConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	if changed {
 		logf.FromContext(ctx).V(1).Info("status updated", "accepted", cond.Status, "reason", cond.Reason)
+	}
+	if w, ok := r.Services.(namespaceWatcher); ok {
+		for _, key := range status.Services {
+			if ns, _, _ := strings.Cut(key, "/"); !w.Watches(ns) {
+				return ctrl.Result{RequeueAfter: unwatchedRecheck}, nil
+			}
+		}
 	}
 	return ctrl.Result{}, nil
 }

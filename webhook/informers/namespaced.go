@@ -241,6 +241,13 @@ func (n *NamespacedInformer) Start(ctx context.Context) error {
 // NeedLeaderElection is false: every replica admits, and admission reads these informers.
 func (n *NamespacedInformer) NeedLeaderElection() bool { return false }
 
+// Watches reports whether the namespace's informer runs.
+func (n *NamespacedInformer) Watches(namespace string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.byNS[namespace] != nil
+}
+
 // Namespaces are those whose informer runs, sorted.
 func (n *NamespacedInformer) Namespaces() []string {
 	n.mu.Lock()

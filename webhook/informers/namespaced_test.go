@@ -166,6 +166,9 @@ func TestNamespacedInformerFollowsNamespaces(t *testing.T) {
 	if got := n.Namespaces(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("Namespaces = %v, want [a b]", got)
 	}
+	if !n.Watches("b") || n.Watches("x") {
+		t.Errorf("Watches(b), Watches(x) = %t, %t; want true, false", n.Watches("b"), n.Watches("x"))
+	}
 
 	before := changes.Load()
 	n.Follow("a", false)
