@@ -158,7 +158,7 @@ func (n *NamespacedInformer) startLocked(namespace string, later bool) *namespac
 	_ = inf.AddIndexers(n.indexers)
 	ni := &namespaceInformer{inf: inf, later: later, regs: map[*fanInRegistration]toolscache.ResourceEventHandlerRegistration{}}
 	for _, h := range n.handlers {
-		ni.add(h)
+		ni.add(h, later)
 	}
 	ctx, cancel := context.WithCancel(n.ctx)
 	ni.cancel = cancel
@@ -167,9 +167,13 @@ func (n *NamespacedInformer) startLocked(namespace string, later bool) *namespac
 	return ni
 }
 
-func (ni *namespaceInformer) add(h *fanInRegistration) {
+// add adds the handler; news delivers the informer's initial list as creations (added
+// before a later informer runs). A handler joining a running informer is replayed its
+// store as an initial list, as any informer does: a controller starting (a replica
+// becoming leader) reconciles its own kind then anyway.
+func (ni *namespaceInformer) add(h *fanInRegistration, news bool) {
 	handler := h.handler
-	if ni.later {
+	if news {
 		handler = laterAdds{handler}
 	}
 	reg, err := ni.inf.AddEventHandlerWithOptions(handler, h.options)
@@ -298,7 +302,7 @@ func (n *NamespacedInformer) AddEventHandlerWithOptions(h toolscache.ResourceEve
 	defer n.mu.Unlock()
 	n.handlers = append(n.handlers, reg)
 	for _, ni := range n.byNS {
-		ni.add(reg)
+		ni.add(reg, false)
 	}
 	return reg, nil
 }

@@ -88,6 +88,20 @@ func (a *adds) wait(t *testing.T, want ...string) {
 	t.Fatalf("handler told of %q, want %q", got, want)
 }
 
+func (a *adds) waitSorted(t *testing.T, want ...string) {
+	t.Helper()
+	var got []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		a.mu.Lock()
+		got = slices.Sorted(slices.Values(a.seen))
+		a.mu.Unlock()
+		if slices.Equal(got, want) {
+			return
+		}
+	}
+	t.Fatalf("handler told of %q, want %q in any order", got, want)
+}
+
 func startNamespaced(t *testing.T, f *fakeNamespaces, opts informers.NamespacedOptions) (*informers.NamespacedInformer, context.CancelFunc) {
 	t.Helper()
 	opts.ListWatch, opts.Example = f.listWatch, &corev1.Service{}
@@ -163,6 +177,13 @@ func TestNamespacedInformerFollowsNamespaces(t *testing.T) {
 		t.Errorf("List(b) after it became monitored = %v, %t", got, ok)
 	}
 	h.wait(t, "svc-a initial=true", "svc-b initial=false")
+	// A handler joining later (a controller starting when its replica becomes leader) is
+	// replayed what the informers hold as their initial lists, as by any informer.
+	joined := &adds{}
+	if _, err := n.AddEventHandler(joined); err != nil {
+		t.Fatal(err)
+	}
+	joined.waitSorted(t, "svc-a initial=true", "svc-b initial=true")
 	if got := n.Namespaces(); !slices.Equal(got, []string{"a", "b"}) {
 		t.Errorf("Namespaces = %v, want [a b]", got)
 	}
