@@ -220,14 +220,26 @@ func (n *NamespacedInformer) Start(ctx context.Context) error {
 		return fmt.Errorf("NamespacedInformer of %T started twice", n.opts.Example)
 	}
 	n.ctx = ctx
-	var initial []toolscache.InformerSynced
+	initial := map[string]*namespaceInformer{}
 	for _, ns := range slices.Sorted(maps.Keys(n.pending)) {
-		initial = append(initial, n.startLocked(ns, false).inf.HasSynced)
+		initial[ns] = n.startLocked(ns, false)
 	}
 	clear(n.pending)
 	n.mu.Unlock()
 
-	if toolscache.WaitForCacheSync(ctx.Done(), initial...) {
+	// An initial informer stopped meanwhile (its label went) will never sync: only those
+	// still running count.
+	initialSynced := func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for ns, ni := range initial {
+			if n.byNS[ns] == ni && !ni.inf.HasSynced() {
+				return false
+			}
+		}
+		return true
+	}
+	if toolscache.WaitForCacheSync(ctx.Done(), initialSynced) {
 		close(n.synced)
 	}
 	<-ctx.Done()

@@ -242,6 +242,33 @@ func TestNamespacedInformerListWaitsForSync(t *testing.T) {
 	}
 }
 
+// A namespace monitored at start and unlabelled before its informer listed does not hold
+// back the informer's sync (the readiness check waits on it).
+func TestNamespacedInformerSyncsWithoutAStoppedNamespace(t *testing.T) {
+	block := make(chan struct{})
+	f := &fakeNamespaces{sources: map[string]*fcache.FakeControllerSource{}, block: block}
+	n := informers.NewNamespacedInformer(informers.NamespacedOptions{ListWatch: f.listWatch, Example: &corev1.Service{}})
+	n.Follow("gone", true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		f.shutdown()
+	})
+	t.Cleanup(func() { close(block) }) // first: the stopped informer's list returns
+	for !n.Watches("gone") {
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.Follow("gone", false)
+	syncCtx, syncCancel := context.WithTimeout(ctx, 10*time.Second)
+	defer syncCancel()
+	if !toolscache.WaitForCacheSync(syncCtx.Done(), n.HasSynced) {
+		t.Fatal("never synced: waiting on the informer of a namespace no longer monitored")
+	}
+}
+
 // Namespaces flipping between monitored and not leave no informer goroutine behind.
 func TestNamespacedInformerFlipsLeakNothing(t *testing.T) {
 	f := &fakeNamespaces{sources: map[string]*fcache.FakeControllerSource{}}
