@@ -136,7 +136,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	// call adds it as a runnable); registering handlers on hookServer alone never serves.
 	hookServer = mgr.GetWebhookServer()
 	// Getting the informers now starts them with the manager rather than at the first
-	// admission, which would otherwise wait for a full list of every Service.
+	// admission, which would otherwise wait for a full list of every PluginChain.
 	services, err := monitoredServices(mgr)
 	if err != nil {
 		return nil, err
