@@ -99,6 +99,10 @@ spec:
     - exact: https://late.example
 `, ns, app.plugin()))
 	requireAccepted(t, ctx, s, ns, "late", metav1.ConditionFalse, v1alpha1.ReasonDestinationNotFound)
+	// Long enough for the reconciles the PluginConfig's creation queued (its own watch
+	// and the one of PluginConfigs sharing its Services) to have run: one running after
+	// the Service exists would read it live.
+	time.Sleep(2 * time.Second)
 	apply(t, ctx, s, fmt.Sprintf(`apiVersion: v1
 kind: Service
 metadata:
@@ -114,8 +118,7 @@ spec:
 	if slices.Contains(watched(), ns) {
 		t.Fatalf("an informer for the unmonitored %s started again: the test proves nothing", ns)
 	}
-	// Long enough for a reconcile already queued (the PluginConfig's own creation is
-	// queued twice) to have run.
+	// Nothing tells the controller of it (until the next minute's recheck).
 	time.Sleep(2 * time.Second)
 	requireAccepted(t, ctx, s, ns, "late", metav1.ConditionFalse, v1alpha1.ReasonDestinationNotFound)
 	label(true)
