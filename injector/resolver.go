@@ -35,7 +35,7 @@ type Resolver struct {
 	chainsLeaving atomic.Int64
 
 	chainsMu sync.Mutex
-	chains   compiledChains
+	chains   *compiledChains
 
 	policies derivedCache[parsedPolicy]
 }
@@ -116,32 +116,43 @@ func (r *Resolver) Revision() uint64 { return r.revision.Load() }
 // Watched reports whether the Resolver is told of every change (ResolverOptions.Watched).
 func (r *Resolver) Watched() bool { return r.opts.Watched }
 
-// compiledChains is the one cache of compiled PluginChains.
+// compiledChains is the one cache of compiled PluginChains: a snapshot, never modified.
 type compiledChains struct {
-	built bool
 	seen  uint64 // chainChanges when built
 	list  []CompiledChain
+	index *chainIndex // a Watched Resolver's only: the list is then reused, so indexing it pays
 }
 
 // Chains returns every PluginChain of the cluster, compiled. The list is shared until the
 // next change: read it, never modify it.
 func (r *Resolver) Chains(ctx context.Context) ([]CompiledChain, error) {
+	cs, err := r.compiledChains(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return cs.list, nil
+}
+
+func (r *Resolver) compiledChains(ctx context.Context) (*compiledChains, error) {
 	r.chainsMu.Lock()
 	defer r.chainsMu.Unlock()
 	// Read before listing: a change made meanwhile is in the list or causes a rebuild.
 	changes := r.chainChanges.Load()
-	if r.opts.Watched && r.chains.built && r.chains.seen == changes && r.chainsLeaving.Load() == 0 {
-		return r.chains.list, nil
+	if r.opts.Watched && r.chains != nil && r.chains.seen == changes && r.chainsLeaving.Load() == 0 {
+		return r.chains, nil
 	}
 	chains, err := r.cluster.PluginChains(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing PluginChains: %w", err)
 	}
-	// An unchanged chain is the same object (informers and Objects both keep it): only
-	// changed ones are compiled again.
-	previous := make(map[*v1alpha1.PluginChain]CompiledChain, len(r.chains.list))
-	for _, c := range r.chains.list {
-		previous[c.Chain] = c
+	var previous map[*v1alpha1.PluginChain]CompiledChain
+	if r.chains != nil {
+		// An unchanged chain is the same object (informers and Objects both keep it): only
+		// changed ones are compiled again.
+		previous = make(map[*v1alpha1.PluginChain]CompiledChain, len(r.chains.list))
+		for _, c := range r.chains.list {
+			previous[c.Chain] = c
+		}
 	}
 	list := make([]CompiledChain, len(chains))
 	for i, c := range chains {
@@ -151,8 +162,12 @@ func (r *Resolver) Chains(ctx context.Context) ([]CompiledChain, error) {
 		}
 		list[i] = cc
 	}
-	r.chains = compiledChains{built: true, seen: changes, list: list}
-	return list, nil
+	cs := &compiledChains{seen: changes, list: list}
+	if r.opts.Watched {
+		cs.index = indexChains(list)
+	}
+	r.chains = cs
+	return cs, nil
 }
 
 // PluginPolicy is the state of osm-edge's plugin-policy switch
