@@ -1,7 +1,6 @@
 package admit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,35 +96,44 @@ func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp := a.hook.Handle(r.Context(), admission.Request{AdmissionRequest: *review.Request})
-	out, err := json.Marshal(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &resp.AdmissionResponse})
-	if err != nil {
-		a.log.Error(err, "encoding the AdmissionReview response", "uid", review.Request.UID)
-		http.Error(w, "encoding the AdmissionReview response failed", http.StatusInternalServerError)
-		return
-	}
+	// An Encoder writes from its pooled buffer, where json.Marshal would copy it out; it
+	// writes nothing when encoding fails.
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(out)
+	if err := json.NewEncoder(w).Encode(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &resp.AdmissionResponse}); err != nil {
+		a.log.Error(err, "writing the AdmissionReview response", "uid", review.Request.UID)
+	}
 }
 
 var errTooLarge = fmt.Errorf("request body too large: the limit is %d bytes", maxReviewBytes)
 
-// readBody reads the request body, at most maxReviewBytes of it, in one allocation when
-// the client says its length.
+// readBody reads the request body, at most maxReviewBytes of it, in one allocation of its
+// size when the client says it (the API server does).
 func readBody(r *http.Request) ([]byte, error) {
-	var buf bytes.Buffer
-	if n := r.ContentLength; n > 0 && n <= maxReviewBytes {
-		buf.Grow(int(n) + 1) // +1: ReadFrom needs room to see EOF without growing
+	if r.ContentLength > maxReviewBytes {
+		return nil, errTooLarge
 	}
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxReviewBytes+1)); err != nil {
-		return nil, fmt.Errorf("reading the body: %w", err)
+	var body []byte
+	var err error
+	if n := r.ContentLength; n >= 0 {
+		body = make([]byte, n)
+		if _, err = io.ReadFull(r.Body, body); err == nil {
+			var extra [1]byte
+			if m, _ := r.Body.Read(extra[:]); m > 0 {
+				err = errors.New("body longer than its Content-Length")
+			}
+		}
+	} else {
+		body, err = io.ReadAll(io.LimitReader(r.Body, maxReviewBytes+1))
 	}
 	switch {
-	case buf.Len() > maxReviewBytes:
+	case err != nil:
+		return nil, fmt.Errorf("reading the body: %w", err)
+	case len(body) > maxReviewBytes:
 		return nil, errTooLarge
-	case buf.Len() == 0:
+	case len(body) == 0:
 		return nil, errors.New("empty body")
 	}
-	return buf.Bytes(), nil
+	return body, nil
 }
 
 // review is an AdmissionReview as received. The API server sends admission.k8s.io/v1 or

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -368,5 +369,41 @@ func TestAnswerInReviewVersion(t *testing.T) {
 	}
 	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	big := strings.Repeat("a", maxReviewBytes+1)
+	tests := []struct {
+		name    string
+		body    string
+		length  int64 // Content-Length; -1: unknown (chunked)
+		wantErr string
+	}{
+		{"length known", `{"a":1}`, 7, ""},
+		{"length unknown", `{"a":1}`, -1, ""},
+		{"at the limit, unknown length", big[:maxReviewBytes], -1, ""},
+		{"over the limit, unknown length", big, -1, "too large"},
+		{"over the limit, said", `{}`, maxReviewBytes + 1, "too large"},
+		{"shorter than said", `{"a":1}`, 9, "unexpected EOF"},
+		{"longer than said", `{"a":1}`, 3, "longer than its Content-Length"},
+		{"empty", ``, 0, "empty body"},
+		{"empty, unknown length", ``, -1, "empty body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/mutate-pods", io.NopCloser(strings.NewReader(tt.body)))
+			req.ContentLength = tt.length
+			got, err := readBody(req)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.body {
+				t.Fatalf("read %d bytes, %v; want the %d sent", len(got), err, len(tt.body))
+			}
+		})
 	}
 }
