@@ -46,7 +46,8 @@ var _ injector.Cluster = (*InformerCluster)(nil)
 // returns a Resolver over them that they tell of every change.
 //
 // The stores tell the Resolver through an index that indexes nothing and only reports the
-// updates as the store makes them, under its lock. An event handler would be too late: the
+// updates as the store makes them, under its lock (PluginChains' through chainChanges,
+// which spares the compiled chains their status writes). An event handler would be too late: the
 // informer notifies each handler on its own goroutine, so a controller reconciling a new
 // chain could read the Resolver's compiled chains before the handler had marked them
 // stale, decide without the chain, and never be told again.
@@ -105,8 +106,16 @@ func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *inj
 			return nil, nil, err
 		}
 	}
-	if ic.chains, err = indexer(&v1alpha1.PluginChain{}, changed(injector.InputPluginChains)); err != nil {
+	chains := newChainChanges(r)
+	if ic.chains, err = indexer(&v1alpha1.PluginChain{}, toolscache.Indexers{indexChanges: chains.index}); err != nil {
 		return nil, nil, err
+	}
+	chainInformer, err := c.GetInformer(ctx, &v1alpha1.PluginChain{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("informer for PluginChains: %w", err)
+	}
+	if _, err := chainInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: chains.deleted}); err != nil {
+		return nil, nil, fmt.Errorf("watching PluginChain deletes: %w", err)
 	}
 	if ic.configs, err = indexer(&v1alpha1.PluginConfig{}, other, toolscache.Indexers{indexDestination: func(obj any) ([]string, error) {
 		pc, ok := obj.(*v1alpha1.PluginConfig)

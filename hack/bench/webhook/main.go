@@ -1587,7 +1587,7 @@ func (r *report) write(dir string) error {
 	if h := r.handler; h != nil {
 		p("## Admission handler alone (`BenchmarkAdmission`)")
 		p("")
-		p("`%s`: the admission handler (admit.NewHandler: controller-runtime's admission.Webhook) through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *informers* is what corsmesh-webhook admits through (a watched injector.Resolver over informers.InformerCluster: the shared informers' indexes, no copy, the compiled PluginChains kept between changes) over a real controller-runtime cache fed from memory; *objects* scans in-memory lists (see webhook/admit/bench_test.go).", h.command, o.benchcount)
+		p("`%s`: the admission handler (admit.NewHandler: the review decoded once, the pod with it, then controller-runtime's admission.Webhook.Handle) through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *informers* is what corsmesh-webhook admits through (a watched injector.Resolver over informers.InformerCluster: the shared informers' indexes, no copy, the compiled PluginChains kept between changes) over a real controller-runtime cache fed from memory; *objects* scans in-memory lists (see webhook/admit/bench_test.go).", h.command, o.benchcount)
 		p("")
 		p("| cluster | ns/op | p50 µs | p99 µs | B/op | allocs/op |")
 		p("| --- | --- | --- | --- | --- | --- |")
