@@ -140,7 +140,7 @@ func main() {
 	flag.IntVar(&o.benchcount, "benchcount", 3, "-count of the handler benchmark")
 	flag.BoolVar(&o.inProcess, "in-process", false, "measure the sandbox's in-process webhook instead of the corsmesh-webhook binary (memory from runtime.ReadMemStats)")
 	flag.StringVar(&o.capture, "capture-review", "", "also write the AdmissionReview the API server sends for the seed's pipy-ok-v1 pod to this file")
-	flag.StringVar(&o.out, "out", "hack/bench/results", "directory for webhook-<date>.md and .raw.tsv (empty: stdout only)")
+	flag.StringVar(&o.out, "out", "hack/bench/results", "directory for webhook-<date>.md and .raw.tsv, relative to the repository root (empty: stdout only)")
 	flag.BoolVar(&o.clusterIPs, "cluster-ips", false, "give the Services cluster IPs (adds a ServiceCIDR; kube-apiserver then spends ~30 ms of CPU per create, rising with the count: minutes for 10,000) instead of headless Services")
 	flag.BoolVar(&o.chainsFirst, "chains-first", false, "create the PluginChains before the Services (every Service event then re-reconciles every chain: slow)")
 	flag.StringVar(&o.webhookBin, "webhook-bin", "", "run this corsmesh-webhook binary instead of building ./cmd/corsmesh-webhook (to compare a prototype)")
@@ -197,6 +197,9 @@ func run(ctx context.Context, o options) error {
 	root, err := sandbox.FindRepoRoot()
 	if err != nil {
 		return err
+	}
+	if o.out != "" && !filepath.IsAbs(o.out) {
+		o.out = filepath.Join(root, o.out) // go -C runs it in hack/bench/webhook
 	}
 	rep.machine = machineInfo(root)
 
