@@ -48,7 +48,7 @@ func TestSetupControllers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), logr.Discard()); err != nil {
+		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
 	}

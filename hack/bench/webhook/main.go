@@ -864,6 +864,7 @@ func apiserverWebhookMetrics(ctx context.Context, s *sandbox.Sandbox) (map[strin
 type memSample struct {
 	when                string
 	rssKiB, hwmKiB      int64 // the process (binary only)
+	anonKiB, fileKiB    int64 // VmRSS split: anonymous (heap, stacks) and file-backed (the binary's pages)
 	heapLive, heapInuse float64
 	goroutines          float64
 }
@@ -1081,6 +1082,10 @@ func (p *processWebhook) memory(ctx context.Context, when string) (memSample, er
 				m.rssKiB = v
 			case "VmHWM:":
 				m.hwmKiB = v
+			case "RssAnon:":
+				m.anonKiB = v
+			case "RssFile:":
+				m.fileKiB = v
 			}
 		}
 	}
@@ -1098,7 +1103,7 @@ func (p *processWebhook) memory(ctx context.Context, when string) (memSample, er
 			m.goroutines = s.Value
 		}
 	}
-	logf("memory (%s): VmRSS %.1f MiB, VmHWM %.1f MiB, live heap %.1f MiB", when, float64(m.rssKiB)/1024, float64(m.hwmKiB)/1024, m.heapLive/(1<<20))
+	logf("memory (%s): VmRSS %.1f MiB (anon %.1f, file %.1f), VmHWM %.1f MiB, live heap %.1f MiB", when, float64(m.rssKiB)/1024, float64(m.anonKiB)/1024, float64(m.fileKiB)/1024, float64(m.hwmKiB)/1024, m.heapLive/(1<<20))
 	return m, nil
 }
 
@@ -1624,10 +1629,10 @@ func (r *report) write(dir string) error {
 			}
 			p("")
 		}
-		p("| when | VmRSS MiB | VmHWM MiB | live heap MiB | heap in use MiB | goroutines |")
-		p("| --- | --- | --- | --- | --- | --- |")
+		p("| when | VmRSS MiB | RssAnon MiB | RssFile MiB | VmHWM MiB | live heap MiB | heap in use MiB | goroutines |")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- |")
 		for _, m := range r.memory {
-			p("| %s | %s | %s | %.1f | %.1f | %.0f |", m.when, kib(m.rssKiB), kib(m.hwmKiB), m.heapLive/(1<<20), m.heapInuse/(1<<20), m.goroutines)
+			p("| %s | %s | %s | %s | %s | %.1f | %.1f | %.0f |", m.when, kib(m.rssKiB), kib(m.anonKiB), kib(m.fileKiB), kib(m.hwmKiB), m.heapLive/(1<<20), m.heapInuse/(1<<20), m.goroutines)
 		}
 		p("")
 	}
