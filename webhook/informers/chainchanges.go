@@ -22,8 +22,8 @@ type chainChanges struct {
 	r *injector.Resolver
 
 	mu      sync.Mutex
-	stored  map[string]*v1alpha1.PluginChain // by namespace/name: what the store holds
-	leaving map[string]chainVersion          // announced, not settled
+	stored  map[*v1alpha1.PluginChain]struct{} // the objects the store holds
+	leaving map[string]chainVersion            // by namespace/name: announced, not settled
 }
 
 // chainVersion is what decides whether a new version changes what was compiled: the API
@@ -38,7 +38,7 @@ func versionOf(c *v1alpha1.PluginChain) chainVersion {
 }
 
 func newChainChanges(r *injector.Resolver) *chainChanges {
-	return &chainChanges{r: r, stored: map[string]*v1alpha1.PluginChain{}, leaving: map[string]chainVersion{}}
+	return &chainChanges{r: r, stored: map[*v1alpha1.PluginChain]struct{}{}, leaving: map[string]chainVersion{}}
 }
 
 func chainKey(c *v1alpha1.PluginChain) string { return c.Namespace + "/" + c.Name }
@@ -50,24 +50,27 @@ func (cc *chainChanges) index(obj any) ([]string, error) {
 		cc.r.Changed(injector.InputPluginChains)
 		return nil, nil
 	}
-	key := chainKey(c)
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if was, ok := cc.leaving[key]; ok {
-		// The new side of an update (or a chain created again after a delete whose
-		// notification has not come yet). Generation 0 is no generation: always a change.
-		delete(cc.leaving, key)
-		cc.stored[key] = c
-		cc.r.ChainSettled(was != versionOf(c) || c.Generation == 0)
-		return nil, nil
+	if len(cc.leaving) > 0 {
+		key := chainKey(c)
+		if was, ok := cc.leaving[key]; ok {
+			// The new side of an update (or a chain created again after a delete whose
+			// notification has not come yet). Generation 0 is no generation: always a change.
+			delete(cc.leaving, key)
+			cc.stored[c] = struct{}{}
+			cc.r.ChainSettled(was != versionOf(c) || c.Generation == 0)
+			return nil, nil
+		}
 	}
-	if cc.stored[key] == c {
+	if _, ok := cc.stored[c]; ok {
 		// The stored object leaving: an update's old side or a delete.
-		cc.leaving[key] = versionOf(c)
+		delete(cc.stored, c)
+		cc.leaving[chainKey(c)] = versionOf(c)
 		cc.r.ChainLeaving()
 		return nil, nil
 	}
-	cc.stored[key] = c // an add
+	cc.stored[c] = struct{}{} // an add
 	cc.r.Changed(injector.InputPluginChains)
 	return nil, nil
 }
@@ -87,9 +90,6 @@ func (cc *chainChanges) deleted(obj any) {
 	key := chainKey(c)
 	cc.mu.Lock()
 	defer cc.mu.Unlock()
-	if s := cc.stored[key]; s != nil && s.UID == c.UID {
-		delete(cc.stored, key)
-	}
 	if was, ok := cc.leaving[key]; ok && was.uid == c.UID {
 		delete(cc.leaving, key)
 		cc.r.ChainSettled(true)
