@@ -83,11 +83,52 @@ func InformerResolver(tb testing.TB, objs *injector.Objects) *injector.Resolver 
 	return r
 }
 
+// MonitoredResolver is InformerResolver as corsmesh-webhook runs it: the Services come
+// from a NamespacedInformer holding only the monitored namespaces' (slimmed as the
+// webhook stores them), not from an informer of every Service in the cluster.
+func MonitoredResolver(tb testing.TB, objs *injector.Objects) *injector.Resolver {
+	tb.Helper()
+	// Only the monitored namespaces' Services are kept to list: the rest of the cluster
+	// is not in the webhook's memory, so not in this one's either (benchmarks weigh it).
+	opts := injector.DefaultOptions()
+	byNS := map[string]*corev1.ServiceList{}
+	for _, ns := range objs.Namespaces {
+		if informers.Monitored(opts, ns) {
+			byNS[ns.Name] = &corev1.ServiceList{}
+		}
+	}
+	for _, s := range objs.ServiceList {
+		if l := byNS[s.Namespace]; l != nil {
+			l.Items = append(l.Items, *s)
+		}
+	}
+	services := informers.NewNamespacedInformer(informers.NamespacedOptions{
+		ListWatch: func(namespace string) toolscache.ListerWatcher {
+			l := byNS[namespace]
+			if l == nil {
+				l = &corev1.ServiceList{}
+			}
+			return memoryListWatch{l}
+		},
+		Example:   &corev1.Service{},
+		Transform: slim.Service,
+	})
+	_, r := memoryCache(tb, objs, nil, services)
+	return r
+}
+
 // MemoryCache builds and syncs an informer cache fed from memory, with a watched Resolver
 // over InformerCluster on it (its indexers must be added before the informers start);
 // with some kinds' objects from the given sources (by kind,
 // "PluginChain" say), which tests change while the informers run.
 func MemoryCache(tb testing.TB, objs *injector.Objects, sources map[string]toolscache.ListerWatcher) (cache.Cache, *injector.Resolver) {
+	tb.Helper()
+	return memoryCache(tb, objs, sources, nil)
+}
+
+// memoryCache is MemoryCache, with the Services read from services when it is not nil
+// (started here, once the namespaces' informer has told it which are monitored).
+func memoryCache(tb testing.TB, objs *injector.Objects, sources map[string]toolscache.ListerWatcher, services *informers.NamespacedInformer) (cache.Cache, *injector.Resolver) {
 	tb.Helper()
 	scheme, err := kubecluster.Scheme()
 	if err != nil {
@@ -104,11 +145,13 @@ func MemoryCache(tb testing.TB, objs *injector.Objects, sources map[string]tools
 
 	lists := map[string]kruntime.Object{
 		"Namespace":    &corev1.NamespaceList{Items: values(objs.Namespaces)},
-		"Service":      &corev1.ServiceList{Items: values(objs.ServiceList)},
 		"Plugin":       &v1alpha1.PluginList{Items: values(objs.Plugins)},
 		"PluginChain":  &v1alpha1.PluginChainList{Items: values(objs.Chains)},
 		"PluginConfig": &v1alpha1.PluginConfigList{Items: values(objs.Configs)},
 		"MeshConfig":   &configv1alpha2.MeshConfigList{Items: values(objs.MeshConfigs)},
+	}
+	if services == nil {
+		lists["Service"] = &corev1.ServiceList{Items: values(objs.ServiceList)}
 	}
 	c, err := cache.New(&rest.Config{Host: "http://127.0.0.1:1"}, cache.Options{
 		Scheme:           scheme,
@@ -133,15 +176,21 @@ func MemoryCache(tb testing.TB, objs *injector.Objects, sources map[string]tools
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
-	r, _, err := informers.NewResolver(ctx, c, nil, injector.New(injector.DefaultOptions()), nil)
+	r, _, err := informers.NewResolver(ctx, c, nil, injector.New(injector.DefaultOptions()), services)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	go func() { _ = c.Start(ctx) }()
+	if services != nil {
+		go func() { _ = services.Start(ctx) }()
+	}
 	syncCtx, syncCancel := context.WithTimeout(ctx, 30*time.Second)
 	defer syncCancel()
 	if !c.WaitForCacheSync(syncCtx) {
 		tb.Fatal("informer cache did not sync")
+	}
+	if services != nil && !toolscache.WaitForCacheSync(syncCtx.Done(), services.HasSynced) {
+		tb.Fatal("the monitored namespaces' Service informers did not sync")
 	}
 	return c, r
 }
