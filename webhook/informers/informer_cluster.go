@@ -20,6 +20,22 @@ import (
 // through List, which copies every object it returns).
 const indexDestination = "corsmesh.io/destination"
 
+// indexSelector files Services by namespace and injector.SelectorKey, so an admission reads only the
+// Services that may select its pod (ServicesSelecting).
+const indexSelector = "corsmesh.io/selector"
+
+// selectorIndex is indexSelector's function.
+func selectorIndex(obj any) ([]string, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil, nil
+	}
+	if key := injector.SelectorKey(svc); key != "" {
+		return []string{svc.Namespace + "/" + key}, nil
+	}
+	return nil, nil
+}
+
 // InformerCluster is the injector's view of the cluster read straight from the manager's
 // shared informers: lookups return the informers' own objects, without the per-List copy
 // of each item that the cache's client.Reader makes (with 1,000 PluginChains that copy
@@ -40,7 +56,7 @@ type InformerCluster struct {
 // indexChanges names the index through which the informers' stores report changes.
 const indexChanges = "corsmesh.io/changes"
 
-var _ injector.Cluster = (*InformerCluster)(nil)
+var _ injector.SelectingCluster = (*InformerCluster)(nil)
 
 // NewResolver gets (and so starts with the manager) the informers the injector reads, and
 // returns a Resolver over them that they tell of every change.
@@ -91,11 +107,11 @@ func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *inj
 		return nil, nil, err
 	}
 	if services == nil {
-		if ic.services, err = indexer(&corev1.Service{}, other); err != nil {
+		if ic.services, err = indexer(&corev1.Service{}, other, toolscache.Indexers{indexSelector: selectorIndex}); err != nil {
 			return nil, nil, err
 		}
 	} else {
-		if err := services.AddIndexers(other); err != nil {
+		if err := services.AddIndexers(toolscache.Indexers{indexChanges: other[indexChanges], indexSelector: selectorIndex}); err != nil {
 			return nil, nil, fmt.Errorf("indexing Services: %w", err)
 		}
 		nsInformer, err := c.GetInformer(ctx, &corev1.Namespace{})
@@ -163,6 +179,37 @@ func (c *InformerCluster) Services(ctx context.Context, namespace string) ([]*co
 		return nil, nil
 	}
 	return c.live.Services(ctx, namespace)
+}
+
+// ServicesSelecting reads, of the namespace's Services, those filed under one of the
+// pod's labels by indexSelector: each Service that selects the pod is among them once.
+// Where Services would be read live, it reads them so.
+func (c *InformerCluster) ServicesSelecting(ctx context.Context, namespace string, podLabels map[string]string) ([]*corev1.Service, error) {
+	var out []*corev1.Service
+	for k, v := range podLabels {
+		key := namespace + "/" + injector.SelectorLabel(k, v)
+		var objs []any
+		var err error
+		if c.namespaced == nil {
+			objs, err = c.services.ByIndex(indexSelector, key)
+		} else {
+			var ok bool
+			if objs, ok, err = c.namespaced.ByIndex(ctx, namespace, indexSelector, key); !ok {
+				return c.Services(ctx, namespace)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", indexSelector, err)
+		}
+		for _, o := range objs {
+			svc, ok := o.(*corev1.Service)
+			if !ok {
+				return nil, fmt.Errorf("informer holds a %T, want a Service", o)
+			}
+			out = append(out, svc)
+		}
+	}
+	return out, nil
 }
 
 // PluginChains lists the informer's chains; the Resolver keeps them compiled between changes.

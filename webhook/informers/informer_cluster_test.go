@@ -204,3 +204,82 @@ func TestChainStatusWritesKeepCompiledChains(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// An admission reads, of its namespace's Services, only those its index files under one
+// of the pod's labels: every Service that selects the pod, once, and none that shares no
+// label with it, in both shapes (monitored namespaces' informers, one of every Service).
+func TestServicesSelectingReadsOnlyCandidates(t *testing.T) {
+	svc := func(ns, name string, selector map[string]string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
+	}
+	objs := webhooktest.SeedCluster(t)
+	objs.ServiceList = append(objs.ServiceList,
+		svc("pipy", "by-app", map[string]string{"app": "pipy-ok"}),
+		svc("pipy", "by-app-version", map[string]string{"app": "pipy-ok", "version": "v1"}),
+		svc("pipy", "by-version-v2", map[string]string{"app": "pipy-ok", "version": "v2"}),
+		svc("pipy", "by-tier", map[string]string{"tier": "web"}),
+		svc("pipy", "no-selector", nil),
+		svc("other", "by-app-elsewhere", map[string]string{"app": "pipy-ok"}),
+	)
+	for _, shape := range []struct {
+		name     string
+		resolver func(testing.TB, *injector.Objects) *injector.Resolver
+	}{
+		{"monitored", webhooktest.MonitoredResolver},
+		{"all-services", webhooktest.InformerResolver},
+	} {
+		cluster, ok := shape.resolver(t, objs).Cluster().(injector.SelectingCluster)
+		if !ok {
+			t.Fatalf("%s: InformerCluster does not find Services by selector", shape.name)
+		}
+		for _, tc := range []struct {
+			name   string
+			labels map[string]string
+			// want are the Services that select the pod; unread those never to be read.
+			want, unread []string
+		}{
+			{"app and version", map[string]string{"app": "pipy-ok", "version": "v1"}, []string{"by-app", "by-app-version", "pipy-ok", "pipy-ok-v1"}, []string{"by-tier", "no-selector", "by-app-elsewhere"}},
+			{"version v2", map[string]string{"app": "pipy-ok", "version": "v2"}, []string{"by-app", "by-version-v2", "pipy-ok"}, []string{"by-tier", "no-selector", "by-app-elsewhere"}},
+			{"tier only", map[string]string{"tier": "web"}, []string{"by-tier"}, []string{"by-app", "pipy-ok", "no-selector"}},
+			{"no labels", nil, nil, []string{"by-app", "by-tier", "no-selector"}},
+		} {
+			got, err := cluster.ServicesSelecting(context.Background(), "pipy", tc.labels)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", shape.name, tc.name, err)
+			}
+			var read, selecting []string
+			for _, s := range got {
+				read = append(read, s.Name)
+				if injector.ServiceSelects(s, tc.labels) {
+					selecting = append(selecting, s.Name)
+				}
+			}
+			slices.Sort(selecting)
+			// The seed's own Services count too: derive them from the full list.
+			all, err := cluster.Services(context.Background(), "pipy")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, s := range all {
+				if injector.ServiceSelects(s, tc.labels) {
+					want = append(want, s.Name)
+				}
+			}
+			slices.Sort(want)
+			if !slices.Equal(selecting, want) || len(selecting) != len(slices.Compact(slices.Clone(selecting))) {
+				t.Errorf("%s/%s: selecting %q, want %q", shape.name, tc.name, selecting, want)
+			}
+			for _, name := range tc.want {
+				if !slices.Contains(want, name) {
+					t.Errorf("%s/%s: %s does not select the pod (fixture)", shape.name, tc.name, name)
+				}
+			}
+			for _, name := range tc.unread {
+				if slices.Contains(read, name) {
+					t.Errorf("%s/%s: read %s, which shares no indexed label with the pod (read %q)", shape.name, tc.name, name, read)
+				}
+			}
+		}
+	}
+}

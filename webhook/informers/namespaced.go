@@ -278,6 +278,25 @@ func (n *NamespacedInformer) Namespaces() []string {
 // A read never starts an informer itself: it may hold a namespace read before Follow was
 // told the label went, and would start an informer that nothing stops.
 func (n *NamespacedInformer) List(ctx context.Context, namespace string) (objs []any, ok bool) {
+	store, ok := n.indexer(ctx, namespace)
+	if !ok {
+		return nil, false
+	}
+	return store.List(), true
+}
+
+// ByIndex is List narrowed to the objects an index (AddIndexers) files under value.
+func (n *NamespacedInformer) ByIndex(ctx context.Context, namespace, index, value string) (objs []any, ok bool, err error) {
+	store, ok := n.indexer(ctx, namespace)
+	if !ok {
+		return nil, false, nil
+	}
+	objs, err = store.ByIndex(index, value)
+	return objs, true, err
+}
+
+// indexer is the namespace's synced store, as List reads it.
+func (n *NamespacedInformer) indexer(ctx context.Context, namespace string) (toolscache.Indexer, bool) {
 	n.mu.Lock()
 	ni := n.byNS[namespace]
 	n.mu.Unlock()
@@ -293,7 +312,7 @@ func (n *NamespacedInformer) List(ctx context.Context, namespace string) (objs [
 			return nil, false
 		}
 	}
-	return ni.inf.GetStore().List(), true
+	return ni.inf.GetIndexer(), true
 }
 
 // AddEventHandler implements cache.Informer.
