@@ -24,7 +24,8 @@ type appConn struct {
 	// idle, when set, bounds each wait for more of an answer once it has begun: the
 	// client's ReadTimeout bounds the wait for its start, and would otherwise cut a
 	// streamed answer that runs longer.
-	idle time.Duration
+	idle  time.Duration
+	yield *yielder
 }
 
 // staleCheckAfter is the pause after which a connection is checked before reuse: shorter
@@ -44,7 +45,7 @@ func (c *appConn) Write(p []byte) (int, error) {
 			c.conn = fresh
 		}
 	}
-	return yieldAfterWrite(c.conn, p)
+	return c.yield.write(c.conn, p)
 }
 
 func (c *appConn) Read(p []byte) (int, error) {
@@ -53,7 +54,7 @@ func (c *appConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := c.conn.Read(p)
+	n, err := c.yield.read(c.conn, p)
 	if c.inRequest {
 		c.inRequest = false
 		c.answeredAt = time.Now()
