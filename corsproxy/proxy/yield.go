@@ -51,15 +51,8 @@ func (y *yielder) read(c net.Conn, p []byte) (int, error) {
 // write writes to c, then yields if the network was polled recently.
 func (y *yielder) write(c net.Conn, p []byte) (int, error) {
 	n, err := c.Write(p)
-	if y.polledWithin(time.Since(y.base)) {
+	if time.Since(y.base)-time.Duration(y.lastWake.Load()) < pollWindow {
 		runtime.Gosched()
 	}
 	return n, err
-}
-
-// polledWithin: whether a read came back from a wait in the pollWindow before now (an
-// offset from base).
-func (y *yielder) polledWithin(now time.Duration) bool {
-	last := y.lastWake.Load()
-	return last != 0 && now-time.Duration(last) < pollWindow
 }
