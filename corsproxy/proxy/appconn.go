@@ -24,8 +24,7 @@ type appConn struct {
 	// idle, when set, bounds each wait for more of an answer once it has begun: the
 	// client's ReadTimeout bounds the wait for its start, and would otherwise cut a
 	// streamed answer that runs longer.
-	idle  time.Duration
-	yield *yielder
+	idle time.Duration
 }
 
 // staleCheckAfter is the pause after which a connection is checked before reuse: shorter
@@ -45,7 +44,7 @@ func (c *appConn) Write(p []byte) (int, error) {
 			c.conn = fresh
 		}
 	}
-	return c.yield.write(c.conn, p)
+	return yieldAfterWrite(c.conn, p)
 }
 
 func (c *appConn) Read(p []byte) (int, error) {
@@ -54,7 +53,7 @@ func (c *appConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := c.yield.read(c.conn, p)
+	n, err := c.conn.Read(p)
 	if c.inRequest {
 		c.inRequest = false
 		c.answeredAt = time.Now()

@@ -87,7 +87,7 @@ func (c *interceptedConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n, err := c.proxy.yield.read(c.Conn, p)
+	n, err := c.Conn.Read(p)
 	if err != nil && c.bodyIdle > 0 && c.bodyErr == nil {
 		c.bodyErr = err
 	}
@@ -104,7 +104,7 @@ func (c *interceptedConn) Read(p []byte) (int, error) {
 	return 0, io.EOF // the server sees a client that left, and closes what it thinks is its
 }
 
-func (c *interceptedConn) Write(p []byte) (int, error) { return c.proxy.yield.write(c.Conn, p) }
+func (c *interceptedConn) Write(p []byte) (int, error) { return yieldAfterWrite(c.Conn, p) }
 
 // Close, and the deadlines, do nothing once a tunnel owns the connection.
 func (c *interceptedConn) Close() error {
