@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,20 +142,33 @@ func ctlRESTMapper(scheme *runtime.Scheme) meta.RESTMapper {
 	return m
 }
 
-// enqueueAfter turns a burst of events into one request, added only once the delay passed.
-func TestEnqueueAfterBatchesABurst(t *testing.T) {
+// mapBatched maps a burst of events once per key, only once the delay passed, and adds
+// the requests then; an event after that is mapped again.
+func TestMapBatched(t *testing.T) {
 	ctx := context.Background()
-	mapped := 0
-	toChain := func(context.Context, client.Object) []reconcile.Request {
-		mapped++
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: "pipy", Name: "chain"}}}
+	var mu sync.Mutex
+	var mapped []string
+	toChain := func(_ context.Context, o client.Object) []reconcile.Request {
+		mu.Lock()
+		defer mu.Unlock()
+		mapped = append(mapped, namespaceAndLabels(o))
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: "chain-" + o.GetLabels()["app"]}}}
+	}
+	mappedKeys := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(mapped))
+	}
+	pod := func(ns, app string, i int) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"app": app, "pod-template-hash": "5d7f"}}}
 	}
 	burst := func(h handler.EventHandler, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for i := range 50 {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: fmt.Sprintf("p%d", i)}}
-			h.Create(ctx, event.CreateEvent{Object: pod}, q)
-			h.Update(ctx, event.UpdateEvent{ObjectOld: pod, ObjectNew: pod}, q)
-			h.Delete(ctx, event.DeleteEvent{Object: pod}, q)
+			for _, p := range []*corev1.Pod{pod("pipy", "a", i), pod("pipy", "b", i), pod("web", "a", i)} {
+				h.Create(ctx, event.CreateEvent{Object: p}, q)
+				h.Update(ctx, event.UpdateEvent{ObjectOld: p, ObjectNew: p}, q)
+				h.Delete(ctx, event.DeleteEvent{Object: p}, q)
+			}
 		}
 	}
 	newQueue := func() workqueue.TypedRateLimitingInterface[reconcile.Request] {
@@ -161,31 +176,76 @@ func TestEnqueueAfterBatchesABurst(t *testing.T) {
 		t.Cleanup(q.ShutDown)
 		return q
 	}
+	waitLen := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], n int) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return q.Len() >= n, nil
+		}); err != nil {
+			t.Fatalf("%d requests ready, want %d", q.Len(), n)
+		}
+		time.Sleep(50 * time.Millisecond) // anything else would be ready by now too
+	}
 
-	// Not before the delay.
+	// Not before the delay: neither mapped nor added.
 	later := newQueue()
-	burst(enqueueAfter(time.Hour, toChain), later)
-	if mapped != 200 {
-		t.Errorf("mapped %d objects for 50 creates, updates (old and new) and deletes, want 200", mapped)
+	burst(mapBatched(time.Hour, namespaceAndLabels, toChain), later)
+	if got := mappedKeys(); len(got) != 0 {
+		t.Errorf("mapped %v before the delay, want nothing", got)
 	}
 	if n := later.Len(); n != 0 {
 		t.Errorf("%d requests ready before the delay, want 0", n)
 	}
 
-	// After it, once.
+	// After it, each key once: 450 events, three label sets.
 	soon := newQueue()
-	burst(enqueueAfter(10*time.Millisecond, toChain), soon)
-	if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return soon.Len() > 0, nil
-	}); err != nil {
-		t.Fatal("the request never became ready")
+	h := mapBatched(10*time.Millisecond, namespaceAndLabels, toChain)
+	burst(h, soon)
+	waitLen(soon, 3)
+	want := []string{"pipy/app=a,pod-template-hash=5d7f", "pipy/app=b,pod-template-hash=5d7f", "web/app=a,pod-template-hash=5d7f"}
+	if got := mappedKeys(); !slices.Equal(got, want) {
+		t.Errorf("mapped %q, want %q", got, want)
 	}
-	time.Sleep(50 * time.Millisecond) // anything else would be ready by now too
-	if n := soon.Len(); n != 1 {
-		t.Errorf("%d requests ready for a burst on one chain, want 1", n)
+	var reqs []string
+	for soon.Len() > 0 {
+		req, _ := soon.Get()
+		reqs = append(reqs, req.String())
+		soon.Done(req)
 	}
-	if req, _ := soon.Get(); req.Name != "chain" {
-		t.Errorf("request %v", req)
+	slices.Sort(reqs)
+	if wantReqs := []string{"pipy/chain-a", "pipy/chain-b", "web/chain-a"}; !slices.Equal(reqs, wantReqs) {
+		t.Errorf("requests %q, want %q", reqs, wantReqs)
+	}
+
+	// A later event opens a new window.
+	h.Create(ctx, event.CreateEvent{Object: pod("pipy", "a", 99)}, soon)
+	waitLen(soon, 1)
+	if got := mappedKeys(); len(got) != 4 {
+		t.Errorf("mapped %q after one more event, want it mapped once more", got)
+	}
+}
+
+// The batching key tells apart what chainsSelectingPod reads, namespace and labels, and
+// nothing else.
+func TestNamespaceAndLabels(t *testing.T) {
+	pod := func(ns, name string, l map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l}}
+	}
+	base := namespaceAndLabels(pod("pipy", "a", map[string]string{"app": "x", "v": "1"}))
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		same bool
+	}{
+		{"another name", pod("pipy", "b", map[string]string{"v": "1", "app": "x"}), true},
+		{"another namespace", pod("web", "a", map[string]string{"app": "x", "v": "1"}), false},
+		{"another value", pod("pipy", "a", map[string]string{"app": "x", "v": "2"}), false},
+		{"a label less", pod("pipy", "a", map[string]string{"app": "x"}), false},
+		{"no labels", pod("pipy", "a", nil), false},
+		{"labels spelling the namespace", pod("pip", "a", map[string]string{"y/app": "x", "v": "1"}), false},
+	} {
+		if got := namespaceAndLabels(tc.pod) == base; got != tc.same {
+			t.Errorf("%s: same key %v, want %v", tc.name, got, tc.same)
+		}
 	}
 }
 
