@@ -94,7 +94,14 @@ func notInitialList() predicate.Predicate {
 // current as it was at each event, and an event arriving during a flush opens the next
 // window. One mapBatched serves one controller (it adds to the queue of its first event).
 func mapBatched(delay time.Duration, key func(client.Object) string, fn handler.MapFunc) handler.EventHandler {
-	b := &batchMapper{delay: delay, key: key, fn: fn, pending: map[string]client.Object{}}
+	return newBatchMapper(delay, key, fn).handler()
+}
+
+func newBatchMapper(delay time.Duration, key func(client.Object) string, fn handler.MapFunc) *batchMapper {
+	return &batchMapper{delay: delay, key: key, fn: fn, pending: map[string]client.Object{}}
+}
+
+func (b *batchMapper) handler() handler.EventHandler {
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 			b.add(ctx, q, e.Object)
@@ -133,6 +140,9 @@ func (b *batchMapper) add(ctx context.Context, q workqueue.TypedRateLimitingInte
 		return
 	}
 	b.armed = true
+	// controller-runtime cancels an event's context as soon as the handler returns; the
+	// flush keeps its values (the logger) only. A stopped controller's queue ignores adds.
+	ctx = context.WithoutCancel(ctx)
 	time.AfterFunc(b.delay, func() { b.flush(ctx, q) })
 }
 
@@ -141,8 +151,8 @@ func (b *batchMapper) flush(ctx context.Context, q workqueue.TypedRateLimitingIn
 	pending := b.pending
 	b.pending, b.armed = make(map[string]client.Object, len(pending)), false
 	b.mu.Unlock()
-	if ctx.Err() != nil {
-		return // the controller stopped: its queue is shut down
+	if q.ShuttingDown() {
+		return
 	}
 	for _, o := range pending {
 		for _, req := range b.fn(ctx, o) {

@@ -162,12 +162,18 @@ func TestMapBatched(t *testing.T) {
 	pod := func(ns, app string, i int) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"app": app, "pod-template-hash": "5d7f"}}}
 	}
+	// As controller-runtime calls a handler: with a context it cancels when the call returns.
+	call := func(f func(ctx context.Context)) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		f(ctx)
+	}
 	burst := func(h handler.EventHandler, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for i := range 50 {
 			for _, p := range []*corev1.Pod{pod("pipy", "a", i), pod("pipy", "b", i), pod("web", "a", i)} {
-				h.Create(ctx, event.CreateEvent{Object: p}, q)
-				h.Update(ctx, event.UpdateEvent{ObjectOld: p, ObjectNew: p}, q)
-				h.Delete(ctx, event.DeleteEvent{Object: p}, q)
+				call(func(ctx context.Context) { h.Create(ctx, event.CreateEvent{Object: p}, q) })
+				call(func(ctx context.Context) { h.Update(ctx, event.UpdateEvent{ObjectOld: p, ObjectNew: p}, q) })
+				call(func(ctx context.Context) { h.Delete(ctx, event.DeleteEvent{Object: p}, q) })
 			}
 		}
 	}
@@ -186,41 +192,45 @@ func TestMapBatched(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // anything else would be ready by now too
 	}
 
-	// Not before the delay: neither mapped nor added.
-	later := newQueue()
-	burst(mapBatched(time.Hour, namespaceAndLabels, toChain), later)
+	// Before the window ends: neither mapped nor added. When it ends, each key once: 450
+	// events, three label sets. (The flush is called here rather than waited for: a burst
+	// slower than a short window would rightly make two windows.)
+	q := newQueue()
+	b := newBatchMapper(time.Hour, namespaceAndLabels, toChain)
+	burst(b.handler(), q)
 	if got := mappedKeys(); len(got) != 0 {
 		t.Errorf("mapped %v before the delay, want nothing", got)
 	}
-	if n := later.Len(); n != 0 {
+	if n := q.Len(); n != 0 {
 		t.Errorf("%d requests ready before the delay, want 0", n)
 	}
-
-	// After it, each key once: 450 events, three label sets.
-	soon := newQueue()
-	h := mapBatched(10*time.Millisecond, namespaceAndLabels, toChain)
-	burst(h, soon)
-	waitLen(soon, 3)
+	b.flush(context.WithoutCancel(ctx), q)
 	want := []string{"pipy/app=a,pod-template-hash=5d7f", "pipy/app=b,pod-template-hash=5d7f", "web/app=a,pod-template-hash=5d7f"}
 	if got := mappedKeys(); !slices.Equal(got, want) {
 		t.Errorf("mapped %q, want %q", got, want)
 	}
 	var reqs []string
-	for soon.Len() > 0 {
-		req, _ := soon.Get()
+	for q.Len() > 0 {
+		req, _ := q.Get()
 		reqs = append(reqs, req.String())
-		soon.Done(req)
+		q.Done(req)
 	}
 	slices.Sort(reqs)
 	if wantReqs := []string{"pipy/chain-a", "pipy/chain-b", "web/chain-a"}; !slices.Equal(reqs, wantReqs) {
 		t.Errorf("requests %q, want %q", reqs, wantReqs)
 	}
 
-	// A later event opens a new window.
-	h.Create(ctx, event.CreateEvent{Object: pod("pipy", "a", 99)}, soon)
-	waitLen(soon, 1)
-	if got := mappedKeys(); len(got) != 4 {
-		t.Errorf("mapped %q after one more event, want it mapped once more", got)
+	// The timer ends the window, after the handler's context was cancelled; a later event
+	// opens another.
+	h := mapBatched(10*time.Millisecond, namespaceAndLabels, toChain)
+	for i, wantMapped := range []int{4, 5} {
+		call(func(ctx context.Context) { h.Create(ctx, event.CreateEvent{Object: pod("pipy", "a", 100+i)}, q) })
+		waitLen(q, 1)
+		if got := mappedKeys(); len(got) != wantMapped {
+			t.Errorf("event %d: %d mappings in all, want %d", i, len(got), wantMapped)
+		}
+		req, _ := q.Get()
+		q.Done(req)
 	}
 }
 
