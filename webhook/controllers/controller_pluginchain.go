@@ -75,6 +75,8 @@ type PluginChainReconciler struct {
 	Client   client.Client
 	Resolver *injector.Resolver
 	Events   events.EventRecorder // may be nil
+	// Pods lists the pods a chain selects (nil: through Client).
+	Pods podLister
 	// Now stamps restarts (nil: time.Now).
 	Now func() time.Time
 }
@@ -222,13 +224,11 @@ func (r *PluginChainReconciler) selectPods(ctx context.Context, podSel, nsSel la
 		if !nsSel.Matches(labels.Set(ns.Labels)) {
 			continue
 		}
-		var pods corev1.PodList
-		// Read-only use, so the cache's objects are used as they are.
-		if err := r.Client.List(ctx, &pods, client.InNamespace(ns.Name), client.MatchingLabelsSelector{Selector: podSel}, client.UnsafeDisableDeepCopy); err != nil {
+		pods, err := r.pods().Pods(ctx, ns.Name, podSel)
+		if err != nil {
 			return 0, nil, fmt.Errorf("listing pods of namespace %s: %w", ns.Name, err)
 		}
-		for i := range pods.Items {
-			pod := &pods.Items[i]
+		for _, pod := range pods {
 			if !podCounted(pod) {
 				continue
 			}
@@ -246,6 +246,13 @@ func (r *PluginChainReconciler) selectPods(ctx context.Context, podSel, nsSel la
 		}
 	}
 	return selected, without, nil
+}
+
+func (r *PluginChainReconciler) pods() podLister {
+	if r.Pods != nil {
+		return r.Pods
+	}
+	return readerPods{reader: r.Client}
 }
 
 // chainWorkload is what restarts a pod: its Deployment, StatefulSet or DaemonSet, or the

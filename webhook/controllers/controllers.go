@@ -67,7 +67,11 @@ func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver
 	if err := configs.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginConfig status controller: %w", err)
 	}
-	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Events: events}
+	pods, err := cachePods(ctx, mgr.GetCache(), mgr.GetClient())
+	if err != nil {
+		return err
+	}
+	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Events: events, Pods: pods}
 	if err := chains.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginChain status controller: %w", err)
 	}

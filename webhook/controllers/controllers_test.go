@@ -34,26 +34,34 @@ import (
 // never started (the REST mapping is static, so no API server is needed). Twice, as an
 // integration suite starting two webhook servers in one process would.
 func TestSetupControllers(t *testing.T) {
-	scheme, err := kubecluster.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for range 2 {
-		mgr, err := ctrl.NewManager(&rest.Config{Host: "https://127.0.0.1:1"}, ctrl.Options{
-			Scheme:  scheme,
-			Logger:  logr.Discard(),
-			Metrics: metricsserver.Options{BindAddress: "0"},
-			MapperProvider: func(*rest.Config, *http.Client) (meta.RESTMapper, error) {
-				return ctlRESTMapper(scheme), nil
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		mgr := ctlManager(t)
 		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
 	}
+}
+
+// ctlManager is a manager that is never started: its REST mapping is static, so it needs
+// no API server.
+func ctlManager(t *testing.T) ctrl.Manager {
+	t.Helper()
+	scheme, err := kubecluster.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(&rest.Config{Host: "https://127.0.0.1:1"}, ctrl.Options{
+		Scheme:  scheme,
+		Logger:  logr.Discard(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		MapperProvider: func(*rest.Config, *http.Client) (meta.RESTMapper, error) {
+			return ctlRESTMapper(scheme), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mgr
 }
 
 func TestIndexInjectedPod(t *testing.T) {
