@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +22,8 @@ import (
 	"math/big"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -52,16 +55,44 @@ func main() {
 			_, _ = io.WriteString(w, *message)
 		}),
 	}
-	fmt.Fprintln(os.Stderr, "pipyok listening on", *listen, "tls:", *useTLS)
-	if !*useTLS {
-		log.Fatal(srv.ListenAndServe())
+	if *useTLS {
+		cert, err := selfSigned()
+		if err != nil {
+			log.Fatal(err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	cert, err := selfSigned()
-	if err != nil {
+	// The kubelet stops a container with SIGTERM: Go's default for it is exit status 2,
+	// which shows a deleted pod as Error. Pipy itself drains and exits 0.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := serve(ctx, srv, *useTLS); err != nil {
 		log.Fatal(err)
 	}
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	log.Fatal(srv.ListenAndServeTLS("", ""))
+}
+
+// serve runs srv until it fails or ctx is done, then lets open requests finish.
+func serve(ctx context.Context, srv *http.Server, useTLS bool) error {
+	fmt.Fprintln(os.Stderr, "pipyok listening on", srv.Addr, "tls:", useTLS)
+	failed := make(chan error, 1)
+	go func() {
+		if useTLS {
+			failed <- srv.ListenAndServeTLS("", "")
+		} else {
+			failed <- srv.ListenAndServe()
+		}
+	}()
+	select {
+	case err := <-failed:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdown); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
 }
 
 func selfSigned() (tls.Certificate, error) {

@@ -13,10 +13,13 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/corsmesh/corsmesh/hack/images/ociarchive"
 )
 
 // TestImage is a minimal image the sandbox builds and serves: one static binary
@@ -117,9 +120,14 @@ func (s *Sandbox) pushIndexedImages(ctx context.Context) (map[string]bool, error
 			continue
 		}
 		ref, archive := f[1], filepath.Join(dir, f[2])
-		img, err := tarball.ImageFromPath(archive, nil)
+		img, err := archivedImage(archive, ref)
 		if err != nil {
-			return nil, fmt.Errorf("reading image %s from %s: %w", ref, archive, err)
+			return nil, err
+		}
+		// The node must run the image the index names, not a re-encoding of it: reading the
+		// archive as `docker save` would push a Docker manifest with another digest.
+		if got, err := img.Digest(); err != nil || (len(f) > 3 && got.String() != f[3]) {
+			return nil, fmt.Errorf("image %s from %s has digest %v (%v), index.txt says %s", ref, archive, got, err, f[3])
 		}
 		if err := s.node.registry.Push(ctx, ref, img); err != nil {
 			return nil, err
@@ -128,4 +136,24 @@ func (s *Sandbox) pushIndexedImages(ctx context.Context) (map[string]bool, error
 	}
 	s.logf("serving %d images from %s", len(pushed), dir)
 	return pushed, nil
+}
+
+// archivedImage reads the image ref from an archive `make images` or `make
+// sandbox-images` wrote, as its OCI index lists it: manifest byte for byte, so the registry
+// serves the digest the build recorded.
+func archivedImage(archive, ref string) (v1.Image, error) {
+	imgs, err := ociarchive.Read(archive)
+	if err != nil {
+		return nil, fmt.Errorf("reading image %s: %w", ref, err)
+	}
+	want, err := name.NewTag(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image name %q: %w", ref, err)
+	}
+	for _, img := range imgs {
+		if img.Ref.Name() == want.Name() {
+			return img.Image, nil
+		}
+	}
+	return nil, fmt.Errorf("%s holds no image %s", archive, ref)
 }

@@ -46,6 +46,20 @@ func TestRolloutRestartInjectsWithProbes(t *testing.T) {
 	if got := curlApp(t, ctx, s, a.NS, a.Origin); !strings.HasPrefix(got, "http/1.1 200") || !allows(got, a.Origin) {
 		t.Errorf("through the sidecar: want 200 allowing %s, got:\n%s", a.Origin, got)
 	}
+	// The node runs the very images `make images` built: the digests it recorded, which the
+	// release pushes and signs, not a re-encoding of them.
+	ids := s.MustKubectl(t, ctx, "get", "pod", "-n", a.NS, pod, "-o", `jsonpath={range .status.initContainerStatuses[*]}{.name}={.imageID}{"\n"}{end}`)
+	imageIDs := map[string]string{}
+	for line := range strings.SplitSeq(ids, "\n") {
+		if name, id, ok := strings.Cut(line, "="); ok {
+			imageIDs[name] = id
+		}
+	}
+	for _, name := range []string{"corsproxy-init", "corsproxy"} {
+		if want := recordedDigest(t, s, name); !strings.HasSuffix(imageIDs[name], "@"+want) {
+			t.Errorf("pod %s: container %s runs image %q, want the digest bin/images/index.txt records, %s", pod, name, imageIDs[name], want)
+		}
+	}
 	// The liveness probe runs every 2 s and restarts the app after two failures: a few
 	// periods without a restart, and the pod still Ready, say the probes pass.
 	time.Sleep(8 * time.Second)
@@ -482,4 +496,20 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// recordedDigest is the manifest digest bin/images/index.txt records for image name.
+func recordedDigest(t *testing.T, s *sandbox.Sandbox, name string) string {
+	t.Helper()
+	index, err := os.ReadFile(filepath.Join(s.RepoRoot, "bin", "images", "index.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(index), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == name {
+			return f[3]
+		}
+	}
+	t.Fatalf("bin/images/index.txt lists no %s", name)
+	return ""
 }
