@@ -227,14 +227,13 @@ func parseEnabled(v string) (enabled, ok bool) {
 
 // selectingChains returns the PluginChains whose selectors match the pod and its namespace.
 func (r *Resolver) selectingChains(ctx context.Context, pod *corev1.Pod, ns *corev1.Namespace, d *Decision) ([]*v1alpha1.PluginChain, error) {
-	all, err := r.Chains(ctx)
+	cs, err := r.compiledChains(ctx)
 	if err != nil {
 		return nil, err
 	}
 	podLabels, nsLabels := labels.Set(pod.Labels), labels.Set(ns.Labels)
 	var out []*v1alpha1.PluginChain
-	for i := range all {
-		c := &all[i]
+	for c := range cs.candidates(pod.Labels) {
 		if c.Err != nil {
 			d.Warnings = append(d.Warnings, warnChainIgnored(c.Chain, c.Err))
 			continue

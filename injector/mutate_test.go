@@ -10,6 +10,8 @@ import (
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/corsmesh/corsmesh/injector"
 )
@@ -183,4 +185,55 @@ func containerNames(cs []corev1.Container) []string {
 		out[i] = c.Name
 	}
 	return out
+}
+
+// The proxy's resources come from the injector's options without a copy per pod: a pod
+// Mutate returns is the caller's to change, and an annotation overriding one value changes
+// that pod only. Neither may reach the options, nor the next pod.
+func TestProxyResourcesAreNotShared(t *testing.T) {
+	objs, w := loadCase(t, filepath.Join("testdata", "inject", "seed-pipy-ok-v1.yaml"))
+	in := injector.New(testOptions())
+	want := mustJSON(t, in.Options().ProxyResources)
+	proxyOf := func(pod *corev1.Pod) *corev1.Container {
+		for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+			for i := range list {
+				if list[i].Name == injector.ProxyContainerName {
+					return &list[i]
+				}
+			}
+		}
+		t.Fatalf("no %s container", injector.ProxyContainerName)
+		return nil
+	}
+	mutate := func(annotations map[string]string) *corev1.Pod {
+		t.Helper()
+		pod := w.Pod.DeepCopy()
+		for k, v := range annotations {
+			metav1.SetMetaDataAnnotation(&pod.ObjectMeta, k, v)
+		}
+		d, err := injector.NewResolver(in, objs, injector.ResolverOptions{}).Decide(context.Background(), pod, w.Namespace, injector.ForAdmission)
+		if err != nil || !d.Inject {
+			t.Fatalf("decision %+v, err %v", d, err)
+		}
+		out, err := in.Mutate(pod, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	first := proxyOf(mutate(nil))
+	first.Resources.Limits[corev1.ResourceMemory] = resource.MustParse("1Ti")
+	first.Resources.Requests[corev1.ResourceCPU] = resource.MustParse("64")
+	overridden := proxyOf(mutate(map[string]string{injector.AnnotationProxyCPULimit: "3"}))
+	if got := overridden.Resources.Limits[corev1.ResourceCPU]; got.String() != "3" {
+		t.Errorf("annotated pod's CPU limit %s, want 3", got.String())
+	}
+	next := proxyOf(mutate(nil))
+	if got := mustJSON(t, in.Options().ProxyResources); !bytes.Equal(got, want) {
+		t.Errorf("the injector's options changed: %s, want %s", got, want)
+	}
+	if got := mustJSON(t, next.Resources); !bytes.Equal(got, want) {
+		t.Errorf("the next pod's proxy resources are %s, want the options' %s", got, want)
+	}
 }

@@ -16,9 +16,13 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -81,6 +85,8 @@ type Server struct {
 	mgr      manager.Manager
 	Resolver *injector.Resolver
 	Cluster  *informers.InformerCluster
+	// Services holds the Services of the namespaces the mesh monitors.
+	Services *informers.NamespacedInformer
 	Metrics  *admit.Metrics
 
 	drain *drain
@@ -130,8 +136,12 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	// call adds it as a runnable); registering handlers on hookServer alone never serves.
 	hookServer = mgr.GetWebhookServer()
 	// Getting the informers now starts them with the manager rather than at the first
-	// admission, which would otherwise wait for a full list of every Service.
-	resolver, cluster, err := informers.NewResolver(ctx, mgr.GetCache(), mgr.GetAPIReader(), injector.New(opts.Injector))
+	// admission, which would otherwise wait for a full list of every PluginChain.
+	services, err := monitoredServices(mgr)
+	if err != nil {
+		return nil, err
+	}
+	resolver, cluster, err := informers.NewResolver(ctx, mgr.GetCache(), mgr.GetAPIReader(), injector.New(opts.Injector), services)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +153,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		mgr:      mgr,
 		Resolver: resolver,
 		Cluster:  cluster,
+		Services: services,
 		Metrics:  metrics,
 		drain:    &drain{period: opts.DrainPeriod},
 		log:      log,
@@ -161,13 +172,13 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	for name, check := range map[string]healthz.Checker{
 		"webhook":     hookServer.StartedChecker(),
 		"certificate": certificateChecker(opts.CertDir),
-		"cache":       cacheSyncedChecker(mgr.GetCache()),
+		"cache":       cacheSyncedChecker(mgr.GetCache(), services),
 	} {
 		if err := mgr.AddReadyzCheck(name, check); err != nil {
 			return nil, err
 		}
 	}
-	if err := controllers.Setup(ctx, mgr, resolver, log); err != nil {
+	if err := controllers.Setup(ctx, mgr, resolver, services, log); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return s, nil
@@ -184,6 +195,27 @@ func cacheOptions(ownNamespace string) cache.Options {
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject:         byObject,
 	}
+}
+
+// monitoredServices is the informer of the Services of the namespaces the mesh monitors,
+// run by the manager: only a monitored namespace's Services decide anything but whether a
+// PluginConfig names an existing one (read live then).
+func monitoredServices(mgr manager.Manager) (*informers.NamespacedInformer, error) {
+	cs, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("creating a client for Services: %w", err)
+	}
+	services := informers.NewNamespacedInformer(informers.NamespacedOptions{
+		ListWatch: func(namespace string) toolscache.ListerWatcher {
+			return toolscache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "services", namespace, fields.Everything())
+		},
+		Example:   &corev1.Service{},
+		Transform: slim.Service,
+	})
+	if err := mgr.Add(services); err != nil {
+		return nil, fmt.Errorf("adding the Services' informers: %w", err)
+	}
+	return services, nil
 }
 
 // Start runs the webhook and the controllers until ctx ends and the drain period after it
@@ -235,12 +267,15 @@ func certificateChecker(dir string) healthz.Checker {
 	}
 }
 
-func cacheSyncedChecker(c cache.Cache) healthz.Checker {
+func cacheSyncedChecker(c cache.Cache, services cache.Informer) healthz.Checker {
 	return func(r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		if !c.WaitForCacheSync(ctx) {
 			return errors.New("informer caches not synced")
+		}
+		if !services.HasSynced() {
+			return errors.New("the Services of the monitored namespaces not synced")
 		}
 		return nil
 	}

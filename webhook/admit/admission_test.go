@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -297,6 +299,110 @@ func TestAdmissionEvents(t *testing.T) {
 				}
 			default:
 				t.Fatal("no event recorded")
+			}
+		})
+	}
+}
+
+// The handler decodes a review once: a PodMutator's object comes decoded as a pod, other
+// handlers' (and an object no pod decoder accepts) raw; the version the API server sent is
+// kept for the answer, and only AdmissionReviews are accepted.
+func TestDecodeReview(t *testing.T) {
+	const req = `"request":{"uid":"u1","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","namespace":"pipy","object":%s}`
+	pod := `{"metadata":{"generateName":"p-","labels":{"app":"pipy"}},"spec":{"containers":[{"name":"app","image":"a"}]}}`
+	tests := []struct {
+		name       string
+		decodePod  bool
+		body       string
+		wantErr    string
+		wantType   string // apiVersion of the decoded review
+		wantPod    bool   // Object.Object is the decoded pod
+		wantRawLen bool   // Object.Raw holds the object
+	}{
+		{"v1 pod", true, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",` + fmt.Sprintf(req, pod) + `}`, "", "admission.k8s.io/v1", true, false},
+		{"v1beta1 pod", true, `{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview",` + fmt.Sprintf(req, pod) + `}`, "", "admission.k8s.io/v1beta1", true, false},
+		{"no type: v1", true, `{` + fmt.Sprintf(req, pod) + `}`, "", "admission.k8s.io/v1", true, false},
+		{"pod for another handler", false, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",` + fmt.Sprintf(req, pod) + `}`, "", "admission.k8s.io/v1", false, true},
+		{"object no pod decodes", true, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",` + fmt.Sprintf(req, `{"spec":{"containers":"not-a-list"}}`) + `}`, "", "admission.k8s.io/v1", false, true},
+		{"wrong version", true, `{"apiVersion":"admission.k8s.io/v2","kind":"AdmissionReview",` + fmt.Sprintf(req, pod) + `}`, "not an admission.k8s.io/v1 AdmissionReview", "", false, false},
+		{"wrong kind", true, `{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}`, "not an admission.k8s.io/v1 AdmissionReview", "", false, false},
+		{"request not an object", true, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":[]}`, "cannot unmarshal", "", false, false},
+		{"truncated", true, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",` + fmt.Sprintf(req, pod), "unexpected end", "", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := &admissionHandler{decodePod: tt.decodePod}
+			got, err := a.decode([]byte(tt.body))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.APIVersion != tt.wantType || got.Kind != "AdmissionReview" || got.Request.UID != "u1" || got.Request.Namespace != "pipy" {
+				t.Errorf("decoded %s %s uid %q namespace %q", got.APIVersion, got.Kind, got.Request.UID, got.Request.Namespace)
+			}
+			p, isPod := got.Request.Object.Object.(*corev1.Pod)
+			if isPod != tt.wantPod || (isPod && (p.GenerateName != "p-" || p.Labels["app"] != "pipy" || len(p.Spec.Containers) != 1)) {
+				t.Errorf("Object.Object = %#v, want the pod: %v", got.Request.Object.Object, tt.wantPod)
+			}
+			if (len(got.Request.Object.Raw) > 0) != tt.wantRawLen {
+				t.Errorf("Object.Raw = %q, want it set: %v", got.Request.Object.Raw, tt.wantRawLen)
+			}
+		})
+	}
+}
+
+// The answer is in the AdmissionReview version the API server sent.
+func TestAnswerInReviewVersion(t *testing.T) {
+	mutate, _, _ := newTestHandlers(t, webhooktest.SeedCluster(t))
+	body := bytes.Replace(reviewFor(t, "Pod", "", "pipy", webhooktest.SeedPod), []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v1beta1"`), 1)
+	rec, review := post(t, mutate, body, "application/json")
+	if review == nil {
+		t.Fatalf("HTTP %d: %s", rec.Code, rec.Body)
+	}
+	if review.APIVersion != "admission.k8s.io/v1beta1" || review.Kind != "AdmissionReview" || !review.Response.Allowed || review.Response.Patch == nil {
+		t.Errorf("answer %s %s allowed=%v patch=%s", review.APIVersion, review.Kind, review.Response.Allowed, review.Response.Patch)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+}
+
+func TestReadBody(t *testing.T) {
+	big := strings.Repeat("a", maxReviewBytes+1)
+	tests := []struct {
+		name    string
+		body    string
+		length  int64 // Content-Length; -1: unknown (chunked)
+		wantErr string
+	}{
+		{"length known", `{"a":1}`, 7, ""},
+		{"length unknown", `{"a":1}`, -1, ""},
+		{"at the limit, unknown length", big[:maxReviewBytes], -1, ""},
+		{"over the limit, unknown length", big, -1, "too large"},
+		{"over the limit, said", `{}`, maxReviewBytes + 1, "too large"},
+		{"shorter than said", `{"a":1}`, 9, "unexpected EOF"},
+		{"longer than said", `{"a":1}`, 3, "longer than its Content-Length"},
+		{"empty", ``, 0, "empty body"},
+		{"empty, unknown length", ``, -1, "empty body"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/mutate-pods", io.NopCloser(strings.NewReader(tt.body)))
+			req.ContentLength = tt.length
+			got, err := readBody(req)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || string(got) != tt.body {
+				t.Fatalf("read %d bytes, %v; want the %d sent", len(got), err, len(tt.body))
 			}
 		})
 	}

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/corsmesh/corsmesh/injector"
 )
@@ -51,18 +52,18 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 	if req.Kind.Kind != "Pod" || req.Kind.Group != "" || req.Operation != admissionv1.Create || req.SubResource != "" {
 		return admission.Allowed("corsmesh injects pods at creation only")
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+	pod, err := requestPod(req)
+	if err != nil {
 		m.Metrics.Errors.WithLabelValues(errDecode).Inc()
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding pod: %w", err))
+		return admission.Errored(http.StatusBadRequest, err)
 	}
-	d, err := m.decide(ctx, &pod, req.Namespace)
+	d, err := m.decide(ctx, pod, req.Namespace)
 	if err != nil {
 		m.Metrics.Errors.WithLabelValues(errClusterRead).Inc()
-		m.Log.Error(err, "injection failed", "namespace", req.Namespace, "pod", podName(&pod))
+		m.Log.Error(err, "injection failed", "namespace", req.Namespace, "pod", podName(pod))
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("corsmesh: %w", err))
 	}
-	log := m.Log.WithValues("namespace", req.Namespace, "pod", podName(&pod))
+	log := m.Log.WithValues("namespace", req.Namespace, "pod", podName(pod))
 	if !d.Inject {
 		m.Metrics.Skipped.WithLabelValues(string(d.Reason)).Inc()
 		log.V(1).Info("not injected", "reason", d.Reason, "message", d.Message)
@@ -70,19 +71,19 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		if quietReasons[d.Reason] {
 			return resp
 		}
-		m.event(&pod, req.Namespace, corev1.EventTypeWarning, EventSkipped, "Skip", "Not injected (%s): %s", d.Reason, d.Message)
+		m.event(pod, req.Namespace, corev1.EventTypeWarning, EventSkipped, "Skip", "Not injected (%s): %s", d.Reason, d.Message)
 		return resp.WithWarnings(append([]string{"corsmesh: pod not injected: " + d.Message}, prefixed(d.Warnings)...)...)
 	}
-	mutation, err := m.Resolver.Injector().Mutation(&pod, d)
+	mutation, err := m.Resolver.Injector().Mutation(pod, d)
 	if err != nil {
 		// A per-pod annotation the injector cannot read (a resource quantity, say).
 		m.Metrics.Errors.WithLabelValues(errMutate).Inc()
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("corsmesh: %w", err))
 	}
-	ops := mutation.Patch(&pod)
+	ops := mutation.Patch(pod)
 	m.Metrics.Injected.Inc()
 	log.V(1).Info("injected", "ports", d.Ports, "chains", d.Chains)
-	m.event(&pod, req.Namespace, corev1.EventTypeNormal, EventInjected, "Inject", "CORS proxy injected for ports %v (PluginChains %s)", d.Ports, strings.Join(d.Chains, ", "))
+	m.event(pod, req.Namespace, corev1.EventTypeNormal, EventInjected, "Inject", "CORS proxy injected for ports %v (PluginChains %s)", d.Ports, strings.Join(d.Chains, ", "))
 	patch, err := encodePatch(ops)
 	if err != nil {
 		m.Metrics.Errors.WithLabelValues(errMutate).Inc()
@@ -91,6 +92,19 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 	resp := admission.Allowed("corsmesh: CORS proxy injected").WithWarnings(prefixed(d.Warnings)...)
 	resp.Patch, resp.PatchType = patch, ptr.To(admissionv1.PatchTypeJSONPatch)
 	return resp
+}
+
+// requestPod is the pod under review: decoded by the handler along with the review
+// (Object.Object), or else decoded here, case-sensitively as the API server encodes it.
+func requestPod(req admission.Request) (*corev1.Pod, error) {
+	if pod, ok := req.Object.Object.(*corev1.Pod); ok {
+		return pod, nil
+	}
+	var pod corev1.Pod
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, &pod); err != nil {
+		return nil, fmt.Errorf("decoding pod: %w", err)
+	}
+	return &pod, nil
 }
 
 // patchOp is one JSON patch operation as encoded: a struct, which encodes with a fraction

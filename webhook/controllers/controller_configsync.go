@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -54,6 +55,8 @@ type ConfigSyncReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client   client.Client
 	Resolver *injector.Resolver
+	// Services are watched through this informer (nil: the manager's cache).
+	Services cache.Informer
 	Events   events.EventRecorder // may be nil
 	// Now stamps condition transitions (nil: time.Now).
 	Now func() metav1.Time
@@ -68,7 +71,7 @@ func (r *ConfigSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controllerOptions()).
 		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(isInjected), metadataChanged(), notJustInjected(r.Resolver))).
 		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.podsForPluginConfig), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.podsForService), builder.WithPredicates(notInitialList(), serviceChanged())).
+		WatchesRawSource(serviceSource(mgr, r.Services, handler.EnqueueRequestsFromMapFunc(r.podsForService), notInitialList(), serviceChanged())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsForNamespace), builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.PluginChain{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), specChanged())).

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -74,6 +75,8 @@ type PluginChainReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client   client.Client
 	Resolver *injector.Resolver
+	// Services are watched through this informer (nil: the manager's cache).
+	Services cache.Informer
 	Events   events.EventRecorder // may be nil
 	// Pods lists the pods a chain selects (nil: through Client).
 	Pods podLister
@@ -93,7 +96,7 @@ func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Pod{}, mapBatched(podEventDelay, namespaceAndLabels, r.chainsSelectingPod), builder.WithPredicates(notInitialList(), podSelectionChanged())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(notInitialList(), specChanged())).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), serviceChanged())).
+		WatchesRawSource(serviceSource(mgr, r.Services, handler.EnqueueRequestsFromMapFunc(r.allChains), notInitialList(), serviceChanged())).
 		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }

@@ -3,11 +3,12 @@ package controllers
 import (
 	"context"
 	"strings"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -21,12 +22,24 @@ import (
 
 const pluginConfigName = "corsmesh-pluginconfig-status"
 
+// unwatchedRecheck is how often a PluginConfig naming a Service of a namespace no Services
+// informer watches (one the mesh does not monitor) is computed again: whether that Service
+// exists is read live, and nothing tells the controller when it comes or goes.
+const unwatchedRecheck = time.Minute
+
+// namespaceWatcher is a Services informer that watches some namespaces only.
+type namespaceWatcher interface {
+	Watches(namespace string) bool
+}
+
 // PluginConfigReconciler writes a PluginConfig's Accepted condition: whether corsmesh uses
 // it, and if not, why (osm-edge never said; a typo in a plugin name went unnoticed).
 type PluginConfigReconciler struct {
 	// Client reads from the manager's cache and writes to the API server.
 	Client   client.Client
 	Resolver *injector.Resolver
+	// Services are watched through this informer (nil: the manager's cache).
+	Services cache.Informer
 }
 
 // SetupWithManager registers the controller. Besides the PluginConfig itself: the others
@@ -39,7 +52,7 @@ func (r *PluginConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Generation only: our own status writes must not wake us up again.
 		For(&v1alpha1.PluginConfig{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.configsSharingDestinations), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Service{}, handler.EnqueueRequestsFromMapFunc(r.configsForService), builder.WithPredicates(notInitialList(), existenceChanged())).
+		WatchesRawSource(serviceSource(mgr, r.Services, handler.EnqueueRequestsFromMapFunc(r.configsForService), notInitialList(), existenceChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.configsForPlugin), builder.WithPredicates(notInitialList(), specChanged())).
 		Complete(r)
 }
@@ -122,6 +135,13 @@ func (r *PluginConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	if changed {
 		logf.FromContext(ctx).V(1).Info("status updated", "accepted", cond.Status, "reason", cond.Reason)
+	}
+	if w, ok := r.Services.(namespaceWatcher); ok {
+		for _, key := range status.Services {
+			if ns, _, _ := strings.Cut(key, "/"); !w.Watches(ns) {
+				return ctrl.Result{RequeueAfter: unwatchedRecheck}, nil
+			}
+		}
 	}
 	return ctrl.Result{}, nil
 }

@@ -2,12 +2,16 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/injector/injectortest"
@@ -97,5 +101,40 @@ func TestPluginConfigConflictResolves(t *testing.T) {
 	}
 	if got := ctlRequestNames(r.configsForService(ctx, seed.objs.ServiceList[0])); strings.Join(got, ",") != "pipy/newer" {
 		t.Errorf("configs of Service pipy-ok = %v", got)
+	}
+}
+
+// watching is a Services informer watching the namespaces listed.
+type watching struct {
+	cache.Informer
+	namespaces []string
+}
+
+func (w watching) Watches(ns string) bool { return slices.Contains(w.namespaces, ns) }
+
+// A PluginConfig naming a Service no informer watches is computed again after a while:
+// nothing else would tell it the Service came or went.
+func TestPluginConfigRechecksUnwatchedServices(t *testing.T) {
+	tests := []struct {
+		name     string
+		services cache.Informer
+		want     time.Duration
+	}{
+		{"every Service in the manager's cache", nil, 0},
+		{"the Service's namespace watched", watching{namespaces: []string{"pipy"}}, 0},
+		{"the Service's namespace not watched", watching{}, unwatchedRecheck},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := ctlClient(t, ctlLoadSeed(t).clientObjects()...)
+			r := &PluginConfigReconciler{Client: c, Resolver: clientResolver(ctlInjector(), c), Services: tt.services}
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "pipy", Name: "cors-policy-config"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.RequeueAfter != tt.want {
+				t.Errorf("RequeueAfter = %s, want %s", res.RequeueAfter, tt.want)
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -25,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
@@ -53,17 +55,19 @@ func isInjected(o client.Object) bool {
 const controllerRecorder = "corsmesh-controller"
 
 // Setup registers the controllers with the manager.
-func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, log logr.Logger) error {
+// Services are watched through services when set (the webhook keeps them per monitored
+// namespace), else through the manager's cache.
+func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, services cache.Informer, log logr.Logger) error {
 	// The index must exist before the cache starts, which is after this returns.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodInjected, indexInjectedPod); err != nil {
 		return fmt.Errorf("indexing injected pods: %w", err)
 	}
 	events := mgr.GetEventRecorder(controllerRecorder)
-	sync := &ConfigSyncReconciler{Client: mgr.GetClient(), Resolver: resolver, Events: events}
+	sync := &ConfigSyncReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events}
 	if err := sync.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("config sync controller: %w", err)
 	}
-	configs := &PluginConfigReconciler{Client: mgr.GetClient(), Resolver: resolver}
+	configs := &PluginConfigReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services}
 	if err := configs.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginConfig status controller: %w", err)
 	}
@@ -71,12 +75,21 @@ func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver
 	if err != nil {
 		return err
 	}
-	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Events: events, Pods: pods}
+	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events, Pods: pods}
 	if err := chains.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginChain status controller: %w", err)
 	}
 	log.V(1).Info("controllers registered", "controllers", []string{configSyncName, pluginConfigName, pluginChainName})
 	return nil
+}
+
+// serviceSource is a controller's watch of Services: through services when set, else the
+// manager's cache.
+func serviceSource(mgr manager.Manager, services cache.Informer, h handler.EventHandler, preds ...predicate.Predicate) source.Source {
+	if services == nil {
+		return source.Kind[client.Object](mgr.GetCache(), &corev1.Service{}, h, preds...)
+	}
+	return &source.Informer{Informer: services, Handler: h, Predicates: preds}
 }
 
 // notInitialList drops the creations an informer replays when it starts (or when a

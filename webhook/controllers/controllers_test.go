@@ -36,7 +36,7 @@ import (
 func TestSetupControllers(t *testing.T) {
 	for range 2 {
 		mgr := ctlManager(t)
-		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), logr.Discard()); err != nil {
+		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
 	}

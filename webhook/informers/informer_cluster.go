@@ -25,7 +25,11 @@ const indexDestination = "corsmesh.io/destination"
 // of each item that the cache's client.Reader makes (with 1,000 PluginChains that copy
 // alone was most of an admission's cost). The objects are shared: read them, never modify.
 type InformerCluster struct {
-	namespaces, services, chains, configs, plugins toolscache.Indexer
+	namespaces, chains, configs, plugins toolscache.Indexer
+	// services is the cache's informer of every Service, or nil when namespaced holds the
+	// Services of the monitored namespaces only.
+	services   toolscache.Indexer
+	namespaced *NamespacedInformer
 	// cache reads the one MeshConfig: its informer watches one namespace, so it is not a
 	// plain shared informer to index (and one small object is read cheaply).
 	cache kubecluster.Reader
@@ -42,16 +46,23 @@ var _ injector.Cluster = (*InformerCluster)(nil)
 // returns a Resolver over them that they tell of every change.
 //
 // The stores tell the Resolver through an index that indexes nothing and only reports the
-// updates as the store makes them, under its lock. An event handler would be too late: the
+// updates as the store makes them, under its lock (PluginChains' through chainChanges,
+// which spares the compiled chains their status writes). An event handler would be too late: the
 // informer notifies each handler on its own goroutine, so a controller reconciling a new
 // chain could read the Resolver's compiled chains before the handler had marked them
 // stale, decide without the chain, and never be told again.
-func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *injector.Injector) (*injector.Resolver, *InformerCluster, error) {
-	ic := &InformerCluster{cache: kubecluster.Reader{Reader: c}}
+//
+// With services set, the Services are read from it (the monitored namespaces' informers,
+// which this tells of every namespace) instead of the cache's informer of every Service.
+func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *injector.Injector, services *NamespacedInformer) (*injector.Resolver, *InformerCluster, error) {
+	ic := &InformerCluster{cache: kubecluster.Reader{Reader: c}, namespaced: services}
 	if live != nil {
 		ic.live = &kubecluster.Reader{Reader: live}
 	}
 	r := injector.NewResolver(in, ic, injector.ResolverOptions{Watched: true})
+	if services != nil {
+		services.opts.Changed = func() { r.Changed(injector.InputOther) }
+	}
 	changed := func(what injector.Input) toolscache.Indexers {
 		return toolscache.Indexers{indexChanges: func(any) ([]string, error) {
 			r.Changed(what)
@@ -79,11 +90,32 @@ func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *inj
 	if ic.namespaces, err = indexer(&corev1.Namespace{}, other); err != nil {
 		return nil, nil, err
 	}
-	if ic.services, err = indexer(&corev1.Service{}, other); err != nil {
+	if services == nil {
+		if ic.services, err = indexer(&corev1.Service{}, other); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		if err := services.AddIndexers(other); err != nil {
+			return nil, nil, fmt.Errorf("indexing Services: %w", err)
+		}
+		nsInformer, err := c.GetInformer(ctx, &corev1.Namespace{})
+		if err != nil {
+			return nil, nil, fmt.Errorf("informer for namespaces: %w", err)
+		}
+		if err := services.FollowNamespaces(nsInformer, func(ns *corev1.Namespace) bool { return Monitored(in.Options(), ns) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	chains := newChainChanges(r)
+	if ic.chains, err = indexer(&v1alpha1.PluginChain{}, toolscache.Indexers{indexChanges: chains.index}); err != nil {
 		return nil, nil, err
 	}
-	if ic.chains, err = indexer(&v1alpha1.PluginChain{}, changed(injector.InputPluginChains)); err != nil {
-		return nil, nil, err
+	chainInformer, err := c.GetInformer(ctx, &v1alpha1.PluginChain{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("informer for PluginChains: %w", err)
+	}
+	if _, err := chainInformer.AddEventHandler(toolscache.ResourceEventHandlerFuncs{DeleteFunc: chains.deleted}); err != nil {
+		return nil, nil, fmt.Errorf("watching PluginChain deletes: %w", err)
 	}
 	if ic.configs, err = indexer(&v1alpha1.PluginConfig{}, other, toolscache.Indexers{indexDestination: func(obj any) ([]string, error) {
 		pc, ok := obj.(*v1alpha1.PluginConfig)
@@ -101,7 +133,7 @@ func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *inj
 		return nil, nil, err
 	}
 	for name, idx := range map[string]toolscache.Indexer{"namespaces": ic.namespaces, "Services": ic.services, "PluginChains": ic.chains, "PluginConfigs": ic.configs, "Plugins": ic.plugins} {
-		if idx == nil {
+		if idx == nil && (name != "Services" || services == nil) {
 			return nil, nil, fmt.Errorf("the informer of %s is not a shared index informer", name)
 		}
 	}
@@ -115,8 +147,22 @@ func (c *InformerCluster) Namespace(ctx context.Context, name string) (*corev1.N
 	return c.live.Namespace(ctx, name)
 }
 
-func (c *InformerCluster) Services(_ context.Context, namespace string) ([]*corev1.Service, error) {
-	return byIndex[corev1.Service](c.services, toolscache.NamespaceIndex, namespace)
+// Services reads a monitored namespace's Services from its informer. Those of a namespace
+// the mesh does not monitor are read by nothing but a PluginConfig's status (does the
+// Service it names exist): they are listed live, as are a monitored namespace's while its
+// informer has not started (the label seen a moment before the informers were told) or
+// not synced within SyncWait.
+func (c *InformerCluster) Services(ctx context.Context, namespace string) ([]*corev1.Service, error) {
+	if c.namespaced == nil {
+		return byIndex[corev1.Service](c.services, toolscache.NamespaceIndex, namespace)
+	}
+	if objs, ok := c.namespaced.List(ctx, namespace); ok {
+		return typed[corev1.Service](objs)
+	}
+	if c.live == nil {
+		return nil, nil
+	}
+	return c.live.Services(ctx, namespace)
 }
 
 // PluginChains lists the informer's chains; the Resolver keeps them compiled between changes.

@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
 
+	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 )
@@ -86,10 +89,118 @@ func TestResolverChainsFollowTheInformer(t *testing.T) {
 	src.Delete(chain("b", "4", "b"))
 	expect("after a delete", "a=changed")
 
-	// Unchanged, reads share one list rather than listing again.
-	first, _ := r.Chains(ctx)
-	second, _ := r.Chains(ctx)
-	if len(first) != 1 || &first[0] != &second[0] {
-		t.Errorf("two reads without a change returned different lists")
+	// Unchanged, reads share one list rather than listing again (once the informer's
+	// delete notification has settled the delete).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		first, _ := r.Chains(ctx)
+		second, _ := r.Chains(ctx)
+		if len(first) == 1 && &first[0] == &second[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("two reads without a change returned different lists")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A PluginChain write that leaves its spec alone (the chain status controller's, about
+// once a second during a rollout) keeps the compiled chains and every decision's stamp;
+// a spec change or a delete shows in the very next read.
+func TestChainStatusWritesKeepCompiledChains(t *testing.T) {
+	src := fcache.NewFakeControllerSource()
+	t.Cleanup(src.Shutdown)
+	chain := func(name, uid, rv string, generation int64, app string, pods int32) *v1alpha1.PluginChain {
+		return &v1alpha1.PluginChain{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name, UID: types.UID(uid), ResourceVersion: rv, Generation: generation},
+			Spec: v1alpha1.PluginChainSpec{Selectors: v1alpha1.ChainSelectorSpec{
+				PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
+			}},
+			Status: v1alpha1.PluginChainStatus{ObservedGeneration: int64(pods)},
+		}
+	}
+	src.Add(chain("a", "uid-a", "1", 1, "a", 0))
+	src.Add(chain("b", "uid-b", "2", 1, "b", 0))
+	_, r := webhooktest.MemoryCache(t, webhooktest.SeedCluster(t), map[string]toolscache.ListerWatcher{"PluginChain": src})
+	ic := r.Cluster()
+	ctx := context.Background()
+
+	// stored waits until the informer's store holds chain name at resourceVersion rv (or,
+	// with rv empty, no longer holds it).
+	stored := func(name, rv string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+			objs, err := ic.PluginChains(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(objs, func(c *v1alpha1.PluginChain) bool { return c.Name == name })
+			if (rv == "" && i < 0) || (i >= 0 && objs[i].ResourceVersion == rv) {
+				return
+			}
+		}
+		t.Fatalf("the store never had %s at %q", name, rv)
+	}
+	selects := func(app string) []string {
+		t.Helper()
+		compiled, err := r.Chains(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i := range compiled {
+			if compiled[i].Selects(labels.Set{"app": app}, labels.Set{}) {
+				out = append(out, compiled[i].Chain.Name)
+			}
+		}
+		return out
+	}
+	stored("b", "2")
+	before, _ := r.Chains(ctx)
+	d, err := r.Decide(ctx, &corev1.Pod{}, "pipy", injector.ForResync)
+	if err != nil || d.Stamp == "" {
+		t.Fatalf("no stamp: %v", err)
+	}
+
+	for i, rv := range []string{"3", "4", "5"} {
+		src.Modify(chain("a", "uid-a", rv, 1, "a", int32(i+1)))
+		stored("a", rv)
+	}
+	if after, _ := r.Chains(ctx); len(after) != 2 || &after[0] != &before[0] {
+		t.Errorf("status writes rebuilt the compiled chains")
+	}
+	if !r.Current(d.Stamp) {
+		t.Errorf("status writes made a decision stale")
+	}
+
+	src.Modify(chain("a", "uid-a", "6", 2, "changed", 3))
+	stored("a", "6")
+	if got := selects("changed"); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("right after a spec change, chains selecting app=changed: %v", got)
+	}
+	if r.Current(d.Stamp) {
+		t.Errorf("a decision made before a spec change is still current")
+	}
+
+	d, _ = r.Decide(ctx, &corev1.Pod{}, "pipy", injector.ForResync)
+	src.Delete(chain("b", "uid-b", "7", 1, "b", 0))
+	stored("b", "")
+	if got := selects("b"); len(got) != 0 {
+		t.Errorf("right after a delete, chains selecting app=b: %v", got)
+	}
+	if r.Current(d.Stamp) {
+		t.Errorf("a decision made before a delete is still current")
+	}
+	// Once the delete is settled, reads share one list again.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		first, _ := r.Chains(ctx)
+		second, _ := r.Chains(ctx)
+		if len(first) == 1 && &first[0] == &second[0] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a delete, reads never share one list again")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

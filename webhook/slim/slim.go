@@ -1,7 +1,7 @@
 // Package slim holds the webhook cache's transforms: of each object its informers keep,
 // only what the injector's Resolver and the webhook's controllers read. The informers hold
-// every Service, namespace, pod, PluginChain, PluginConfig and Plugin of the cluster for
-// the life of the process, so whatever is dropped here is memory saved per object; what is
+// every namespace, pod, PluginChain, PluginConfig and Plugin of the cluster, and the
+// Services of the monitored namespaces, for the life of the process, so whatever is dropped here is memory saved per object; what is
 // kept is listed, field by field, with its reader.
 //
 // The cached objects are read and patched, never written back whole: the controllers write

@@ -140,7 +140,7 @@ func main() {
 	flag.IntVar(&o.benchcount, "benchcount", 3, "-count of the handler benchmark")
 	flag.BoolVar(&o.inProcess, "in-process", false, "measure the sandbox's in-process webhook instead of the corsmesh-webhook binary (memory from runtime.ReadMemStats)")
 	flag.StringVar(&o.capture, "capture-review", "", "also write the AdmissionReview the API server sends for the seed's pipy-ok-v1 pod to this file")
-	flag.StringVar(&o.out, "out", "hack/bench/results", "directory for webhook-<date>.md and .raw.tsv (empty: stdout only)")
+	flag.StringVar(&o.out, "out", "hack/bench/results", "directory for webhook-<date>.md and .raw.tsv, relative to the repository root (empty: stdout only)")
 	flag.BoolVar(&o.clusterIPs, "cluster-ips", false, "give the Services cluster IPs (adds a ServiceCIDR; kube-apiserver then spends ~30 ms of CPU per create, rising with the count: minutes for 10,000) instead of headless Services")
 	flag.BoolVar(&o.chainsFirst, "chains-first", false, "create the PluginChains before the Services (every Service event then re-reconciles every chain: slow)")
 	flag.StringVar(&o.webhookBin, "webhook-bin", "", "run this corsmesh-webhook binary instead of building ./cmd/corsmesh-webhook (to compare a prototype)")
@@ -197,6 +197,9 @@ func run(ctx context.Context, o options) error {
 	root, err := sandbox.FindRepoRoot()
 	if err != nil {
 		return err
+	}
+	if o.out != "" && !filepath.IsAbs(o.out) {
+		o.out = filepath.Join(root, o.out) // go -C runs it in hack/bench/webhook
 	}
 	rep.machine = machineInfo(root)
 
@@ -864,6 +867,7 @@ func apiserverWebhookMetrics(ctx context.Context, s *sandbox.Sandbox) (map[strin
 type memSample struct {
 	when                string
 	rssKiB, hwmKiB      int64 // the process (binary only)
+	anonKiB, fileKiB    int64 // VmRSS split: anonymous (heap, stacks) and file-backed (the binary's pages)
 	heapLive, heapInuse float64
 	goroutines          float64
 }
@@ -1081,6 +1085,10 @@ func (p *processWebhook) memory(ctx context.Context, when string) (memSample, er
 				m.rssKiB = v
 			case "VmHWM:":
 				m.hwmKiB = v
+			case "RssAnon:":
+				m.anonKiB = v
+			case "RssFile:":
+				m.fileKiB = v
 			}
 		}
 	}
@@ -1098,7 +1106,7 @@ func (p *processWebhook) memory(ctx context.Context, when string) (memSample, er
 			m.goroutines = s.Value
 		}
 	}
-	logf("memory (%s): VmRSS %.1f MiB, VmHWM %.1f MiB, live heap %.1f MiB", when, float64(m.rssKiB)/1024, float64(m.hwmKiB)/1024, m.heapLive/(1<<20))
+	logf("memory (%s): VmRSS %.1f MiB (anon %.1f, file %.1f), VmHWM %.1f MiB, live heap %.1f MiB", when, float64(m.rssKiB)/1024, float64(m.anonKiB)/1024, float64(m.fileKiB)/1024, float64(m.hwmKiB)/1024, m.heapLive/(1<<20))
 	return m, nil
 }
 
@@ -1582,7 +1590,7 @@ func (r *report) write(dir string) error {
 	if h := r.handler; h != nil {
 		p("## Admission handler alone (`BenchmarkAdmission`)")
 		p("")
-		p("`%s`: the admission handler (admit.NewHandler: controller-runtime's admission.Webhook) through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *informers* is what corsmesh-webhook admits through (a watched injector.Resolver over informers.InformerCluster: the shared informers' indexes, no copy, the compiled PluginChains kept between changes) over a real controller-runtime cache fed from memory; *objects* scans in-memory lists (see webhook/admit/bench_test.go).", h.command, o.benchcount)
+		p("`%s`: the admission handler (admit.NewHandler: the review decoded once, the pod with it, then controller-runtime's admission.Webhook.Handle) through httptest with the AdmissionReview the API server sent for the seed's pipy-ok-v1 pod (hack/bench/webhook/testdata), 1,000 PluginChains and 10,000 Services (100 in the pod's namespace). Medians of %d runs. *informers* is what corsmesh-webhook admits through (a watched injector.Resolver over informers.InformerCluster: the shared informers' indexes, no copy, the compiled PluginChains kept between changes) over a real controller-runtime cache fed from memory; *objects* scans in-memory lists (see webhook/admit/bench_test.go).", h.command, o.benchcount)
 		p("")
 		p("| cluster | ns/op | p50 µs | p99 µs | B/op | allocs/op |")
 		p("| --- | --- | --- | --- | --- | --- |")
@@ -1624,10 +1632,10 @@ func (r *report) write(dir string) error {
 			}
 			p("")
 		}
-		p("| when | VmRSS MiB | VmHWM MiB | live heap MiB | heap in use MiB | goroutines |")
-		p("| --- | --- | --- | --- | --- | --- |")
+		p("| when | VmRSS MiB | RssAnon MiB | RssFile MiB | VmHWM MiB | live heap MiB | heap in use MiB | goroutines |")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- |")
 		for _, m := range r.memory {
-			p("| %s | %s | %s | %.1f | %.1f | %.0f |", m.when, kib(m.rssKiB), kib(m.hwmKiB), m.heapLive/(1<<20), m.heapInuse/(1<<20), m.goroutines)
+			p("| %s | %s | %s | %s | %s | %.1f | %.1f | %.0f |", m.when, kib(m.rssKiB), kib(m.anonKiB), kib(m.fileKiB), kib(m.hwmKiB), m.heapLive/(1<<20), m.heapInuse/(1<<20), m.goroutines)
 		}
 		p("")
 	}

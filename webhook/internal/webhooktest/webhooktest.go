@@ -133,7 +133,7 @@ func MemoryCache(tb testing.TB, objs *injector.Objects, sources map[string]tools
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
-	r, _, err := informers.NewResolver(ctx, c, nil, injector.New(injector.DefaultOptions()))
+	r, _, err := informers.NewResolver(ctx, c, nil, injector.New(injector.DefaultOptions()), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
