@@ -7,8 +7,9 @@ import (
 )
 
 // A kubeconfig file gives the same client as in-cluster config: no client-side rate limit
-// (client-go's default, 5 requests/s, throttled status and config writes to a trickle).
-func TestRestConfigHasNoClientSideLimit(t *testing.T) {
+// (client-go's default, 5 requests/s, throttled status and config writes to a trickle) and
+// no gzip of responses (watch streams decompressed cost CPU per pod event).
+func TestRestConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kubeconfig")
 	kubeconfig := `apiVersion: v1
 kind: Config
@@ -29,5 +30,8 @@ current-context: x
 	}
 	if cfg.QPS >= 0 || cfg.RateLimiter != nil {
 		t.Errorf("QPS %v, rate limiter %v: want no client-side limit (QPS < 0)", cfg.QPS, cfg.RateLimiter)
+	}
+	if !cfg.DisableCompression {
+		t.Error("compression on: want responses uncompressed")
 	}
 }

@@ -2,8 +2,9 @@
 # A/B of two corsproxy builds on the forwarding path: same nginx upstream, same wrk load,
 # the two binaries alternating (A B, B A, A B ...) for ROUNDS pairs, each pinned to core 0 with
 # GOMAXPROCS=1 while wrk and the upstream share core 1. Prints each pair's ratios B/A of
-# req/s and CPU per request, and their geometric means: on a noisy shared machine only
-# paired ratios say anything.
+# req/s, CPU per request, read system calls per request (syscr in /proc/PID/io), p50 and p99 latency (wrk's, closed loop: each connection sends
+# its next request when the last is answered), and their geometric means: on a noisy
+# shared machine only paired ratios say anything.
 #
 #   hack/bench/proxy-ab.sh OLD_BINARY NEW_BINARY
 #   (build them with: CGO_ENABLED=0 go build -o /tmp/new ./cmd/corsproxy, and the same at
@@ -58,7 +59,7 @@ if [[ $REQUEST == preflight ]]; then
 	wrkargs+=(-s "$work/preflight.lua")
 fi
 
-# one BINARY PORT: prints "req/s cpu-µs-per-request".
+# one BINARY PORT: prints "req/s cpu-µs-per-request p50-µs p99-µs reads-per-request".
 one() {
 	local bin=$1 port=$2
 	GOMAXPROCS=1 taskset -c 0 "$bin" --config "$config" --listen "127.0.0.1:$port" \
@@ -68,19 +69,31 @@ one() {
 	pids+=("$pid")
 	for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$((port + 1))/readyz" && break; sleep 0.1; done
 	taskset -c 1 wrk -t1 -c"$CONNS" -d2s "${wrkargs[@]}" "http://127.0.0.1:$port/" >/dev/null
-	local t0 t1 out
+	local t0 t1 r0 r1 out
 	t0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
-	out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "${wrkargs[@]}" "http://127.0.0.1:$port/")
+	r0=$(awk '/^syscr/ {print $2}' "/proc/$pid/io")
+	out=$(taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${wrkargs[@]}" "http://127.0.0.1:$port/")
 	t1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+	r1=$(awk '/^syscr/ {print $2}' "/proc/$pid/io")
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
-	awk -v out="$out" -v ticks=$((t1 - t0)) -v hz="$(getconf CLK_TCK)" 'BEGIN {
+	awk -v out="$out" -v ticks=$((t1 - t0)) -v reads=$((r1 - r0)) -v hz="$(getconf CLK_TCK)" '
+	# wrk prints latencies as 812.00us, 1.68ms or 1.02s.
+	function us(v) {
+		if (v ~ /us$/) return v + 0
+		if (v ~ /ms$/) return v * 1000
+		if (v ~ /s$/) return v * 1e6
+		return v + 0
+	}
+	BEGIN {
 		n = split(out, lines, "\n")
 		for (i = 1; i <= n; i++) {
 			if (lines[i] ~ /Requests\/sec/) { split(lines[i], f, " "); rps = f[2] }
 			if (lines[i] ~ /requests in/) { split(lines[i], f, " "); reqs = f[1] }
+			if (lines[i] ~ /^ +50% /) { split(lines[i], f, " "); p50 = us(f[2]) }
+			if (lines[i] ~ /^ +99% /) { split(lines[i], f, " "); p99 = us(f[2]) }
 		}
-		printf "%.0f %.2f\n", rps, ticks / hz * 1e6 / reqs
+		printf "%.0f %.2f %.0f %.0f %.2f\n", rps, ticks / hz * 1e6 / reqs, p50, p99, reads / reqs
 	}'
 }
 
@@ -91,19 +104,28 @@ for i in $(seq "$ROUNDS"); do
 	# Which runs first alternates (A B, B A, ...): the second of a pair was measured slower
 	# on this machine whichever binary it was.
 	if ((i % 2)); then
-		read -r ra ca < <(one "$a" $((PORT_BASE + 10)))
-		read -r rb cb < <(one "$b" $((PORT_BASE + 20)))
+		read -r ra ca a50 a99 ard < <(one "$a" $((PORT_BASE + 10)))
+		read -r rb cb b50 b99 brd < <(one "$b" $((PORT_BASE + 20)))
 	else
-		read -r rb cb < <(one "$b" $((PORT_BASE + 20)))
-		read -r ra ca < <(one "$a" $((PORT_BASE + 10)))
+		read -r rb cb b50 b99 brd < <(one "$b" $((PORT_BASE + 20)))
+		read -r ra ca a50 a99 ard < <(one "$a" $((PORT_BASE + 10)))
 	fi
-	echo "$i $ra $rb $ca $cb" | tee -a "$work/pairs" | awk '{printf "pair %s: A %s req/s %s µs/req, B %s req/s %s µs/req\n", $1, $2, $4, $3, $5}' >&2
+	echo "$i $ra $rb $ca $cb $a50 $b50 $a99 $b99 $(cut -d' ' -f1 /proc/loadavg) $ard $brd" | tee -a "$work/pairs" |
+		awk '{printf "pair %s: A %s req/s %s µs/req %s reads/req p50 %s p99 %s µs, B %s req/s %s µs/req %s reads/req p50 %s p99 %s µs (load %s)\n", $1, $2, $4, $11, $6, $8, $3, $5, $12, $7, $9, $10}' >&2
 done
 awk '
-	BEGIN { printf "%-5s %10s %10s %10s %10s %8s %8s\n", "pair", "A req/s", "B req/s", "A µs/req", "B µs/req", "B/A rps", "B/A cpu" }
-	{
-		printf "%-5s %10d %10d %10.2f %10.2f %8.3f %8.3f\n", $1, $2, $3, $4, $5, $3 / $2, $5 / $4
-		r += log($3 / $2); c += log($5 / $4); n++
+	BEGIN {
+		printf "%-5s %8s %8s %9s %9s %7s %7s %7s %7s %8s %8s %8s %8s %5s %6s %6s\n", "pair", "A req/s", "B req/s", "A µs/req", "B µs/req",
+			"A p50", "B p50", "A p99", "B p99", "B/A rps", "B/A cpu", "B/A p50", "B/A p99", "load", "A rd/r", "B rd/r"
 	}
-	END { printf "geometric mean over %d pairs: B/A req/s %.3f, B/A CPU per request %.3f\n", n, exp(r / n), exp(c / n) }
+	{
+		printf "%-5s %8d %8d %9.2f %9.2f %7d %7d %7d %7d %8.3f %8.3f %8.3f %8.3f %5s %6.2f %6.2f\n", $1, $2, $3, $4, $5, $6, $7, $8, $9,
+			$3 / $2, $5 / $4, $7 / $6, $9 / $8, $10, $11, $12
+		r += log($3 / $2); c += log($5 / $4); m += log($7 / $6); t += log($9 / $8); ra += $11; rb += $12; n++
+	}
+	END {
+		printf "geometric mean over %d pairs: B/A req/s %.3f, B/A CPU per request %.3f, B/A p50 %.3f, B/A p99 %.3f\n",
+			n, exp(r / n), exp(c / n), exp(m / n), exp(t / n)
+		printf "read system calls per request, mean: A %.2f, B %.2f\n", ra / n, rb / n
+	}
 ' "$work/pairs"

@@ -58,7 +58,10 @@ const (
 )
 
 // podEventDelay batches the pod events of a chain: its status counts pods, and a rollout
-// creating a hundred of them should cost one reconcile and one status write, not a hundred.
+// creating a hundred of them should cost one mapping to the chains selecting them, one
+// reconcile and one status write, not a hundred. Mapping a pod matches it against every
+// chain's selectors; per event it was a tenth of the webhook's CPU per pod created (1,000
+// chains: 0.15 ms of a 3.1 ms pod in hack/bench/webhook's profile).
 const podEventDelay = time.Second
 
 // maxHintWorkloads bounds restartHint: a status is no place for ten thousand names.
@@ -75,6 +78,8 @@ type PluginChainReconciler struct {
 	// Services are watched through this informer (nil: the manager's cache).
 	Services cache.Informer
 	Events   events.EventRecorder // may be nil
+	// Pods lists the pods a chain selects (nil: through Client).
+	Pods podLister
 	// Now stamps restarts (nil: time.Now).
 	Now func() time.Time
 }
@@ -88,7 +93,7 @@ func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WithOptions(controllerOptions()).
 		// Annotations too: the restart opt-in lives there. Our status writes pass neither.
 		For(&v1alpha1.PluginChain{}, builder.WithPredicates(specChanged())).
-		Watches(&corev1.Pod{}, enqueueAfter(podEventDelay, r.chainsSelectingPod), builder.WithPredicates(notInitialList(), podSelectionChanged())).
+		Watches(&corev1.Pod{}, mapBatched(podEventDelay, namespaceAndLabels, r.chainsSelectingPod), builder.WithPredicates(notInitialList(), podSelectionChanged())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(notInitialList(), specChanged())).
 		WatchesRawSource(serviceSource(mgr, r.Services, handler.EnqueueRequestsFromMapFunc(r.allChains), notInitialList(), serviceChanged())).
@@ -222,13 +227,11 @@ func (r *PluginChainReconciler) selectPods(ctx context.Context, podSel, nsSel la
 		if !nsSel.Matches(labels.Set(ns.Labels)) {
 			continue
 		}
-		var pods corev1.PodList
-		// Read-only use, so the cache's objects are used as they are.
-		if err := r.Client.List(ctx, &pods, client.InNamespace(ns.Name), client.MatchingLabelsSelector{Selector: podSel}, client.UnsafeDisableDeepCopy); err != nil {
+		pods, err := r.pods().Pods(ctx, ns.Name, podSel)
+		if err != nil {
 			return 0, nil, fmt.Errorf("listing pods of namespace %s: %w", ns.Name, err)
 		}
-		for i := range pods.Items {
-			pod := &pods.Items[i]
+		for _, pod := range pods {
 			if !podCounted(pod) {
 				continue
 			}
@@ -246,6 +249,13 @@ func (r *PluginChainReconciler) selectPods(ctx context.Context, podSel, nsSel la
 		}
 	}
 	return selected, without, nil
+}
+
+func (r *PluginChainReconciler) pods() podLister {
+	if r.Pods != nil {
+		return r.Pods
+	}
+	return readerPods{reader: r.Client}
 }
 
 // chainWorkload is what restarts a pod: its Deployment, StatefulSet or DaemonSet, or the

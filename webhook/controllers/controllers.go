@@ -6,12 +6,14 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
@@ -69,7 +71,11 @@ func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver
 	if err := configs.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginConfig status controller: %w", err)
 	}
-	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events}
+	pods, err := cachePods(ctx, mgr.GetCache(), mgr.GetClient())
+	if err != nil {
+		return err
+	}
+	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events, Pods: pods}
 	if err := chains.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginChain status controller: %w", err)
 	}
@@ -94,34 +100,88 @@ func notInitialList() predicate.Predicate {
 	return predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool { return !e.IsInInitialList }}
 }
 
-// enqueueAfter is handler.EnqueueRequestsFromMapFunc adding the requests after delay: the
-// queue holds a request once however often it is added meanwhile, so a burst of events
-// (a rollout creating pods) becomes one reconcile instead of one per event.
-func enqueueAfter(delay time.Duration, fn handler.MapFunc) handler.EventHandler {
-	add := func(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
-		for _, o := range objs {
-			if o == nil {
-				continue
-			}
-			for _, req := range fn(ctx, o) {
-				q.AddAfter(req, delay)
-			}
-		}
-	}
+// mapBatched is handler.EnqueueRequestsFromMapFunc for a stream of events that fn maps
+// alike whenever key says so, mapped once per key and window instead of once per event:
+// the first event arms a timer of delay, the events until it fires are collected by key
+// (the latest object of each kept), and then fn maps each key's object once and its
+// requests are added. A burst of events (a rollout creating a hundred pods with the same
+// labels) costs one mapping and one reconcile of each request, not a hundred.
+//
+// Mapping later loses nothing: fn reads the cache when the window ends, at least as
+// current as it was at each event, and an event arriving during a flush opens the next
+// window. One mapBatched serves one controller (it adds to the queue of its first event).
+func mapBatched(delay time.Duration, key func(client.Object) string, fn handler.MapFunc) handler.EventHandler {
+	return newBatchMapper(delay, key, fn).handler()
+}
+
+func newBatchMapper(delay time.Duration, key func(client.Object) string, fn handler.MapFunc) *batchMapper {
+	return &batchMapper{delay: delay, key: key, fn: fn, pending: map[string]client.Object{}}
+}
+
+func (b *batchMapper) handler() handler.EventHandler {
 	return handler.Funcs{
 		CreateFunc: func(ctx context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q, e.Object)
+			b.add(ctx, q, e.Object)
 		},
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q, e.ObjectOld, e.ObjectNew)
+			b.add(ctx, q, e.ObjectOld, e.ObjectNew)
 		},
 		DeleteFunc: func(ctx context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q, e.Object)
+			b.add(ctx, q, e.Object)
 		},
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			add(ctx, q, e.Object)
+			b.add(ctx, q, e.Object)
 		},
 	}
+}
+
+type batchMapper struct {
+	delay time.Duration
+	key   func(client.Object) string
+	fn    handler.MapFunc
+
+	mu      sync.Mutex
+	pending map[string]client.Object // by key, until the armed timer fires
+	armed   bool
+}
+
+func (b *batchMapper) add(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request], objs ...client.Object) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, o := range objs {
+		if o != nil {
+			b.pending[b.key(o)] = o
+		}
+	}
+	if b.armed || len(b.pending) == 0 {
+		return
+	}
+	b.armed = true
+	// controller-runtime cancels an event's context as soon as the handler returns; the
+	// flush keeps its values (the logger) only. A stopped controller's queue ignores adds.
+	ctx = context.WithoutCancel(ctx)
+	time.AfterFunc(b.delay, func() { b.flush(ctx, q) })
+}
+
+func (b *batchMapper) flush(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	b.mu.Lock()
+	pending := b.pending
+	b.pending, b.armed = make(map[string]client.Object, len(pending)), false
+	b.mu.Unlock()
+	if q.ShuttingDown() {
+		return
+	}
+	for _, o := range pending {
+		for _, req := range b.fn(ctx, o) {
+			q.Add(req)
+		}
+	}
+}
+
+// namespaceAndLabels keys objects by what a selector-matching map function reads of them.
+// Label keys and values cannot hold ',' or '=', so the rendering is unambiguous.
+func namespaceAndLabels(o client.Object) string {
+	return o.GetNamespace() + "/" + labels.Set(o.GetLabels()).String()
 }
 
 // controllerOptions are shared by the three controllers. Name validation is skipped

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,26 +34,34 @@ import (
 // never started (the REST mapping is static, so no API server is needed). Twice, as an
 // integration suite starting two webhook servers in one process would.
 func TestSetupControllers(t *testing.T) {
-	scheme, err := kubecluster.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for range 2 {
-		mgr, err := ctrl.NewManager(&rest.Config{Host: "https://127.0.0.1:1"}, ctrl.Options{
-			Scheme:  scheme,
-			Logger:  logr.Discard(),
-			Metrics: metricsserver.Options{BindAddress: "0"},
-			MapperProvider: func(*rest.Config, *http.Client) (meta.RESTMapper, error) {
-				return ctlRESTMapper(scheme), nil
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		mgr := ctlManager(t)
 		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
 	}
+}
+
+// ctlManager is a manager that is never started: its REST mapping is static, so it needs
+// no API server.
+func ctlManager(t *testing.T) ctrl.Manager {
+	t.Helper()
+	scheme, err := kubecluster.Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := ctrl.NewManager(&rest.Config{Host: "https://127.0.0.1:1"}, ctrl.Options{
+		Scheme:  scheme,
+		Logger:  logr.Discard(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		MapperProvider: func(*rest.Config, *http.Client) (meta.RESTMapper, error) {
+			return ctlRESTMapper(scheme), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mgr
 }
 
 func TestIndexInjectedPod(t *testing.T) {
@@ -140,20 +150,39 @@ func ctlRESTMapper(scheme *runtime.Scheme) meta.RESTMapper {
 	return m
 }
 
-// enqueueAfter turns a burst of events into one request, added only once the delay passed.
-func TestEnqueueAfterBatchesABurst(t *testing.T) {
+// mapBatched maps a burst of events once per key, only once the delay passed, and adds
+// the requests then; an event after that is mapped again.
+func TestMapBatched(t *testing.T) {
 	ctx := context.Background()
-	mapped := 0
-	toChain := func(context.Context, client.Object) []reconcile.Request {
-		mapped++
-		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: "pipy", Name: "chain"}}}
+	var mu sync.Mutex
+	var mapped []string
+	toChain := func(_ context.Context, o client.Object) []reconcile.Request {
+		mu.Lock()
+		defer mu.Unlock()
+		mapped = append(mapped, namespaceAndLabels(o))
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: "chain-" + o.GetLabels()["app"]}}}
+	}
+	mappedKeys := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(mapped))
+	}
+	pod := func(ns, app string, i int) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("p%d", i), Labels: map[string]string{"app": app, "pod-template-hash": "5d7f"}}}
+	}
+	// As controller-runtime calls a handler: with a context it cancels when the call returns.
+	call := func(f func(ctx context.Context)) {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		f(ctx)
 	}
 	burst := func(h handler.EventHandler, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for i := range 50 {
-			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: fmt.Sprintf("p%d", i)}}
-			h.Create(ctx, event.CreateEvent{Object: pod}, q)
-			h.Update(ctx, event.UpdateEvent{ObjectOld: pod, ObjectNew: pod}, q)
-			h.Delete(ctx, event.DeleteEvent{Object: pod}, q)
+			for _, p := range []*corev1.Pod{pod("pipy", "a", i), pod("pipy", "b", i), pod("web", "a", i)} {
+				call(func(ctx context.Context) { h.Create(ctx, event.CreateEvent{Object: p}, q) })
+				call(func(ctx context.Context) { h.Update(ctx, event.UpdateEvent{ObjectOld: p, ObjectNew: p}, q) })
+				call(func(ctx context.Context) { h.Delete(ctx, event.DeleteEvent{Object: p}, q) })
+			}
 		}
 	}
 	newQueue := func() workqueue.TypedRateLimitingInterface[reconcile.Request] {
@@ -161,31 +190,80 @@ func TestEnqueueAfterBatchesABurst(t *testing.T) {
 		t.Cleanup(q.ShutDown)
 		return q
 	}
-
-	// Not before the delay.
-	later := newQueue()
-	burst(enqueueAfter(time.Hour, toChain), later)
-	if mapped != 200 {
-		t.Errorf("mapped %d objects for 50 creates, updates (old and new) and deletes, want 200", mapped)
+	waitLen := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], n int) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return q.Len() >= n, nil
+		}); err != nil {
+			t.Fatalf("%d requests ready, want %d", q.Len(), n)
+		}
+		time.Sleep(50 * time.Millisecond) // anything else would be ready by now too
 	}
-	if n := later.Len(); n != 0 {
+
+	// Before the window ends: neither mapped nor added. When it ends, each key once: 450
+	// events, three label sets. (The flush is called here rather than waited for: a burst
+	// slower than a short window would rightly make two windows.)
+	q := newQueue()
+	b := newBatchMapper(time.Hour, namespaceAndLabels, toChain)
+	burst(b.handler(), q)
+	if got := mappedKeys(); len(got) != 0 {
+		t.Errorf("mapped %v before the delay, want nothing", got)
+	}
+	if n := q.Len(); n != 0 {
 		t.Errorf("%d requests ready before the delay, want 0", n)
 	}
+	b.flush(context.WithoutCancel(ctx), q)
+	want := []string{"pipy/app=a,pod-template-hash=5d7f", "pipy/app=b,pod-template-hash=5d7f", "web/app=a,pod-template-hash=5d7f"}
+	if got := mappedKeys(); !slices.Equal(got, want) {
+		t.Errorf("mapped %q, want %q", got, want)
+	}
+	var reqs []string
+	for q.Len() > 0 {
+		req, _ := q.Get()
+		reqs = append(reqs, req.String())
+		q.Done(req)
+	}
+	slices.Sort(reqs)
+	if wantReqs := []string{"pipy/chain-a", "pipy/chain-b", "web/chain-a"}; !slices.Equal(reqs, wantReqs) {
+		t.Errorf("requests %q, want %q", reqs, wantReqs)
+	}
 
-	// After it, once.
-	soon := newQueue()
-	burst(enqueueAfter(10*time.Millisecond, toChain), soon)
-	if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-		return soon.Len() > 0, nil
-	}); err != nil {
-		t.Fatal("the request never became ready")
+	// The timer ends the window, after the handler's context was cancelled; a later event
+	// opens another.
+	h := mapBatched(10*time.Millisecond, namespaceAndLabels, toChain)
+	for i, wantMapped := range []int{4, 5} {
+		call(func(ctx context.Context) { h.Create(ctx, event.CreateEvent{Object: pod("pipy", "a", 100+i)}, q) })
+		waitLen(q, 1)
+		if got := mappedKeys(); len(got) != wantMapped {
+			t.Errorf("event %d: %d mappings in all, want %d", i, len(got), wantMapped)
+		}
+		req, _ := q.Get()
+		q.Done(req)
 	}
-	time.Sleep(50 * time.Millisecond) // anything else would be ready by now too
-	if n := soon.Len(); n != 1 {
-		t.Errorf("%d requests ready for a burst on one chain, want 1", n)
+}
+
+// The batching key tells apart what chainsSelectingPod reads, namespace and labels, and
+// nothing else.
+func TestNamespaceAndLabels(t *testing.T) {
+	pod := func(ns, name string, l map[string]string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l}}
 	}
-	if req, _ := soon.Get(); req.Name != "chain" {
-		t.Errorf("request %v", req)
+	base := namespaceAndLabels(pod("pipy", "a", map[string]string{"app": "x", "v": "1"}))
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		same bool
+	}{
+		{"another name", pod("pipy", "b", map[string]string{"v": "1", "app": "x"}), true},
+		{"another namespace", pod("web", "a", map[string]string{"app": "x", "v": "1"}), false},
+		{"another value", pod("pipy", "a", map[string]string{"app": "x", "v": "2"}), false},
+		{"a label less", pod("pipy", "a", map[string]string{"app": "x"}), false},
+		{"no labels", pod("pipy", "a", nil), false},
+		{"labels spelling the namespace", pod("pip", "a", map[string]string{"y/app": "x", "v": "1"}), false},
+	} {
+		if got := namespaceAndLabels(tc.pod) == base; got != tc.same {
+			t.Errorf("%s: same key %v, want %v", tc.name, got, tc.same)
+		}
 	}
 }
 
