@@ -91,17 +91,7 @@ func TestResolverChainsFollowTheInformer(t *testing.T) {
 
 	// Unchanged, reads share one list rather than listing again (once the informer's
 	// delete notification has settled the delete).
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		first, _ := r.Chains(ctx)
-		second, _ := r.Chains(ctx)
-		if len(first) == 1 && &first[0] == &second[0] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("two reads without a change returned different lists")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitChainsShared(t, ctx, r, 1, "two reads without a change returned different lists")
 }
 
 // A PluginChain write that leaves its spec alone (the chain status controller's, about
@@ -192,17 +182,7 @@ func TestChainStatusWritesKeepCompiledChains(t *testing.T) {
 		t.Errorf("a decision made before a delete is still current")
 	}
 	// Once the delete is settled, reads share one list again.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		first, _ := r.Chains(ctx)
-		second, _ := r.Chains(ctx)
-		if len(first) == 1 && &first[0] == &second[0] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after a delete, reads never share one list again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitChainsShared(t, ctx, r, 1, "after a delete, reads never share one list again")
 }
 
 // An admission reads, of its namespace's Services, only those its index files under one
@@ -280,6 +260,21 @@ func TestServicesSelectingReadsOnlyCandidates(t *testing.T) {
 					t.Errorf("%s/%s: read %s, which shares no indexed label with the pod (read %q)", shape.name, tc.name, name, read)
 				}
 			}
+		}
+	}
+}
+
+// waitChainsShared waits until two reads of r's chains return one shared list of n chains.
+func waitChainsShared(t *testing.T, ctx context.Context, r *injector.Resolver, n int, failure string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		first, _ := r.Chains(ctx)
+		second, _ := r.Chains(ctx)
+		if len(first) == n && n > 0 && &first[0] == &second[0] {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(failure)
 		}
 	}
 }
