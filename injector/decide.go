@@ -115,6 +115,26 @@ func New(opts Options) *Injector {
 // Options returns the injector's options.
 func (in *Injector) Options() Options { return in.opts }
 
+// Monitors reports whether the mesh reaches namespace ns: labelled monitored-by the
+// mesh, and neither a system namespace nor the webhook's own. It is the one statement of
+// that rule: Decide gives the reason when it does not hold, the webhook caches Services
+// only where it does, and the chain status counts only its pods.
+func (o Options) Monitors(ns *corev1.Namespace) bool {
+	return ns != nil && o.reservedNamespace(ns.Name) == "" && ns.Labels[LabelMonitoredBy] == o.MeshName
+}
+
+// reservedNamespace is why the mesh never reaches namespace name, whatever its labels
+// ("" when it may).
+func (o Options) reservedNamespace(name string) Reason {
+	switch {
+	case slices.Contains(o.SystemNamespaces, name):
+		return ReasonSystemNamespace
+	case name == o.OwnNamespace:
+		return ReasonOwnNamespace
+	}
+	return ""
+}
+
 // Decide evaluates the injection decision (README, "How injection is decided") for a pod
 // in namespace ns (the pod's own Namespace field is empty at admission for generated
 // names; the request's is used).
@@ -125,11 +145,10 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod, ns string, purpo
 		d.Stamp = r.stamp(r.Revision())
 	}
 	opts := r.in.opts
+	if reason := opts.reservedNamespace(ns); reason != "" {
+		return d.skip(reason, ns), nil
+	}
 	switch {
-	case slices.Contains(opts.SystemNamespaces, ns):
-		return d.skip(ReasonSystemNamespace, ns), nil
-	case ns == opts.OwnNamespace:
-		return d.skip(ReasonOwnNamespace, ns), nil
 	case pod.Spec.HostNetwork:
 		return d.skip(ReasonHostNetwork), nil
 	case runsOnWindows(pod):
@@ -144,8 +163,8 @@ func (r *Resolver) Decide(ctx context.Context, pod *corev1.Pod, ns string, purpo
 	if namespace == nil {
 		return d.skip(ReasonNamespaceNotFound, ns), nil
 	}
-	if mesh := namespace.Labels[LabelMonitoredBy]; mesh != opts.MeshName {
-		return d.skip(ReasonNamespaceNotMonitored, ns, opts.MeshName, LabelMonitoredBy, mesh, ns), nil
+	if !opts.Monitors(namespace) {
+		return d.skip(ReasonNamespaceNotMonitored, ns, opts.MeshName, LabelMonitoredBy, namespace.Labels[LabelMonitoredBy], ns), nil
 	}
 	if optedOut(pod, namespace, d) {
 		return d, nil

@@ -270,3 +270,31 @@ func TestRunToCompletionPodsWarnWithoutNativeSidecar(t *testing.T) {
 		})
 	}
 }
+
+// TestOptionsMonitors: the rule the webhook caches Services by and the chain status counts
+// pods by; Decide's namespace reasons follow it (TestDecide).
+func TestOptionsMonitors(t *testing.T) {
+	opts := injector.DefaultOptions()
+	ns := func(name, mesh string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{injector.LabelMonitoredBy: mesh}}}
+	}
+	tests := []struct {
+		name string
+		ns   *corev1.Namespace
+		want bool
+	}{
+		{"labelled", ns("app", opts.MeshName), true},
+		{"other mesh", ns("app", opts.MeshName+"-other"), false},
+		{"unlabelled", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, false},
+		{"own namespace, labelled", ns(opts.OwnNamespace, opts.MeshName), false},
+		{"system namespace, labelled", ns(opts.SystemNamespaces[0], opts.MeshName), false},
+		{"absent", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := opts.Monitors(tt.ns); got != tt.want {
+				t.Errorf("Monitors = %t, want %t", got, tt.want)
+			}
+		})
+	}
+}

@@ -149,7 +149,7 @@ func (r *PluginChainReconciler) allChains(ctx context.Context, _ client.Object) 
 // namespaces' pods.
 func (r *PluginChainReconciler) chainsSelectingPod(ctx context.Context, o client.Object) []reconcile.Request {
 	ns, err := r.Resolver.Cluster().Namespace(ctx, o.GetNamespace())
-	if err != nil || ns == nil || ns.Labels[injector.LabelMonitoredBy] != r.Resolver.Injector().Options().MeshName {
+	if err != nil || !r.Resolver.Injector().Options().Monitors(ns) {
 		return nil
 	}
 	chains, err := r.Resolver.Chains(ctx)

@@ -118,7 +118,7 @@ func NewResolver(ctx context.Context, c cache.Cache, live client.Reader, in *inj
 		if err != nil {
 			return nil, nil, fmt.Errorf("informer for namespaces: %w", err)
 		}
-		if err := services.FollowNamespaces(nsInformer, func(ns *corev1.Namespace) bool { return Monitored(in.Options(), ns) }); err != nil {
+		if err := services.FollowNamespaces(nsInformer, in.Options().Monitors); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -12,8 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-
-	"github.com/corsmesh/corsmesh/injector"
 )
 
 // NamespacedInformer keeps one informer per namespace the mesh monitors, started when the
@@ -87,13 +85,6 @@ func NewNamespacedInformer(opts NamespacedOptions) *NamespacedInformer {
 		synced:   make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
-}
-
-// Monitored is the injector's rule for a namespace whose pods it may inject: labelled
-// monitored-by the mesh, and neither a system namespace nor the webhook's own.
-func Monitored(opts injector.Options, ns *corev1.Namespace) bool {
-	return ns != nil && ns.Labels[injector.LabelMonitoredBy] == opts.MeshName &&
-		ns.Name != opts.OwnNamespace && !slices.Contains(opts.SystemNamespaces, ns.Name)
 }
 
 // Follow starts the namespace's informer when monitored is true and stops it otherwise.

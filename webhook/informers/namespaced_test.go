@@ -16,7 +16,6 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	fcache "k8s.io/client-go/tools/cache/testing"
 
-	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/webhook/informers"
 )
 
@@ -321,30 +320,4 @@ func settledGoroutines(want int) int {
 		last = cur
 	}
 	return last
-}
-
-func TestMonitored(t *testing.T) {
-	opts := injector.DefaultOptions()
-	ns := func(name, mesh string) *corev1.Namespace {
-		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{injector.LabelMonitoredBy: mesh}}}
-	}
-	tests := []struct {
-		name string
-		ns   *corev1.Namespace
-		want bool
-	}{
-		{"labelled", ns("app", opts.MeshName), true},
-		{"other mesh", ns("app", opts.MeshName+"-other"), false},
-		{"unlabelled", &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, false},
-		{"own namespace, labelled", ns(opts.OwnNamespace, opts.MeshName), false},
-		{"system namespace, labelled", ns(opts.SystemNamespaces[0], opts.MeshName), false},
-		{"absent", nil, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := informers.Monitored(opts, tt.ns); got != tt.want {
-				t.Errorf("Monitored = %t, want %t", got, tt.want)
-			}
-		})
-	}
 }

@@ -93,7 +93,7 @@ func MonitoredResolver(tb testing.TB, objs *injector.Objects) *injector.Resolver
 	opts := injector.DefaultOptions()
 	byNS := map[string]*corev1.ServiceList{}
 	for _, ns := range objs.Namespaces {
-		if informers.Monitored(opts, ns) {
+		if opts.Monitors(ns) {
 			byNS[ns.Name] = &corev1.ServiceList{}
 		}
 	}
