@@ -96,7 +96,7 @@ func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Pod{}, mapBatched(podEventDelay, namespaceAndLabels, r.chainsSelectingPod), builder.WithPredicates(notInitialList(), podSelectionChanged())).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(notInitialList(), specChanged())).
-		WatchesRawSource(serviceSource(mgr, r.Services, handler.EnqueueRequestsFromMapFunc(r.allChains), notInitialList(), serviceChanged())).
+		WatchesRawSource(serviceSource(mgr, r.Services, mapBatched(podEventDelay, everyServiceAlike, r.allChains), notInitialList(), serviceChanged())).
 		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Complete(r)
 }
@@ -136,6 +136,11 @@ func (r *PluginChainReconciler) listChains(ctx context.Context, keep func(*v1alp
 	}
 	return reqs
 }
+
+// everyServiceAlike keys every Service event the same: each maps to all chains, so a burst
+// (a namespace just labelled delivering its ten thousand Services, each a creation) lists
+// the chains once per window instead of once per Service.
+func everyServiceAlike(client.Object) string { return "" }
 
 func (r *PluginChainReconciler) allChains(ctx context.Context, _ client.Object) []reconcile.Request {
 	return r.listChains(ctx, nil)
