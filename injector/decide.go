@@ -246,22 +246,34 @@ func parseEnabled(v string) (enabled, ok bool) {
 
 // selectingChains returns the PluginChains whose selectors match the pod and its namespace.
 func (r *Resolver) selectingChains(ctx context.Context, pod *corev1.Pod, ns *corev1.Namespace, d *Decision) ([]*v1alpha1.PluginChain, error) {
-	cs, err := r.compiledChains(ctx)
-	if err != nil {
-		return nil, err
-	}
-	podLabels, nsLabels := labels.Set(pod.Labels), labels.Set(ns.Labels)
 	var out []*v1alpha1.PluginChain
-	for c := range cs.candidates(pod.Labels) {
+	err := r.EachChainSelecting(ctx, pod.Labels, ns.Labels, func(c *CompiledChain) {
 		if c.Err != nil {
 			d.Warnings = append(d.Warnings, warnChainIgnored(c.Chain, c.Err))
-			continue
+			return
 		}
-		if c.Selects(podLabels, nsLabels) {
-			out = append(out, c.Chain)
+		out = append(out, c.Chain)
+	})
+	return out, err
+}
+
+// EachChainSelecting calls fn, in list order, with each compiled chain whose selectors
+// match a pod with podLabels in a namespace with nsLabels, and each whose selectors do not
+// compile (nothing can be said of them: the caller reports them). It reads the chain
+// index, so only the chains that may select the pod are matched. The chains are shared:
+// read them.
+func (r *Resolver) EachChainSelecting(ctx context.Context, podLabels, nsLabels map[string]string, fn func(*CompiledChain)) error {
+	cs, err := r.compiledChains(ctx)
+	if err != nil {
+		return err
+	}
+	pods, namespaces := labels.Set(podLabels), labels.Set(nsLabels)
+	for c := range cs.candidates(podLabels) {
+		if c.Err != nil || c.Selects(pods, namespaces) {
+			fn(c)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // selector treats a nil selector as "everything", as osm-edge does.

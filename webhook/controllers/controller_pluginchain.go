@@ -157,18 +157,13 @@ func (r *PluginChainReconciler) chainsSelectingPod(ctx context.Context, o client
 	if err != nil || !r.Resolver.Injector().Options().Monitors(ns) {
 		return nil
 	}
-	chains, err := r.Resolver.Chains(ctx)
-	if err != nil {
+	var reqs []reconcile.Request
+	// A chain with a bad selector is reconciled too: its status says so.
+	if err := r.Resolver.EachChainSelecting(ctx, o.GetLabels(), ns.Labels, func(c *injector.CompiledChain) {
+		reqs = append(reqs, requestFor(c.Chain))
+	}); err != nil {
 		logf.FromContext(ctx).Error(err, "listing PluginChains")
 		return nil
-	}
-	podLabels, nsLabels := labels.Set(o.GetLabels()), labels.Set(ns.Labels)
-	var reqs []reconcile.Request
-	for i := range chains {
-		// A chain with a bad selector is reconciled too: its status says so.
-		if c := &chains[i]; c.Err != nil || c.Selects(podLabels, nsLabels) {
-			reqs = append(reqs, requestFor(c.Chain))
-		}
 	}
 	return reqs
 }
