@@ -13,7 +13,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -282,7 +281,7 @@ func samePods(a, b map[string]proxyPod) bool {
 // version would have.
 func pushUpgradedProxy(t *testing.T, ctx context.Context, s *sandbox.Sandbox) {
 	t.Helper()
-	img, err := tarball.ImageFromPath(filepath.Join(s.RepoRoot, "bin", "images", "corsproxy.tar"), nil)
+	img, err := sandbox.ArchivedImage(filepath.Join(s.RepoRoot, "bin", "images", "corsproxy.tar"), proxyImage)
 	if err != nil {
 		t.Fatalf("reading the proxy image (make images): %v", err)
 	}

@@ -120,7 +120,7 @@ func (s *Sandbox) pushIndexedImages(ctx context.Context) (map[string]bool, error
 			continue
 		}
 		ref, archive := f[1], filepath.Join(dir, f[2])
-		img, err := archivedImage(archive, ref)
+		img, err := ArchivedImage(archive, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -138,10 +138,10 @@ func (s *Sandbox) pushIndexedImages(ctx context.Context) (map[string]bool, error
 	return pushed, nil
 }
 
-// archivedImage reads the image ref from an archive `make images` or `make
+// ArchivedImage reads the image ref from an archive `make images` or `make
 // sandbox-images` wrote, as its OCI index lists it: manifest byte for byte, so the registry
 // serves the digest the build recorded.
-func archivedImage(archive, ref string) (v1.Image, error) {
+func ArchivedImage(archive, ref string) (v1.Image, error) {
 	imgs, err := ociarchive.Read(archive)
 	if err != nil {
 		return nil, fmt.Errorf("reading image %s: %w", ref, err)
