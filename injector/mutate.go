@@ -52,6 +52,7 @@ func ParseStatus(pod *corev1.Pod) (*Status, error) {
 // two whole pods and diffing them was most of an admission's cost.
 type Mutation struct {
 	Annotations    map[string]string  // set, replacing values of the same keys
+	Labels         map[string]string  // set, replacing values of the same keys
 	InitContainers []corev1.Container // put first, in this order
 	Containers     []corev1.Container // put first, in this order
 	Volumes        []corev1.Volume    // appended
@@ -117,6 +118,7 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 		return nil, fmt.Errorf("encoding status annotation: %w", err)
 	}
 	m.Annotations = map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: string(statusJSON)}
+	m.Labels = map[string]string{LabelInjected: "true"}
 	m.Volumes = []corev1.Volume{{
 		Name: ConfigVolumeName,
 		VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
@@ -139,6 +141,7 @@ func (m *Mutation) Apply(pod *corev1.Pod) *corev1.Pod {
 		out.Annotations = make(map[string]string, len(m.Annotations))
 	}
 	maps.Copy(out.Annotations, m.Annotations)
+	out.Labels = setAll(out.Labels, m.Labels)
 	if len(m.InitContainers) > 0 {
 		out.Spec.InitContainers = slices.Concat(copyContainers(m.InitContainers), out.Spec.InitContainers)
 	}
@@ -174,6 +177,7 @@ func (m *Mutation) Patch(pod *corev1.Pod) []jsonpatch.Operation {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapeJSONPointer(k), m.Annotations[k]))
 		}
 	}
+	ops = append(ops, mapOps("/metadata/labels", pod.Labels, m.Labels)...)
 	prepend := func(path string, existing, added []corev1.Container) {
 		switch {
 		case len(added) == 0:
