@@ -13,9 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
@@ -43,13 +41,7 @@ func TestServicesFollowMonitoredNamespaces(t *testing.T) {
 
 	label := func(monitored bool) {
 		t.Helper()
-		patch := `{"metadata":{"labels":{"` + injector.LabelMonitoredBy + `":null}}}`
-		if monitored {
-			patch = `{"metadata":{"labels":{"` + injector.LabelMonitoredBy + `":"osm"}}}`
-		}
-		if err := s.Client.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-			t.Fatal(err)
-		}
+		labelMonitored(t, ctx, s, ns, monitored)
 	}
 	createPod := func(name string) *corev1.Pod {
 		t.Helper()
