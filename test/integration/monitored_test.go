@@ -45,11 +45,7 @@ func TestServicesFollowMonitoredNamespaces(t *testing.T) {
 	}
 	createPod := func(name string) *corev1.Pod {
 		t.Helper()
-		pod, err := s.Clientset.CoreV1().Pods(ns).Create(ctx, app.pod(name), metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pod
+		return app.create(t, ctx, s, name)
 	}
 
 	// The pod comes right after the label: its namespace's informer has just started (or

@@ -42,11 +42,7 @@ func TestPodsFollowMonitoredNamespaces(t *testing.T) {
 	app.install(t, ctx, s)
 	createPod := func(name string) *corev1.Pod {
 		t.Helper()
-		pod, err := s.Clientset.CoreV1().Pods(ns).Create(ctx, app.pod(name), metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pod
+		return app.create(t, ctx, s, name)
 	}
 	cached := func(name string) bool {
 		obj, ok, err := s.WebhookServer().Pods.Get(ctx, ns, name)
