@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -100,7 +101,9 @@ func (r *ConfigSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
 func (r *ConfigSyncReconciler) pods() podReader { return podsThrough(r.Pods, r.Live, r.Client) }
 
 // live reads pods from the API server, whatever the cache holds.
-func (r *ConfigSyncReconciler) live() podReader { return podsThrough(nil, r.Live, r.Client) }
+func (r *ConfigSyncReconciler) live() readerPods {
+	return readerPods{reader: cmp.Or(r.Live, client.Reader(r.Client))}
+}
 
 // notJustInjected drops the creation of a pod this process's webhook injected with a
 // decision that still holds: reconciling it would decide again and find nothing to do (it
@@ -175,9 +178,9 @@ func (r *ConfigSyncReconciler) podsForNamespace(ctx context.Context, oldObj, new
 	case monitors(newNS):
 		return injectedPodRequests(ctx, r.pods(), newNS.Name, nil)
 	case monitors(oldNS):
-		// Pods injected before the injector labelled them are not found here: they were
-		// synced while the namespace was monitored, and keep that config until restarted.
-		return injectedPodRequests(ctx, r.live(), newNS.Name, nil)
+		// The whole namespace listed, once per label removal: pods injected before the
+		// injector labelled them are among them.
+		return injectedPodRequests(ctx, wholeNamespaces{r.live()}, newNS.Name, nil)
 	}
 	return nil
 }
@@ -202,6 +205,8 @@ func (r *ConfigSyncReconciler) everyInjectedPod(ctx context.Context, o client.Ob
 // injectedOutsideTheMesh lists live the injected pods of the namespaces whose pods the cache
 // does not hold: those of a namespace unlabelled while this controller did not run (the
 // webhook down, another replica leading) still need their proxies switched to passthrough.
+// Found by their label, which pods injected before it existed lack: those keep their
+// config until restarted.
 func (r *ConfigSyncReconciler) injectedOutsideTheMesh(ctx context.Context) ([]reconcile.Request, error) {
 	pods, err := r.live().Injected(ctx, "")
 	if err != nil {

@@ -316,7 +316,10 @@ func TestConfigSyncMapping(t *testing.T) {
 	// Labelled by its author, not injected.
 	posing := plain.DeepCopy()
 	posing.Namespace, posing.Name, posing.Labels = "elsewhere", "posing", map[string]string{injector.LabelInjected: "true"}
-	c, _ := ctlClient(t, append(seed.clientObjects(), injected, plain, other, posing)...)
+	// Injected before the injector labelled pods.
+	legacy := other.DeepCopy()
+	legacy.Name, legacy.Labels = "legacy", map[string]string{"app": "other"}
+	c, _ := ctlClient(t, append(seed.clientObjects(), injected, plain, other, posing, legacy)...)
 	ctx := context.Background()
 	svc := func(name string, selector map[string]string) *corev1.Service {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
@@ -347,7 +350,7 @@ func TestConfigSyncMapping(t *testing.T) {
 			{"Service selecting other pods", r.podsForService(ctx, svc("s", map[string]string{"app": "nope"})), nil},
 			{"Service without selector", r.podsForService(ctx, svc("s", nil)), nil},
 			{"Namespace relabelled in the mesh", r.podsForNamespace(ctx, ns("pipy", true), relabelled), []string{"pipy/pipy-ok-v1-abc"}},
-			{"Namespace leaving the mesh: live", r.podsForNamespace(ctx, ns("elsewhere", true), ns("elsewhere", false)), []string{"elsewhere/other"}},
+			{"Namespace leaving the mesh: live, labelled or not", r.podsForNamespace(ctx, ns("elsewhere", true), ns("elsewhere", false)), []string{"elsewhere/legacy", "elsewhere/other"}},
 			{"Namespace joining the mesh: its informer's creations", r.podsForNamespace(ctx, ns("elsewhere", false), ns("elsewhere", true)), map[bool][]string{true: {"elsewhere/other"}, false: nil}[reader.pods == nil]},
 			{"Namespace staying outside", r.podsForNamespace(ctx, ns("elsewhere", false), ns("elsewhere", false)), nil},
 			{"PluginChain: every cached injected pod", r.allInjectedPods(ctx, seed.objs.Chains[0]), map[bool][]string{true: {"elsewhere/other", "pipy/pipy-ok-v1-abc"}, false: {"pipy/pipy-ok-v1-abc"}}[reader.pods == nil]},

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -92,6 +93,17 @@ func (r readerPods) list(ctx context.Context, keep func(client.Object) bool, opt
 		}
 		page.Continue = pods.Continue
 	}
+}
+
+// wholeNamespaces finds a namespace's injected pods by listing all its pods: also those
+// injected before LabelInjected existed, at the cost of the whole namespace.
+type wholeNamespaces struct{ readerPods }
+
+func (w wholeNamespaces) Injected(ctx context.Context, namespace string) ([]*corev1.Pod, error) {
+	if namespace == "" {
+		return nil, errors.New("listing every pod of the cluster") // the cost this file avoids
+	}
+	return w.list(ctx, isInjected, client.InNamespace(namespace))
 }
 
 // cachedPods reads the pods of the namespaces the cache holds from it, uncopied (a
