@@ -80,6 +80,14 @@ func TestPodsFollowMonitoredNamespaces(t *testing.T) {
 
 	// Unlabelled while the webhook is down: its sweep at start finds the pod.
 	labelMonitored(t, ctx, s, ns, true)
+	// Admission takes an unmonitored namespace from its cache as final: the label must
+	// have reached it (it has once the namespace's pods are followed again).
+	eventually(t, ctx, 30*time.Second, "the pods of "+ns+" followed again", func() error {
+		if !s.WebhookServer().Pods.Watches(ns) {
+			return fmt.Errorf("cached namespaces %v", s.WebhookServer().Pods.Namespaces())
+		}
+		return nil
+	})
 	second := createPod("second")
 	requireInjected(t, second, app.Port)
 	if err := s.StopWebhook(); err != nil {
