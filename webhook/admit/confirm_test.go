@@ -48,6 +48,12 @@ func TestDecideConfirmsCachedSkips(t *testing.T) {
 		{name: "cache lags: the chain is only on the API server", lag: func(o *injector.Objects) { o.Chains = nil }, wantInject: true},
 		{name: "cache lags: the Service is only on the API server", lag: func(o *injector.Objects) { o.ServiceList = nil }, wantInject: true},
 		{name: "cache lags: plugin policy turned on a moment ago", lag: func(o *injector.Objects) { o.MeshConfigs = nil }, wantInject: true},
+		{name: "cache lags: the namespace was labelled a moment ago", lag: unlabelNamespaces, wantInject: true},
+		{name: "cache current: the namespace belongs to another mesh", lag: unlabelNamespaces, wantReason: injector.ReasonNamespaceNotMonitored,
+			live: func(t *testing.T, o *injector.Objects) *Live {
+				unlabelNamespaces(o)
+				return NewLive(fakeReader(t, o), webhooktest.Injector())
+			}},
 		{name: "cache current: no chain anywhere", lag: func(o *injector.Objects) { o.Chains = nil }, wantReason: injector.ReasonNoChain,
 			live: func(t *testing.T, o *injector.Objects) *Live {
 				o.Chains = nil
@@ -81,6 +87,16 @@ func TestDecideConfirmsCachedSkips(t *testing.T) {
 				t.Errorf("inject %v (%s: %s), want inject %v (%s)", d.Inject, d.Reason, d.Message, tt.wantInject, tt.wantReason)
 			}
 		})
+	}
+}
+
+// unlabelNamespaces gives every namespace another mesh's label: the API server's
+// selector (the label exists) still sends their pods here.
+func unlabelNamespaces(o *injector.Objects) {
+	for i, ns := range o.Namespaces {
+		ns = ns.DeepCopy()
+		ns.Labels[injector.LabelMonitoredBy] = "another-mesh"
+		o.Namespaces[i] = ns
 	}
 }
 
