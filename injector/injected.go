@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,12 +27,30 @@ type injected struct {
 	initJSON, containersJSON, volumesJSON []any
 	initList, containersList, volumesList any
 	bytes                                 int // of all the JSON
+
+	// status is the status annotation of a pod injected with these, but for the
+	// decision's Stamp (statusWithStamp).
+	status string
 }
 
-func newInjected(initContainers, containers []corev1.Container, volumes []corev1.Volume) (*injected, error) {
+func newInjected(initContainers, containers []corev1.Container, volumes []corev1.Volume, ports []int32, native bool) (*injected, error) {
 	p := &injected{initContainers: initContainers, containers: containers, volumes: volumes}
+	status := Status{Version: 1, Ports: ports, NativeSidecar: native}
+	for _, c := range initContainers {
+		status.InitContainers = append(status.InitContainers, c.Name)
+	}
+	for _, c := range containers {
+		status.Containers = append(status.Containers, c.Name)
+	}
+	for _, v := range volumes {
+		status.Volumes = append(status.Volumes, v.Name)
+	}
+	b, err := json.Marshal(status)
+	if err != nil {
+		return nil, fmt.Errorf("encoding status annotation: %w", err)
+	}
+	p.status = string(b)
 	var n [3]int
-	var err error
 	if p.initJSON, p.initList, n[0], err = encodeEach(initContainers); err != nil {
 		return nil, fmt.Errorf("encoding init containers: %w", err)
 	}
@@ -41,7 +60,7 @@ func newInjected(initContainers, containers []corev1.Container, volumes []corev1
 	if p.volumesJSON, p.volumesList, n[2], err = encodeEach(volumes); err != nil {
 		return nil, fmt.Errorf("encoding volumes: %w", err)
 	}
-	p.bytes = n[0] + n[1] + n[2]
+	p.bytes = n[0] + n[1] + n[2] + len(p.status)
 	return p, nil
 }
 
@@ -66,6 +85,27 @@ func encodeEach[T any](items []T) (each []any, list any, n int, err error) {
 	}
 	all = append(all, ']')
 	return each, all, 2 * len(all), nil
+}
+
+// statusWithStamp is the status annotation with the decision's stamp: Resolved is
+// Status's last field, omitted when empty, so its JSON goes before the closing brace
+// (TestStatusAnnotationIsTheEncodedStatus).
+func (p *injected) statusWithStamp(stamp string) (string, error) {
+	if stamp == "" {
+		return p.status, nil
+	}
+	s, err := json.Marshal(stamp)
+	if err != nil {
+		return "", fmt.Errorf("encoding status annotation: %w", err)
+	}
+	const field = `,"resolved":`
+	var b strings.Builder
+	b.Grow(len(p.status) + len(field) + len(s))
+	b.WriteString(p.status[:len(p.status)-1])
+	b.WriteString(field)
+	b.Write(s)
+	b.WriteByte('}')
+	return b.String(), nil
 }
 
 // Bounds of an Injector's cache of injected containers. Pod authors choose the inputs
@@ -154,6 +194,9 @@ func injectedKey(buf []byte, pod *corev1.Pod, ports []int32, native bool) (key [
 		buf = append(buf, 'n')
 	} else {
 		buf = append(buf, 'r')
+	}
+	if ports == nil { // the status annotation tells nil ("null") from empty ("[]")
+		buf = append(buf, '!')
 	}
 	for _, p := range ports {
 		if len(buf) > maxInjectedKey {

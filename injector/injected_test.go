@@ -184,3 +184,37 @@ func TestPatchFollowsReplacedContainers(t *testing.T) {
 		t.Error("the caller's change reached the injector's containers")
 	}
 }
+
+// The status annotation comes from the injected entry with the decision's stamp spliced in:
+// it must be json.Marshal of the Status the pod gets, for either sidecar mode, any ports
+// and any stamp, cached or not.
+func TestStatusAnnotationIsTheEncodedStatus(t *testing.T) {
+	in := New(DefaultOptions())
+	for _, native := range []bool{true, false} {
+		for _, ports := range [][]int32{{8080}, {80, 8080, 9090}} {
+			for _, stamp := range []string{"", "r1a2b3/42", `odd "stamp" <&> é`} {
+				for round := range 2 {
+					d := injectDecision(ports...)
+					d.Stamp = stamp
+					m, err := in.Mutation(annotatedPod(map[string]string{AnnotationNativeSidecar: fmt.Sprint(native)}), d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: ports, NativeSidecar: native, Resolved: stamp}
+					if native {
+						want.InitContainers = append(want.InitContainers, ProxyContainerName)
+					} else {
+						want.Containers = []string{ProxyContainerName}
+					}
+					b, err := json.Marshal(want)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := m.Annotations[AnnotationStatus]; got != string(b) {
+						t.Errorf("native %v, ports %v, stamp %q, round %d: status\n got %s\nwant %s", native, ports, stamp, round, got, b)
+					}
+				}
+			}
+		}
+	}
+}

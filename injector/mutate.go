@@ -94,19 +94,15 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 		return nil, err
 	}
 
-	m := &Mutation{InitContainers: parts.initContainers, Containers: parts.containers, Volumes: parts.volumes, injected: parts}
-	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: d.Ports, NativeSidecar: native, Resolved: d.Stamp}
-	if native {
-		status.InitContainers = append(status.InitContainers, ProxyContainerName)
-	} else {
-		status.Containers = []string{ProxyContainerName}
-	}
-	statusJSON, err := json.Marshal(status)
+	status, err := parts.statusWithStamp(d.Stamp)
 	if err != nil {
-		return nil, fmt.Errorf("encoding status annotation: %w", err)
+		return nil, err
 	}
-	m.Annotations = map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: string(statusJSON)}
-	return m, nil
+	return &Mutation{
+		Annotations:    map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: status},
+		InitContainers: parts.initContainers, Containers: parts.containers, Volumes: parts.volumes,
+		injected: parts,
+	}, nil
 }
 
 // injected returns the containers and volumes for pod's inputs, built once for each set of
@@ -167,7 +163,7 @@ func (in *Injector) buildInjected(pod *corev1.Pod, ports []int32, native bool) (
 		Name:         NoTokenVolumeName,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}, // mounted read-only: stays empty
 	}}
-	return newInjected(initContainers, containers, volumes)
+	return newInjected(initContainers, containers, volumes, ports, native)
 }
 
 // Apply returns a copy of pod with the mutation applied.
