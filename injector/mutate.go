@@ -206,7 +206,9 @@ func (m *Mutation) Patch(pod *corev1.Pod) []jsonpatch.Operation {
 	if len(pod.Annotations) == 0 {
 		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", m.Annotations))
 	} else {
-		for _, k := range slices.Sorted(maps.Keys(m.Annotations)) {
+		keys := slices.AppendSeq(make([]string, 0, 8), maps.Keys(m.Annotations)) // on the stack
+		slices.Sort(keys)
+		for _, k := range keys {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapeJSONPointer(k), m.Annotations[k]))
 		}
 	}

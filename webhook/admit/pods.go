@@ -65,10 +65,14 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 		m.Log.Error(err, "injection failed", "namespace", req.Namespace, "pod", podName(pod))
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("corsmesh: %w", err))
 	}
-	log := m.Log.WithValues("namespace", req.Namespace, "pod", podName(pod))
+	// The debug lines' values are built only when V(1) is on: the webhook's zap logger
+	// encodes WithValues' fields at once, for every admission, though the line is dropped.
+	debug := m.Log.V(1)
 	if !d.Inject {
 		m.Metrics.Skipped.WithLabelValues(string(d.Reason)).Inc()
-		log.V(1).Info("not injected", "reason", d.Reason, "message", d.Message)
+		if debug.Enabled() {
+			debug.Info("not injected", "namespace", req.Namespace, "pod", podName(pod), "reason", d.Reason, "message", d.Message)
+		}
 		resp := admission.Allowed("corsmesh: not injected: " + d.Message)
 		if quietReasons[d.Reason] {
 			return resp
@@ -84,7 +88,9 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 	}
 	ops := mutation.Patch(pod)
 	m.Metrics.Injected.Inc()
-	log.V(1).Info("injected", "ports", d.Ports, "chains", d.Chains)
+	if debug.Enabled() {
+		debug.Info("injected", "namespace", req.Namespace, "pod", podName(pod), "ports", d.Ports, "chains", d.Chains)
+	}
 	m.event(pod, req.Namespace, corev1.EventTypeNormal, EventInjected, "Inject", "CORS proxy injected for ports %v (PluginChains %s)", d.Ports, strings.Join(d.Chains, ", "))
 	patch, err := encodePatch(ops)
 	if err != nil {
@@ -145,7 +151,10 @@ func encodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 			b = appendJSONString(append(b, `,"value":`...), v)
 		case map[string]string:
 			b = append(b, `,"value":{`...)
-			for j, k := range slices.Sorted(maps.Keys(v)) { // encoding/json sorts map keys
+			keys := make([]string, 0, 8) // on the stack for the injector's two annotations
+			keys = slices.AppendSeq(keys, maps.Keys(v))
+			slices.Sort(keys) // as encoding/json sorts a map's keys
+			for j, k := range keys {
 				if j > 0 {
 					b = append(b, ',')
 				}
