@@ -61,6 +61,8 @@ type Options struct {
 	HealthAddr  string
 	// PprofAddr serves net/http/pprof when set (off by default: it exposes internals).
 	PprofAddr string
+	// EnableHTTP2 offers HTTP/2 on the admission port besides HTTP/1.1 (see admissionTLS).
+	EnableHTTP2 bool
 
 	// LeaderElection guards the controllers; admission is served by every replica.
 	LeaderElection          bool
@@ -77,6 +79,21 @@ type Options struct {
 	// which the metrics endpoint serves).
 	Registerer prometheus.Registerer
 	Log        logr.Logger
+}
+
+// admissionTLS sets the admission server's TLS: 1.2 at least, and HTTP/1.1 only unless
+// enableHTTP2. The API server calls a Service webhook over HTTP/1.1 whatever the server
+// offers (so that replicas share the load; kubernetes/kubernetes#75791), so HTTP/2 would
+// serve only other clients of the port, and with it the HTTP/2 rapid reset attack
+// (CVE-2023-44487). It also costs: a webhook called by URL on loopback, where the API server
+// does use HTTP/2, spent a third more CPU per admission on it (hack/bench/webhook).
+func admissionTLS(enableHTTP2 bool) func(*tls.Config) {
+	return func(c *tls.Config) {
+		c.MinVersion = tls.VersionTLS12
+		if !enableHTTP2 {
+			c.NextProtos = []string{"http/1.1"}
+		}
+	}
 }
 
 // Server is the webhook: admission handlers and controllers in one controller-runtime
@@ -114,7 +131,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Host:    opts.Host,
 		Port:    opts.Port,
 		CertDir: opts.CertDir,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+		TLSOpts: []func(*tls.Config){admissionTLS(opts.EnableHTTP2)},
 	})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,

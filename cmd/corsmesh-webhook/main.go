@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "Prometheus metrics address (0 disables)")
 	fs.StringVar(&opts.HealthAddr, "health-addr", ":8081", "/healthz and /readyz address (0 disables)")
 	fs.StringVar(&opts.PprofAddr, "pprof-addr", "", "net/http/pprof address, for profiling (default: off)")
+	fs.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "offer HTTP/2 on the admission port (the API server calls Service webhooks over HTTP/1.1 anyway; off, the port is not exposed to HTTP/2 rapid reset)")
 	fs.DurationVar(&opts.DrainPeriod, "drain-period", 10*time.Second, "after SIGTERM, keep answering admissions this long, closing each connection after its answer, so the API server's pooled connections end without a failed call")
 	fs.BoolVar(&opts.LeaderElection, "leader-elect", true, "elect a leader for the controllers (admission is served by every replica)")
 	fs.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election lease (default: in-cluster namespace)")

@@ -1192,8 +1192,10 @@ func startNoopWebhook(ctx context.Context, cl client.Client, cs kubernetes.Inter
 	if err != nil {
 		return nil, err
 	}
-	// As controller-runtime's webhook server: HTTP/2 offered, TLS 1.2 at least.
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12})
+	// As corsmesh-webhook: TLS 1.2 at least, HTTP/1.1, which is what the API server speaks to
+	// any webhook it reaches through a Service (it would use HTTP/2 on this loopback URL if
+	// offered, and so measure a path no cluster takes).
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		return nil, err
 	}
@@ -1646,7 +1648,7 @@ func (r *report) write(dir string) error {
 		p("%d pods per mode, created one at a time (client-side time around `Pods().Create`), in %d rounds of %d interleaved none / no-op / replay / ours (order rotating each round), after %d warm-up pods per mode. Same pod (one container, port 8080, label app=%s) and same Service in each namespace.", o.pods, r.rounds, o.batch, o.warmup, appName)
 		p("")
 		p("- **none**: namespace %s, selected by no webhook configuration: the API server calls none.", nsNone)
-		p("- **no-op**: namespace %s, selected only by MutatingWebhookConfiguration %s: a Go HTTPS server in the bench process on loopback (self-signed certificate, HTTP/2, TLS ≥ 1.2) that decodes the AdmissionReview and allows the pod unchanged.", nsNoop, noopConfigName)
+		p("- **no-op**: namespace %s, selected only by MutatingWebhookConfiguration %s: a Go HTTPS server in the bench process on loopback (self-signed certificate, HTTP/1.1 as the API server speaks to Service webhooks, TLS ≥ 1.2) that decodes the AdmissionReview and allows the pod unchanged.", nsNoop, noopConfigName)
 		p("- **replay**: namespace %s, selected only by MutatingWebhookConfiguration %s (corsmesh's reinvocation policy): the same server answers with the very patch corsmesh-webhook returned for this pod (asked once, directly; its %s annotation renamed %s, same length, so that corsmesh's controllers leave these pods alone), or nothing when the pod already carries it: what the API server does for any webhook injecting this sidecar, without corsmesh's work.", nsReplay, replayConfigName, injector.AnnotationStatus, replayStatus)
 		p("- **ours**: namespace %s (monitored by mesh osm, holding %d of the Services), selected by corsmesh's %s; a PluginChain, PluginConfig and Service select the pods, so each is injected (checked on every created pod).", nsOurs, o.services/serviceNamespaces, corsmeshHookName)
 		p("")
