@@ -111,10 +111,11 @@ func (p *injected) statusWithStamp(stamp string) (string, error) {
 // Bounds of an Injector's cache of injected containers. Pod authors choose the inputs
 // (annotations, ports through their Services), so they could make a new set for every pod:
 // the cache keeps the most recently used few and skips inputs whose key is long (such a pod
-// is built as if the cache were not there). With keys of at most maxInjectedKey bytes (about
-// 80 ports) an entry is a few kB, and the cache at most a few MB.
+// is built as if the cache were not there). An entry holds about 13 kB of live heap (two
+// ports; keys of at most maxInjectedKey bytes allow about 80), so a full cache about 1 MB;
+// a cluster's workloads share far fewer input sets than that.
 const (
-	maxInjectedEntries = 128
+	maxInjectedEntries = 64
 	maxInjectedKey     = 512
 )
 
