@@ -3,7 +3,9 @@ package injector
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -216,5 +218,37 @@ func TestStatusAnnotationIsTheEncodedStatus(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Admissions run concurrently: each gets the containers of its own inputs while others
+// fill and evict the cache (run with -race to check the locking too).
+func TestInjectedCacheConcurrent(t *testing.T) {
+	in := New(DefaultOptions())
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				port := int32(1000 + (g*200+i)%(2*maxInjectedEntries))
+				m, err := in.Mutation(annotatedPod(nil), injectDecision(port))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := fmt.Sprintf("--inbound-ports=%d", port); !slices.Contains(m.InitContainers[0].Args, want) {
+					errs <- fmt.Errorf("port %d: init args %q", port, m.InitContainers[0].Args)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if entries, _, _, _ := in.cache.stats(); entries > maxInjectedEntries {
+		t.Errorf("%d entries, bound %d", entries, maxInjectedEntries)
 	}
 }

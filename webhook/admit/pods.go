@@ -117,9 +117,10 @@ func requestPod(req admission.Request) (*corev1.Pod, error) {
 
 // encodePatch writes the operations as encoding/json would write them
 // ([{"op":…,"path":…,"value":…}], value left out when nil), but copies a json.RawMessage
-// value as it is: the injected containers come encoded once for all the pods that share
-// them (injector.Mutation.Patch), and encoding them by reflection was a fifth of an
-// admission's CPU. Strings and maps of them (the annotations) are written here too.
+// value as it is, unchecked (only the injector's own encoding comes as one): the injected
+// containers come encoded once for all the pods that share them (injector.Mutation.Patch),
+// and encoding them by reflection was a fifth of an admission's CPU. Strings and maps of
+// them (the annotations) are written here too.
 func encodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 	n := 2
 	for _, op := range ops {
