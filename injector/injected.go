@@ -18,6 +18,7 @@ import (
 // was a quarter of its allocations and a fifth of its CPU) and hands the same values out.
 // Nothing may modify them: Apply copies what it puts in a pod.
 type injected struct {
+	labels                     map[string]string
 	initContainers, containers []corev1.Container
 	volumes                    []corev1.Volume
 
@@ -34,7 +35,7 @@ type injected struct {
 }
 
 func newInjected(initContainers, containers []corev1.Container, volumes []corev1.Volume, ports []int32, native bool) (*injected, error) {
-	p := &injected{initContainers: initContainers, containers: containers, volumes: volumes}
+	p := &injected{labels: map[string]string{LabelInjected: "true"}, initContainers: initContainers, containers: containers, volumes: volumes}
 	status := Status{Version: 1, Ports: ports, NativeSidecar: native}
 	for _, c := range initContainers {
 		status.InitContainers = append(status.InitContainers, c.Name)

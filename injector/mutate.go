@@ -50,10 +50,11 @@ func ParseStatus(pod *corev1.Pod) (*Status, error) {
 // Mutation is what injection adds to a pod. Apply gives the injected pod and Patch the
 // JSON patch an admission response carries, both from the additions themselves: encoding
 // two whole pods and diffing them was most of an admission's cost. An Injector's
-// mutations share their containers and volumes with every pod of the same inputs: change
-// them only by assigning new slices (Apply copies what it puts in a pod).
+// mutations share their labels, containers and volumes with every pod of the same inputs:
+// change them only by assigning new ones (Apply copies what it puts in a pod).
 type Mutation struct {
 	Annotations    map[string]string  // set, replacing values of the same keys
+	Labels         map[string]string  // set, replacing values of the same keys
 	InitContainers []corev1.Container // put first, in this order
 	Containers     []corev1.Container // put first, in this order
 	Volumes        []corev1.Volume    // appended
@@ -100,6 +101,7 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	}
 	return &Mutation{
 		Annotations:    map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: status},
+		Labels:         parts.labels,
 		InitContainers: parts.initContainers, Containers: parts.containers, Volumes: parts.volumes,
 		injected: parts,
 	}, nil
@@ -173,6 +175,7 @@ func (m *Mutation) Apply(pod *corev1.Pod) *corev1.Pod {
 		out.Annotations = make(map[string]string, len(m.Annotations))
 	}
 	maps.Copy(out.Annotations, m.Annotations)
+	out.Labels = setAll(out.Labels, m.Labels)
 	if len(m.InitContainers) > 0 {
 		out.Spec.InitContainers = slices.Concat(copyContainers(m.InitContainers), out.Spec.InitContainers)
 	}
@@ -212,6 +215,7 @@ func (m *Mutation) Patch(pod *corev1.Pod) []jsonpatch.Operation {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapeJSONPointer(k), m.Annotations[k]))
 		}
 	}
+	ops = append(ops, mapOps("/metadata/labels", pod.Labels, m.Labels)...)
 	prepend := func(path string, existing, added []corev1.Container, each []any, list any) {
 		switch {
 		case len(added) == 0:

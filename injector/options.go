@@ -22,6 +22,10 @@ const (
 	AnnotationConfig = "corsmesh.io/cors-config"
 	// AnnotationStatus records what was injected; its presence makes injection idempotent.
 	AnnotationStatus = "corsmesh.io/status"
+	// LabelInjected ("true") marks the pods the injector injected, beside AnnotationStatus:
+	// a label can be selected by the API server, so the webhook finds injected pods in
+	// namespaces whose pods it does not cache by listing only them.
+	LabelInjected = "corsmesh.io/injected"
 	// AnnotationNativeSidecar overrides, per pod, whether the proxy is a native sidecar.
 	AnnotationNativeSidecar = "corsmesh.io/native-sidecar"
 	// Per-pod overrides of the proxy's resources, as Kubernetes quantities.

@@ -25,6 +25,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -102,8 +103,9 @@ type Server struct {
 	mgr      manager.Manager
 	Resolver *injector.Resolver
 	Cluster  *informers.InformerCluster
-	// Services holds the Services of the namespaces the mesh monitors.
+	// Services holds the Services of the namespaces the mesh monitors, Pods their pods.
 	Services *informers.NamespacedInformer
+	Pods     *informers.NamespacedInformer
 	Metrics  *admit.Metrics
 
 	drain *drain
@@ -145,6 +147,9 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOptions(opts.Injector.OwnNamespace),
+		// Pods are cached per monitored namespace (Pods) and read live elsewhere: a read of
+		// a pod through the client must not start the cache's informer of every pod.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Pod{}}}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
@@ -154,11 +159,22 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	hookServer = mgr.GetWebhookServer()
 	// Getting the informers now starts them with the manager rather than at the first
 	// admission, which would otherwise wait for a full list of every PluginChain.
-	services, err := monitoredServices(mgr)
+	cs, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("creating a clientset: %w", err)
+	}
+	// The core group's REST client alone: through kubernetes.Interface every typed client's
+	// methods (and their apply configurations) would be linked in: 1 MB more binary.
+	core := cs.CoreV1().RESTClient()
+	services, err := monitoredServices(mgr, core)
 	if err != nil {
 		return nil, err
 	}
 	resolver, cluster, err := informers.NewResolver(ctx, mgr.GetCache(), mgr.GetAPIReader(), injector.New(opts.Injector), services)
+	if err != nil {
+		return nil, err
+	}
+	pods, err := monitoredPods(ctx, mgr, core, opts.Injector)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +187,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		Resolver: resolver,
 		Cluster:  cluster,
 		Services: services,
+		Pods:     pods,
 		Metrics:  metrics,
 		drain:    &drain{period: opts.DrainPeriod},
 		log:      log,
@@ -195,7 +212,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := controllers.Setup(ctx, mgr, resolver, services, log); err != nil {
+	if err := controllers.Setup(ctx, mgr, resolver, services, pods, log); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return s, nil
@@ -216,15 +233,12 @@ func cacheOptions(ownNamespace string) cache.Options {
 
 // monitoredServices is the informer of the Services of the namespaces the mesh monitors,
 // run by the manager: only a monitored namespace's Services decide anything but whether a
-// PluginConfig names an existing one (read live then).
-func monitoredServices(mgr manager.Manager) (*informers.NamespacedInformer, error) {
-	cs, err := kubernetes.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
-	if err != nil {
-		return nil, fmt.Errorf("creating a client for Services: %w", err)
-	}
+// PluginConfig names an existing one (read live then). NewResolver has it follow the
+// namespaces.
+func monitoredServices(mgr manager.Manager, core rest.Interface) (*informers.NamespacedInformer, error) {
 	services := informers.NewNamespacedInformer(informers.NamespacedOptions{
 		ListWatch: func(namespace string) toolscache.ListerWatcher {
-			return toolscache.NewListWatchFromClient(cs.CoreV1().RESTClient(), "services", namespace, fields.Everything())
+			return toolscache.NewListWatchFromClient(core, "services", namespace, fields.Everything())
 		},
 		Example:   &corev1.Service{},
 		Transform: slim.Service,
@@ -233,6 +247,32 @@ func monitoredServices(mgr manager.Manager) (*informers.NamespacedInformer, erro
 		return nil, fmt.Errorf("adding the Services' informers: %w", err)
 	}
 	return services, nil
+}
+
+// monitoredPods is the informer of the pods of the namespaces the mesh monitors, run by
+// the manager on the leader: only the controllers read pods (admission is handed its pod),
+// and of those outside the mesh only the injected ones of a namespace that left it, which
+// config sync lists live.
+func monitoredPods(ctx context.Context, mgr manager.Manager, core rest.Interface, in injector.Options) (*informers.NamespacedInformer, error) {
+	pods := informers.NewNamespacedInformer(informers.NamespacedOptions{
+		ListWatch: func(namespace string) toolscache.ListerWatcher {
+			return toolscache.NewListWatchFromClient(core, "pods", namespace, fields.Everything())
+		},
+		Example:       &corev1.Pod{},
+		Transform:     slim.Pod,
+		LeaderElected: true,
+	})
+	namespaces, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{})
+	if err != nil {
+		return nil, fmt.Errorf("informer for namespaces: %w", err)
+	}
+	if err := pods.FollowNamespaces(namespaces, in.Monitors); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(pods); err != nil {
+		return nil, fmt.Errorf("adding the pods' informers: %w", err)
+	}
+	return pods, nil
 }
 
 // Start runs the webhook and the controllers until ctx ends and the drain period after it

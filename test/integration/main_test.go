@@ -250,6 +250,16 @@ func (a corsApp) install(t *testing.T, ctx context.Context, s *sandbox.Sandbox) 
 	})
 }
 
+// create creates the app's pod (pod) and returns it as admitted.
+func (a corsApp) create(t *testing.T, ctx context.Context, s *sandbox.Sandbox, name string) *corev1.Pod {
+	t.Helper()
+	pod, err := s.Clientset.CoreV1().Pods(a.Namespace).Create(ctx, a.pod(name), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pod
+}
+
 // pod is a minimal pod of the app (named name, or generated from the app when empty).
 func (a corsApp) pod(name string) *corev1.Pod {
 	p := &corev1.Pod{

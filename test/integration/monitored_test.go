@@ -13,9 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/rand"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
@@ -43,21 +41,11 @@ func TestServicesFollowMonitoredNamespaces(t *testing.T) {
 
 	label := func(monitored bool) {
 		t.Helper()
-		patch := `{"metadata":{"labels":{"` + injector.LabelMonitoredBy + `":null}}}`
-		if monitored {
-			patch = `{"metadata":{"labels":{"` + injector.LabelMonitoredBy + `":"osm"}}}`
-		}
-		if err := s.Client.Patch(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil {
-			t.Fatal(err)
-		}
+		labelMonitored(t, ctx, s, ns, monitored)
 	}
 	createPod := func(name string) *corev1.Pod {
 		t.Helper()
-		pod, err := s.Clientset.CoreV1().Pods(ns).Create(ctx, app.pod(name), metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return pod
+		return app.create(t, ctx, s, name)
 	}
 
 	// The pod comes right after the label: its namespace's informer has just started (or

@@ -1,7 +1,7 @@
 // Package loopback runs an injected pod's proxy on loopback, without network namespaces or
 // iptables: the proxy's own command from the pod with --upstream in place of the redirect,
-// in front of pipyok. It is what `make demo` shows a user without root; the e2e test runs
-// it beside the real data plane so that path stays true.
+// in front of pipyok. It is what `make demo` shows a user without root;
+// TestDemoWithoutRootMatchesGuide runs that path as the demo does.
 package loopback
 
 import (

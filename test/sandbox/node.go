@@ -333,14 +333,14 @@ disabled_plugins = [
       "ipam": {
         "type": "host-local",
         "dataDir": %q,
-        "ranges": [[{"subnet": %q}]],
+        "ranges": [[{"subnet": %q}], [{"subnet": %q}]],
         "routes": [{"dst": "0.0.0.0/0"}]
       }
     },
     {"type": "portmap", "capabilities": {"portMappings": true}}
   ]
 }
-`, n.cniNetwork(), filepath.Join(n.dir, "cni", "ipam"), n.net.PodCIDR.String())
+`, n.cniNetwork(), filepath.Join(n.dir, "cni", "ipam"), n.net.PodCIDR.String(), n.net.PodCIDR6.String())
 	return os.WriteFile(filepath.Join(n.dir, "cni", "net.d", "10-bridge.conflist"), []byte(cni), 0o600)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,14 @@ func TestNodeRunsPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	podIP := waitPodReady(ctx, t, s, "default", "plain")
+	// Dual-stack pods: the IPv6 address from the node's own unique local range too.
+	got, err := s.Clientset.CoreV1().Pods("default").Get(ctx, "plain", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ips := got.Status.PodIPs; len(ips) != 2 || !s.node.net.PodCIDR6.Contains(netip.MustParseAddr(ips[1].IP)) {
+		t.Errorf("pod IPs %v, want an IPv4 address and one in %s", ips, s.node.net.PodCIDR6)
+	}
 
 	resp, err := http.Get("http://" + podIP + ":8080/hello")
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 // The addresses come from one /22 of 100.64.0.0/10 picked at random and checked against
 // the host's routes: a /30 for the veth pair, a /24 for pods, a /24 for Services. The host
 // routes the pod and Service ranges to the node, so the API server reaches webhook
-// Services and kubelets as in a cluster.
+// Services and kubelets as in a cluster. Pods also get an IPv6 address from a random
+// unique local /64 (PodCIDR6) that lives only on the node's bridge: pods reach each other
+// over IPv6, nothing outside the node's namespace does.
 type nodeNetwork struct {
 	ID          string // random, in every name below
 	Netns       string // ip netns name; /run/netns/<Netns>
@@ -30,6 +32,7 @@ type nodeNetwork struct {
 	HostIP      netip.Addr
 	NodeIP      netip.Addr
 	PodCIDR     netip.Prefix
+	PodCIDR6    netip.Prefix
 	ServiceCIDR netip.Prefix
 }
 
@@ -55,6 +58,11 @@ func setUpNodeNetwork(ctx context.Context) (_ *nodeNetwork, err error) {
 	if _, err := rand.Read(idBytes); err != nil {
 		return nil, err
 	}
+	var ula [16]byte // fd00::/8 and a random 40-bit global ID (RFC 4193), subnet 0
+	ula[0] = 0xfd
+	if _, err := rand.Read(ula[1:6]); err != nil {
+		return nil, err
+	}
 	id := hex.EncodeToString(idBytes)
 	b := block.Addr().As4()
 	at := func(third, fourth byte) netip.Addr {
@@ -68,6 +76,7 @@ func setUpNodeNetwork(ctx context.Context) (_ *nodeNetwork, err error) {
 		HostIP:      at(0, 1),
 		NodeIP:      at(0, 2),
 		PodCIDR:     netip.PrefixFrom(at(1, 0), 24),
+		PodCIDR6:    netip.PrefixFrom(netip.AddrFrom16(ula), 64),
 		ServiceCIDR: netip.PrefixFrom(at(2, 0), 24),
 	}
 	defer func() {

@@ -130,7 +130,7 @@ func TestPatchEncodedOnceIsTheTypedEncoding(t *testing.T) {
 // builds carries no encoded parts.
 func typedPatch(t *testing.T, m *injector.Mutation, pod *corev1.Pod) []byte {
 	t.Helper()
-	typed := &injector.Mutation{Annotations: m.Annotations, InitContainers: m.InitContainers, Containers: m.Containers, Volumes: m.Volumes}
+	typed := &injector.Mutation{Annotations: m.Annotations, Labels: m.Labels, InitContainers: m.InitContainers, Containers: m.Containers, Volumes: m.Volumes}
 	type patchOp struct {
 		Op    string `json:"op"`
 		Path  string `json:"path"`

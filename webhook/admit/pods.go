@@ -122,7 +122,7 @@ func requestPod(req admission.Request) (*corev1.Pod, error) {
 // and encoding them by reflection was a fifth of an admission's CPU. Strings and maps of
 // them (the annotations) are written here too.
 func encodePatch(ops []jsonpatch.Operation) ([]byte, error) {
-	n := 2
+	n := 2 + 64 // the brackets, and room for a few escapes (<, >, & take six bytes each)
 	for _, op := range ops {
 		n += len(op.Path) + 32
 		switch v := op.Value.(type) {
@@ -131,6 +131,7 @@ func encodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 		case string:
 			n += jsonStringLen(v)
 		case map[string]string:
+			n += 2 // braces
 			for k, s := range v {
 				n += jsonStringLen(k) + jsonStringLen(s) + 2
 			}

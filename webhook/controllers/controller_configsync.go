@@ -1,17 +1,23 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -21,6 +27,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/corsmesh/corsmesh/corsproxy/config"
 	"github.com/corsmesh/corsmesh/injector"
@@ -57,7 +64,12 @@ type ConfigSyncReconciler struct {
 	Resolver *injector.Resolver
 	// Services are watched through this informer (nil: the manager's cache).
 	Services cache.Informer
-	Events   events.EventRecorder // may be nil
+	// Pods are watched and read through this cache of the monitored namespaces' pods
+	// (nil, in unit tests: read through Client, not watched); other pods are read through
+	// Live (nil: Client).
+	Pods   PodCache
+	Live   client.Reader
+	Events events.EventRecorder // may be nil
 	// Now stamps condition transitions (nil: time.Now).
 	Now func() metav1.Time
 }
@@ -66,17 +78,31 @@ type ConfigSyncReconciler struct {
 // Watching every input also makes the controller wait for those caches to sync before its
 // first reconcile: with an empty PluginChain cache every pod would look unselected.
 func (r *ConfigSyncReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	pods, err := podSource(r.Pods, &handler.EnqueueRequestForObject{}, predicate.NewPredicateFuncs(isInjected), metadataChanged(), notJustInjected(r.Resolver))
+	if err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(configSyncName).
 		WithOptions(controllerOptions()).
-		For(&corev1.Pod{}, builder.WithPredicates(predicate.NewPredicateFuncs(isInjected), metadataChanged(), notJustInjected(r.Resolver))).
+		WatchesRawSource(pods).
 		Watches(&v1alpha1.PluginConfig{}, handler.EnqueueRequestsFromMapFunc(r.podsForPluginConfig), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		WatchesRawSource(serviceSource(mgr, r.Services, handler.EnqueueRequestsFromMapFunc(r.podsForService), notInitialList(), serviceChanged())).
-		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.podsForNamespace), builder.WithPredicates(notInitialList(), metadataChanged())).
+		Watches(&corev1.Namespace{}, handler.Funcs{UpdateFunc: r.namespaceUpdated}, builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.PluginChain{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), specChanged())).
-		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.allInjectedPods), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
+		// The plugin-policy switch: pods left alone while it was off may have lost their
+		// namespace's label meanwhile.
+		Watches(&configv1alpha2.MeshConfig{}, handler.EnqueueRequestsFromMapFunc(r.everyInjectedPod), builder.WithPredicates(notInitialList(), predicate.GenerationChangedPredicate{})).
+		WatchesRawSource(source.Func(r.sweepOutsideTheMesh)).
 		Complete(r)
+}
+
+func (r *ConfigSyncReconciler) pods() podReader { return podsThrough(r.Pods, r.Live, r.Client) }
+
+// live reads pods from the API server, whatever the cache holds.
+func (r *ConfigSyncReconciler) live() readerPods {
+	return readerPods{reader: cmp.Or(r.Live, client.Reader(r.Client))}
 }
 
 // notJustInjected drops the creation of a pod this process's webhook injected with a
@@ -114,7 +140,7 @@ func (r *ConfigSyncReconciler) podsForPluginConfig(ctx context.Context, o client
 			continue
 		}
 		seen = append(seen, ns)
-		reqs = append(reqs, injectedPodRequests(ctx, r.Client, ns, nil)...)
+		reqs = append(reqs, injectedPodRequests(ctx, r.pods(), ns, nil)...)
 	}
 	return reqs
 }
@@ -126,35 +152,116 @@ func (r *ConfigSyncReconciler) podsForService(ctx context.Context, o client.Obje
 		return nil
 	}
 	sel := labels.SelectorFromSet(svc.Spec.Selector)
-	return injectedPodRequests(ctx, r.Client, svc.Namespace, func(p *corev1.Pod) bool { return sel.Matches(labels.Set(p.Labels)) })
+	return injectedPodRequests(ctx, r.pods(), svc.Namespace, func(p *corev1.Pod) bool { return sel.Matches(labels.Set(p.Labels)) })
 }
 
-func (r *ConfigSyncReconciler) podsForNamespace(ctx context.Context, o client.Object) []reconcile.Request {
-	return injectedPodRequests(ctx, r.Client, o.GetName(), nil)
+// namespaceUpdated maps a change of a namespace's labels or annotations to its injected
+// pods: from the cache while the namespace is monitored (a chain's namespaceSelector may
+// now select them, or no longer), and listed live when it has just left the mesh, whose
+// pods are no longer cached (their informer stops with the label) but must have their
+// proxies switched to passthrough. Pods of a namespace that stays outside the mesh pass
+// traffic through already.
+func (r *ConfigSyncReconciler) namespaceUpdated(ctx context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	for _, req := range r.podsForNamespace(ctx, e.ObjectOld, e.ObjectNew) {
+		q.Add(req)
+	}
 }
 
-// allInjectedPods maps PluginChains and Plugins, which select across namespaces.
+func (r *ConfigSyncReconciler) podsForNamespace(ctx context.Context, oldObj, newObj client.Object) []reconcile.Request {
+	oldNS, okOld := oldObj.(*corev1.Namespace)
+	newNS, okNew := newObj.(*corev1.Namespace)
+	if !okOld || !okNew {
+		return nil
+	}
+	monitors := r.Resolver.Injector().Options().Monitors
+	switch {
+	case monitors(newNS):
+		return injectedPodRequests(ctx, r.pods(), newNS.Name, nil)
+	case monitors(oldNS):
+		// The whole namespace listed, once per label removal: pods injected before the
+		// injector labelled them are among them.
+		return injectedPodRequests(ctx, wholeNamespaces{r.live()}, newNS.Name, nil)
+	}
+	return nil
+}
+
+// allInjectedPods maps PluginChains and Plugins, which select across namespaces, to the
+// injected pods of the monitored namespaces.
 func (r *ConfigSyncReconciler) allInjectedPods(ctx context.Context, _ client.Object) []reconcile.Request {
-	return injectedPodRequests(ctx, r.Client, "", nil)
+	return injectedPodRequests(ctx, r.pods(), "", nil)
+}
+
+// everyInjectedPod is allInjectedPods and those outside the monitored namespaces, listed
+// live.
+func (r *ConfigSyncReconciler) everyInjectedPod(ctx context.Context, o client.Object) []reconcile.Request {
+	reqs := r.allInjectedPods(ctx, o)
+	outside, err := r.injectedOutsideTheMesh(ctx)
+	if err != nil {
+		logf.FromContext(ctx).Error(err, "listing injected pods outside the monitored namespaces")
+	}
+	return append(reqs, outside...)
+}
+
+// injectedOutsideTheMesh lists live the injected pods of the namespaces whose pods the cache
+// does not hold: those of a namespace unlabelled while this controller did not run (the
+// webhook down, another replica leading) still need their proxies switched to passthrough.
+// Found by their label, which pods injected before it existed lack: those keep their
+// config until restarted.
+func (r *ConfigSyncReconciler) injectedOutsideTheMesh(ctx context.Context) ([]reconcile.Request, error) {
+	pods, err := r.live().Injected(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	var reqs []reconcile.Request
+	for _, pod := range pods {
+		if r.Pods == nil || !r.Pods.Watches(pod.Namespace) {
+			reqs = append(reqs, requestFor(pod))
+		}
+	}
+	return reqs, nil
+}
+
+// sweepOutsideTheMesh is a source run once as the controller starts: once the pods' cache
+// knows the monitored namespaces, it queues the injected pods outside them (listed live,
+// retried until it succeeds). The cache's own pods come as its initial list.
+func (r *ConfigSyncReconciler) sweepOutsideTheMesh(ctx context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	go func() {
+		if r.Pods != nil && !toolscache.WaitForCacheSync(ctx.Done(), r.Pods.HasSynced) {
+			return
+		}
+		backoff := wait.Backoff{Duration: time.Second, Factor: 2, Steps: math.MaxInt32, Cap: time.Minute}
+		_ = wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+			reqs, err := r.injectedOutsideTheMesh(ctx)
+			if err != nil {
+				logf.FromContext(ctx).Error(err, "listing injected pods outside the monitored namespaces; retrying")
+				return false, nil
+			}
+			for _, req := range reqs {
+				q.Add(req)
+			}
+			return true, nil
+		})
+	}()
+	return nil
 }
 
 // Reconcile brings one injected pod's config annotation and RestartRequired condition in
 // line with the decision for the pod as if it were created now.
 func (r *ConfigSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var pod corev1.Pod
-	if err := r.Client.Get(ctx, req.NamespacedName, &pod); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+	pod, err := r.pods().Pod(ctx, req.NamespacedName)
+	if err != nil || pod == nil {
+		return ctrl.Result{}, err
 	}
-	if !isInjected(&pod) || pod.DeletionTimestamp != nil {
+	if !isInjected(pod) || pod.DeletionTimestamp != nil {
 		return ctrl.Result{}, nil
 	}
-	status, err := injector.ParseStatus(&pod)
+	status, err := injector.ParseStatus(pod)
 	if err != nil {
 		// Not retried: only a new pod fixes the annotation.
-		r.event(&pod, corev1.EventTypeWarning, EventInvalidStatus, "Sync", "the CORS config is not kept current: %v", err)
+		r.event(pod, corev1.EventTypeWarning, EventInvalidStatus, "Sync", "the CORS config is not kept current: %v", err)
 		return ctrl.Result{}, nil
 	}
-	d, err := r.Resolver.Decide(ctx, &pod, pod.Namespace, injector.ForResync)
+	d, err := r.Resolver.Decide(ctx, pod, pod.Namespace, injector.ForResync)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("deciding for pod %s: %w", req.NamespacedName, err)
 	}
@@ -163,10 +270,10 @@ func (r *ConfigSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		// force: the pod keeps its config until plugin policy is on again.
 		return ctrl.Result{}, nil
 	}
-	if err := r.syncConfig(ctx, &pod, status, d); err != nil {
+	if err := r.syncConfig(ctx, pod, status, d); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, r.syncRestartCondition(ctx, &pod, status, d)
+	return ctrl.Result{}, r.syncRestartCondition(ctx, pod, status, d)
 }
 
 // syncConfig patches the config annotation when it differs from what the proxy should serve.

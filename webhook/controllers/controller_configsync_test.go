@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -301,38 +302,93 @@ func TestConfigSyncClearsRestartRequired(t *testing.T) {
 	}
 }
 
-// The map functions reach the injected pods a change can affect, and only those.
+// The map functions reach the injected pods a change can affect, and only those: read
+// through the client (a unit test's reconciler has no pods' cache), and through a cache of
+// the monitored namespace's pods, outside of which only a namespace leaving the mesh and
+// the sweeps reach injected pods, listed live.
 func TestConfigSyncMapping(t *testing.T) {
 	seed := ctlLoadSeed(t)
 	in := ctlInjector()
 	injected := seed.injected(t, in, ctlPod(seed.deployments[0], "pipy-ok-v1-abc", metav1.OwnerReference{}))
 	plain := ctlPod(seed.deployments[1], "pipy-ok-v2-plain", metav1.OwnerReference{})
 	other := injected.DeepCopy()
-	other.Namespace, other.Name, other.Labels = "elsewhere", "other", map[string]string{"app": "other"}
-	c, _ := ctlClient(t, append(seed.clientObjects(), injected, plain, other)...)
-	r := &ConfigSyncReconciler{Client: c, Resolver: clientResolver(in, c)}
+	other.Namespace, other.Name, other.Labels = "elsewhere", "other", map[string]string{"app": "other", injector.LabelInjected: "true"}
+	// Labelled by its author, not injected.
+	posing := plain.DeepCopy()
+	posing.Namespace, posing.Name, posing.Labels = "elsewhere", "posing", map[string]string{injector.LabelInjected: "true"}
+	// Injected before the injector labelled pods.
+	legacy := other.DeepCopy()
+	legacy.Name, legacy.Labels = "legacy", map[string]string{"app": "other"}
+	c, _ := ctlClient(t, append(seed.clientObjects(), injected, plain, other, posing, legacy)...)
 	ctx := context.Background()
 	svc := func(name string, selector map[string]string) *corev1.Service {
 		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: name}, Spec: corev1.ServiceSpec{Selector: selector}}
 	}
-	tests := []struct {
-		name string
-		got  []reconcile.Request
-		want []string
-	}{
-		{"PluginConfig: its Services' namespace", r.podsForPluginConfig(ctx, seed.objs.Configs[0]), []string{"pipy/pipy-ok-v1-abc"}},
-		{"Service selecting the pod", r.podsForService(ctx, svc("s", map[string]string{"app": "pipy-ok"})), []string{"pipy/pipy-ok-v1-abc"}},
-		{"Service selecting other pods", r.podsForService(ctx, svc("s", map[string]string{"app": "nope"})), nil},
-		{"Service without selector", r.podsForService(ctx, svc("s", nil)), nil},
-		{"Namespace", r.podsForNamespace(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere"}}), []string{"elsewhere/other"}},
-		{"PluginChain: every injected pod", r.allInjectedPods(ctx, seed.objs.Chains[0]), []string{"elsewhere/other", "pipy/pipy-ok-v1-abc"}},
+	ns := func(name string, monitored bool) *corev1.Namespace {
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"team": "a"}}}
+		if monitored {
+			n.Labels[injector.LabelMonitoredBy] = "osm"
+		}
+		return n
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := ctlRequestNames(tt.got); !slices.Equal(got, tt.want) {
-				t.Errorf("requests = %v, want %v", got, tt.want)
-			}
-		})
+	relabelled := ns("pipy", true)
+	relabelled.Labels["team"] = "b"
+	cached := ctlPodCache(t, []*corev1.Pod{injected, plain}, "pipy")
+
+	for _, reader := range []struct {
+		name string
+		pods PodCache
+	}{{"client", nil}, {"cache", cached}} {
+		r := &ConfigSyncReconciler{Client: c, Resolver: clientResolver(in, c), Pods: reader.pods}
+		tests := []struct {
+			name string
+			got  []reconcile.Request
+			want []string
+		}{
+			{"PluginConfig: its Services' namespace", r.podsForPluginConfig(ctx, seed.objs.Configs[0]), []string{"pipy/pipy-ok-v1-abc"}},
+			{"Service selecting the pod", r.podsForService(ctx, svc("s", map[string]string{"app": "pipy-ok"})), []string{"pipy/pipy-ok-v1-abc"}},
+			{"Service selecting other pods", r.podsForService(ctx, svc("s", map[string]string{"app": "nope"})), nil},
+			{"Service without selector", r.podsForService(ctx, svc("s", nil)), nil},
+			{"Namespace relabelled in the mesh", r.podsForNamespace(ctx, ns("pipy", true), relabelled), []string{"pipy/pipy-ok-v1-abc"}},
+			{"Namespace leaving the mesh: live, labelled or not", r.podsForNamespace(ctx, ns("elsewhere", true), ns("elsewhere", false)), []string{"elsewhere/legacy", "elsewhere/other"}},
+			{"Namespace joining the mesh: its informer's creations", r.podsForNamespace(ctx, ns("elsewhere", false), ns("elsewhere", true)), map[bool][]string{true: {"elsewhere/other"}, false: nil}[reader.pods == nil]},
+			{"Namespace staying outside", r.podsForNamespace(ctx, ns("elsewhere", false), ns("elsewhere", false)), nil},
+			{"PluginChain: every cached injected pod", r.allInjectedPods(ctx, seed.objs.Chains[0]), map[bool][]string{true: {"elsewhere/other", "pipy/pipy-ok-v1-abc"}, false: {"pipy/pipy-ok-v1-abc"}}[reader.pods == nil]},
+			{"MeshConfig: every injected pod", r.everyInjectedPod(ctx, seed.objs.Chains[0]), map[bool][]string{true: {"elsewhere/other", "elsewhere/other", "pipy/pipy-ok-v1-abc", "pipy/pipy-ok-v1-abc"}, false: {"elsewhere/other", "pipy/pipy-ok-v1-abc"}}[reader.pods == nil]},
+		}
+		for _, tt := range tests {
+			t.Run(reader.name+"/"+tt.name, func(t *testing.T) {
+				if got := ctlRequestNames(tt.got); !slices.Equal(got, tt.want) {
+					t.Errorf("requests = %v, want %v", got, tt.want)
+				}
+			})
+		}
+	}
+}
+
+// Started, config sync queues once the injected pods outside the cached namespaces, listed
+// live: those of a namespace that left the mesh while it did not run.
+func TestConfigSyncSweepsOutsideTheMesh(t *testing.T) {
+	seed := ctlLoadSeed(t)
+	in := ctlInjector()
+	injected := seed.injected(t, in, ctlPod(seed.deployments[0], "pipy-ok-v1-abc", metav1.OwnerReference{}))
+	other := injected.DeepCopy()
+	other.Namespace, other.Name = "elsewhere", "other"
+	c, _ := ctlClient(t, append(seed.clientObjects(), injected, other)...)
+	r := &ConfigSyncReconciler{Client: c, Resolver: clientResolver(in, c), Pods: ctlPodCache(t, []*corev1.Pod{injected}, "pipy")}
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	t.Cleanup(q.ShutDown)
+	if err := r.sweepOutsideTheMesh(t.Context(), q); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := q.Get()
+	if got.String() != "elsewhere/other" {
+		t.Errorf("swept %s, want elsewhere/other", got)
+	}
+	q.Done(got)
+	time.Sleep(100 * time.Millisecond)
+	if n := q.Len(); n != 0 {
+		t.Errorf("%d more requests queued, want none (pipy's pods are the cache's)", n)
 	}
 }
 

@@ -192,7 +192,6 @@ func ctlClient(t *testing.T, objs ...client.Object) (client.WithWatch, *ctlWrite
 	c := fake.NewClientBuilder().
 		WithScheme(scheme).
 		WithObjects(objs...).
-		WithIndex(&corev1.Pod{}, IndexPodInjected, indexInjectedPod).
 		WithStatusSubresource(&corev1.Pod{}, &v1alpha1.PluginChain{}, &v1alpha1.PluginConfig{}, &v1alpha1.Plugin{}).
 		WithInterceptorFuncs(interceptor.Funcs{
 			Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {

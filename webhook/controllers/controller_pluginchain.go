@@ -78,8 +78,11 @@ type PluginChainReconciler struct {
 	// Services are watched through this informer (nil: the manager's cache).
 	Services cache.Informer
 	Events   events.EventRecorder // may be nil
-	// Pods lists the pods a chain selects (nil: through Client).
-	Pods podLister
+	// Pods are watched and read through this cache of the monitored namespaces' pods
+	// (nil, in unit tests: read through Client, not watched); a namespace it does not hold
+	// yet is read through Live (nil: Client).
+	Pods PodCache
+	Live client.Reader
 	// Now stamps restarts (nil: time.Now).
 	Now func() time.Time
 }
@@ -88,12 +91,16 @@ type PluginChainReconciler struct {
 // Services and the MeshConfig that change what they select or whether a restart would
 // inject.
 func (r *PluginChainReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	pods, err := podSource(r.Pods, mapBatched(podEventDelay, namespaceAndLabels, r.chainsSelectingPod), notInitialList(), podSelectionChanged())
+	if err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(pluginChainName).
 		WithOptions(controllerOptions()).
 		// Annotations too: the restart opt-in lives there. Our status writes pass neither.
 		For(&v1alpha1.PluginChain{}, builder.WithPredicates(specChanged())).
-		Watches(&corev1.Pod{}, mapBatched(podEventDelay, namespaceAndLabels, r.chainsSelectingPod), builder.WithPredicates(notInitialList(), podSelectionChanged())).
+		WatchesRawSource(pods).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.allChains), builder.WithPredicates(notInitialList(), metadataChanged())).
 		Watches(&v1alpha1.Plugin{}, handler.EnqueueRequestsFromMapFunc(r.chainsNamingPlugin), builder.WithPredicates(notInitialList(), specChanged())).
 		WatchesRawSource(serviceSource(mgr, r.Services, mapBatched(podEventDelay, everyServiceAlike, r.allChains), notInitialList(), serviceChanged())).
@@ -147,11 +154,11 @@ func (r *PluginChainReconciler) allChains(ctx context.Context, _ client.Object) 
 }
 
 // chainsSelectingPod maps a pod to the chains whose selectors match it (old and new labels
-// are both mapped on update). Every pod event of the cluster passes through here, so it
-// reads the chains without copying them.
+// are both mapped on update). Every pod event of the monitored namespaces passes through
+// here, so it reads the chains without copying them.
 //
 // Pods outside the mesh's namespaces map to nothing: the chains count only monitored
-// namespaces' pods.
+// namespaces' pods (one may come from an informer about to stop with the label).
 func (r *PluginChainReconciler) chainsSelectingPod(ctx context.Context, o client.Object) []reconcile.Request {
 	ns, err := r.Resolver.Cluster().Namespace(ctx, o.GetNamespace())
 	if err != nil || !r.Resolver.Injector().Options().Monitors(ns) {
@@ -251,12 +258,7 @@ func (r *PluginChainReconciler) selectPods(ctx context.Context, podSel, nsSel la
 	return selected, without, nil
 }
 
-func (r *PluginChainReconciler) pods() podLister {
-	if r.Pods != nil {
-		return r.Pods
-	}
-	return readerPods{reader: r.Client}
-}
+func (r *PluginChainReconciler) pods() podReader { return podsThrough(r.Pods, r.Live, r.Client) }
 
 // chainWorkload is what restarts a pod: its Deployment, StatefulSet or DaemonSet, or the
 // pod itself (Kind "Pod") when it has no owner kubectl can roll.

@@ -5,6 +5,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -56,14 +57,19 @@ const controllerRecorder = "corsmesh-controller"
 
 // Setup registers the controllers with the manager.
 // Services are watched through services when set (the webhook keeps them per monitored
-// namespace), else through the manager's cache.
-func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, services cache.Informer, log logr.Logger) error {
-	// The index must exist before the cache starts, which is after this returns.
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, IndexPodInjected, indexInjectedPod); err != nil {
+// namespace), else through the manager's cache. Pods are watched through pods, which the
+// manager's cache does not hold, and read live where pods does not hold them.
+func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, services cache.Informer, pods PodCache, log logr.Logger) error {
+	if pods == nil {
+		return errors.New("the controllers need a pod cache")
+	}
+	// The index must exist before the informers start, which is after this returns.
+	if err := pods.AddIndexers(podIndexers()); err != nil {
 		return fmt.Errorf("indexing injected pods: %w", err)
 	}
 	events := mgr.GetEventRecorder(controllerRecorder)
-	sync := &ConfigSyncReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events}
+	live := mgr.GetAPIReader()
+	sync := &ConfigSyncReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Pods: pods, Live: live, Events: events}
 	if err := sync.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("config sync controller: %w", err)
 	}
@@ -71,16 +77,32 @@ func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver
 	if err := configs.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginConfig status controller: %w", err)
 	}
-	pods, err := cachePods(ctx, mgr.GetCache(), mgr.GetClient())
-	if err != nil {
-		return err
-	}
-	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events, Pods: pods}
+	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events, Pods: pods, Live: live}
 	if err := chains.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginChain status controller: %w", err)
 	}
 	log.V(1).Info("controllers registered", "controllers", []string{configSyncName, pluginConfigName, pluginChainName})
 	return nil
+}
+
+// podsThrough reads pods from cache and, where it holds none, through live (nil: c); with
+// no cache (a unit test's fake client), through c alone.
+func podsThrough(cache PodCache, live, c client.Reader) podReader {
+	if live == nil {
+		live = c
+	}
+	if cache == nil {
+		return readerPods{reader: live}
+	}
+	return cachedPods{cache: cache, live: readerPods{reader: live}}
+}
+
+// podSource is a controller's watch of the pods through cache.
+func podSource(cache PodCache, h handler.EventHandler, preds ...predicate.Predicate) (source.Source, error) {
+	if cache == nil {
+		return nil, errors.New("no pod cache to watch")
+	}
+	return &source.Informer{Informer: cache, Handler: h, Predicates: preds}, nil
 }
 
 // serviceSource is a controller's watch of Services: through services when set, else the
@@ -191,23 +213,19 @@ func controllerOptions() controller.Options {
 	return controller.Options{SkipNameValidation: ptr.To(true)}
 }
 
-// injectedPodRequests lists the injected pods of a namespace ("" for all) that match
-// keep (nil: all), as requests. It reads the cache through IndexPodInjected.
-func injectedPodRequests(ctx context.Context, c client.Reader, namespace string, keep func(*corev1.Pod) bool) []reconcile.Request {
-	var pods corev1.PodList
-	opts := []client.ListOption{client.MatchingFields{IndexPodInjected: "true"}, client.UnsafeDisableDeepCopy}
-	if namespace != "" {
-		opts = append(opts, client.InNamespace(namespace))
-	}
-	if err := c.List(ctx, &pods, opts...); err != nil {
+// injectedPodRequests maps the injected pods of a namespace ("" for all) that match keep
+// (nil: all) to requests.
+func injectedPodRequests(ctx context.Context, pods podReader, namespace string, keep func(*corev1.Pod) bool) []reconcile.Request {
+	injected, err := pods.Injected(ctx, namespace)
+	if err != nil {
 		// A map function cannot return an error; the next event or resync maps again.
 		logf.FromContext(ctx).Error(err, "listing injected pods", "namespace", namespace)
 		return nil
 	}
 	var reqs []reconcile.Request
-	for i := range pods.Items {
-		if keep == nil || keep(&pods.Items[i]) {
-			reqs = append(reqs, requestFor(&pods.Items[i]))
+	for _, pod := range injected {
+		if keep == nil || keep(pod) {
+			reqs = append(reqs, requestFor(pod))
 		}
 	}
 	return reqs

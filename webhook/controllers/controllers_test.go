@@ -28,6 +28,7 @@ import (
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/kubecluster"
+	"github.com/corsmesh/corsmesh/webhook/informers"
 )
 
 // SetupControllers registers the pod index and the three controllers on a manager that is
@@ -36,8 +37,12 @@ import (
 func TestSetupControllers(t *testing.T) {
 	for range 2 {
 		mgr := ctlManager(t)
-		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, logr.Discard()); err != nil {
+		pods := informers.NewNamespacedInformer(informers.NamespacedOptions{Example: &corev1.Pod{}})
+		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, pods, logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
+		}
+		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, nil, logr.Discard()); err == nil {
+			t.Errorf("SetupControllers without a pods' cache: no error")
 		}
 	}
 }

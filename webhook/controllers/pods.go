@@ -2,54 +2,146 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/corsmesh/corsmesh/injector"
 )
 
-// podLister lists the pods of a namespace that a selector matches. The pods are shared
-// with the cache: read them, never modify them.
-type podLister interface {
-	Pods(ctx context.Context, namespace string, sel labels.Selector) ([]*corev1.Pod, error)
+// PodCache holds the pods of the namespaces the mesh monitors, one informer per namespace
+// started and stopped with its label (informers.NamespacedInformer): in a cluster most pods
+// are outside the mesh, and caching them all made the webhook's CPU and memory follow the
+// whole cluster's pod churn. The controllers watch pods through it and read pods of other
+// namespaces live.
+type PodCache interface {
+	cache.Informer
+	// Watches reports whether the namespace's pods are cached.
+	Watches(namespace string) bool
+	// Namespaces are those whose pods are cached.
+	Namespaces() []string
+	// List, Get and ByIndex read a namespace's cached pods; ok is false when no synced
+	// informer holds the namespace (the caller reads the API server).
+	List(ctx context.Context, namespace string) (objs []any, ok bool)
+	Get(ctx context.Context, namespace, name string) (obj any, ok bool, err error)
+	ByIndex(ctx context.Context, namespace, index, value string) (objs []any, ok bool, err error)
+	AddIndexers(toolscache.Indexers) error
 }
 
-// readerPods lists through a client.Reader (a test's fake client, or a cache whose pod
-// informer is not one shared informer).
+// podReader reads the pods the controllers act on. The pods it lists are shared with the
+// cache: read them, never modify them.
+type podReader interface {
+	// Pod reads one pod (nil when there is none) as a copy the caller may change.
+	Pod(ctx context.Context, key types.NamespacedName) (*corev1.Pod, error)
+	// Pods lists the pods of a namespace that a selector matches.
+	Pods(ctx context.Context, namespace string, sel labels.Selector) ([]*corev1.Pod, error)
+	// Injected lists the injected pods of a namespace ("": of all) that the pods' cache
+	// holds: the only ones a policy change can affect, since the pods of a namespace the
+	// mesh does not monitor pass traffic through whatever the policy.
+	Injected(ctx context.Context, namespace string) ([]*corev1.Pod, error)
+}
+
+// readerPods reads through a client.Reader: the API server (the manager's APIReader), or a
+// test's fake client. It finds injected pods by their injector.LabelInjected label, which
+// the API server selects: pods injected before that label existed are not among them.
 type readerPods struct{ reader client.Reader }
 
-func (r readerPods) Pods(ctx context.Context, namespace string, sel labels.Selector) ([]*corev1.Pod, error) {
-	var pods corev1.PodList
-	if err := r.reader.List(ctx, &pods, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel}, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, err
+func (r readerPods) Pod(ctx context.Context, key types.NamespacedName) (*corev1.Pod, error) {
+	var pod corev1.Pod
+	if err := r.reader.Get(ctx, key, &pod); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading pod %s: %w", key, err)
 	}
-	out := make([]*corev1.Pod, len(pods.Items))
-	for i := range pods.Items {
-		out[i] = &pods.Items[i]
-	}
-	return out, nil
+	return &pod, nil
 }
 
-// informerPods lists straight from the pod informer's store by its namespace index. The
-// cache's List copies each pod into the list it returns, even without deep copies: with
-// 1,000 pods that copy was two thirds of a PluginChain status reconcile, and a chain's
-// status is reconciled about once a second while its pods are being created.
-type informerPods struct{ indexer toolscache.Indexer }
+func (r readerPods) Pods(ctx context.Context, namespace string, sel labels.Selector) ([]*corev1.Pod, error) {
+	return r.list(ctx, nil, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: sel})
+}
 
-func (p informerPods) Pods(_ context.Context, namespace string, sel labels.Selector) ([]*corev1.Pod, error) {
-	objs, err := p.indexer.ByIndex(toolscache.NamespaceIndex, namespace)
-	if err != nil {
-		return nil, fmt.Errorf("pods of namespace %s: %w", namespace, err)
-	}
+func (r readerPods) Injected(ctx context.Context, namespace string) ([]*corev1.Pod, error) {
+	// A pod author can set the label too: the status annotation says what is injected.
+	return r.list(ctx, isInjected, client.InNamespace(namespace), client.MatchingLabels{injector.LabelInjected: "true"})
+}
+
+// list pages through the pods (a large namespace's, or all injected pods), keeping those
+// keep accepts (nil: all).
+func (r readerPods) list(ctx context.Context, keep func(client.Object) bool, opts ...client.ListOption) ([]*corev1.Pod, error) {
 	var out []*corev1.Pod
-	for _, o := range objs {
-		pod, ok := o.(*corev1.Pod)
-		if !ok {
-			return nil, fmt.Errorf("the pod informer holds a %T", o)
+	page := &client.ListOptions{Limit: 500}
+	for {
+		var pods corev1.PodList
+		if err := r.reader.List(ctx, &pods, append(opts, page, client.UnsafeDisableDeepCopy)...); err != nil {
+			return nil, err
 		}
+		for i := range pods.Items {
+			if keep == nil || keep(&pods.Items[i]) {
+				out = append(out, &pods.Items[i])
+			}
+		}
+		if pods.Continue == "" {
+			return out, nil
+		}
+		page.Continue = pods.Continue
+	}
+}
+
+// wholeNamespaces finds a namespace's injected pods by listing all its pods: also those
+// injected before LabelInjected existed, at the cost of the whole namespace.
+type wholeNamespaces struct{ readerPods }
+
+func (w wholeNamespaces) Injected(ctx context.Context, namespace string) ([]*corev1.Pod, error) {
+	if namespace == "" {
+		return nil, errors.New("listing every pod of the cluster") // the cost this file avoids
+	}
+	return w.list(ctx, isInjected, client.InNamespace(namespace))
+}
+
+// cachedPods reads the pods of the namespaces the cache holds from it, uncopied (a
+// PluginChain's status is reconciled about once a second while its pods are created, and
+// copying each pod was most of that), and those of other namespaces live.
+type cachedPods struct {
+	cache PodCache
+	live  readerPods
+}
+
+func (c cachedPods) Pod(ctx context.Context, key types.NamespacedName) (*corev1.Pod, error) {
+	obj, ok, err := c.cache.Get(ctx, key.Namespace, key.Name)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("reading pod %s from the cache: %w", key, err)
+	case !ok:
+		return c.live.Pod(ctx, key)
+	case obj == nil:
+		return nil, nil
+	}
+	pod, isPod := obj.(*corev1.Pod)
+	if !isPod {
+		return nil, fmt.Errorf("the pods' cache holds a %T", obj)
+	}
+	return pod.DeepCopy(), nil
+}
+
+func (c cachedPods) Pods(ctx context.Context, namespace string, sel labels.Selector) ([]*corev1.Pod, error) {
+	objs, ok := c.cache.List(ctx, namespace)
+	if !ok {
+		return c.live.Pods(ctx, namespace, sel)
+	}
+	pods, err := typedPods(objs)
+	if err != nil {
+		return nil, err
+	}
+	out := pods[:0]
+	for _, pod := range pods {
 		if sel.Matches(labels.Set(pod.Labels)) {
 			out = append(out, pod)
 		}
@@ -57,17 +149,56 @@ func (p informerPods) Pods(_ context.Context, namespace string, sel labels.Selec
 	return out, nil
 }
 
-// cachePods reads the cache's pod informer store when it is one shared informer indexed
-// by namespace, and otherwise through reader.
-func cachePods(ctx context.Context, c cache.Cache, reader client.Reader) (podLister, error) {
-	inf, err := c.GetInformer(ctx, &corev1.Pod{})
-	if err != nil {
-		return nil, fmt.Errorf("pod informer: %w", err)
+func (c cachedPods) Injected(ctx context.Context, namespace string) ([]*corev1.Pod, error) {
+	if namespace != "" {
+		return c.injectedIn(ctx, namespace)
 	}
-	if shared, ok := inf.(toolscache.SharedIndexInformer); ok {
-		if _, indexed := shared.GetIndexer().GetIndexers()[toolscache.NamespaceIndex]; indexed {
-			return informerPods{indexer: shared.GetIndexer()}, nil
+	var out []*corev1.Pod
+	for _, ns := range c.cache.Namespaces() {
+		pods, err := c.injectedIn(ctx, ns)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, pods...)
 	}
-	return readerPods{reader: reader}, nil
+	return out, nil
+}
+
+// injectedIn reads a namespace's injected pods through IndexPodInjected; those of a
+// namespace whose informer has not synced yet are listed live.
+func (c cachedPods) injectedIn(ctx context.Context, namespace string) ([]*corev1.Pod, error) {
+	if !c.cache.Watches(namespace) {
+		return nil, nil
+	}
+	objs, ok, err := c.cache.ByIndex(ctx, namespace, IndexPodInjected, "true")
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("injected pods of namespace %s: %w", namespace, err)
+	case !ok:
+		return c.live.Injected(ctx, namespace)
+	}
+	return typedPods(objs)
+}
+
+func typedPods(objs []any) ([]*corev1.Pod, error) {
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		pod, ok := o.(*corev1.Pod)
+		if !ok {
+			return nil, fmt.Errorf("the pods' cache holds a %T", o)
+		}
+		out = append(out, pod)
+	}
+	return out, nil
+}
+
+// podIndexers are the pods' cache's indexes: IndexPodInjected.
+func podIndexers() toolscache.Indexers {
+	return toolscache.Indexers{IndexPodInjected: func(obj any) ([]string, error) {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return nil, nil
+		}
+		return indexInjectedPod(pod), nil
+	}}
 }

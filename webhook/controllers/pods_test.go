@@ -1,39 +1,102 @@
 package controllers
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
+	fcache "k8s.io/client-go/tools/cache/testing"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/webhook/informers"
+	"github.com/corsmesh/corsmesh/webhook/slim"
 )
 
-// Both listers return the pods of one namespace that the selector matches; the informer's
-// returns the store's own objects, uncopied.
-func TestPodListers(t *testing.T) {
-	pod := func(ns, name string, l map[string]string) *corev1.Pod {
-		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l}}
+// ctlPodCache is the webhook's pods' cache (slimmed, indexed) holding the given pods of the
+// watched namespaces, synced; each namespace's informer lists from a fake source.
+func ctlPodCache(t *testing.T, pods []*corev1.Pod, watched ...string) *informers.NamespacedInformer {
+	t.Helper()
+	sources := map[string]*fcache.FakeControllerSource{}
+	for _, ns := range watched {
+		sources[ns] = fcache.NewFakeControllerSource()
+	}
+	for _, p := range pods {
+		if src, ok := sources[p.Namespace]; ok {
+			src.Add(p.DeepCopy())
+		}
+	}
+	cache := informers.NewNamespacedInformer(informers.NamespacedOptions{
+		ListWatch: func(ns string) toolscache.ListerWatcher { return sources[ns] },
+		Example:   &corev1.Pod{},
+		Transform: slim.Pod,
+	})
+	if err := cache.AddIndexers(podIndexers()); err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range watched {
+		cache.Follow(ns, true)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cache.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		for _, src := range sources {
+			src.Shutdown()
+		}
+	})
+	syncCtx, stop := context.WithTimeout(ctx, 10*time.Second)
+	defer stop()
+	if !toolscache.WaitForCacheSync(syncCtx.Done(), cache.HasSynced) {
+		t.Fatal("the pods' cache did not sync")
+	}
+	return cache
+}
+
+// Pods of a cached namespace are read from the cache (the store's own objects when listed,
+// a copy when read one by one, to be patched); those of other namespaces through the
+// client, as are the injected ones by their label only (the status annotation decides,
+// the label alone is anyone's to set).
+func TestPodReaders(t *testing.T) {
+	pod := func(ns, name string, l map[string]string, injected bool) *corev1.Pod {
+		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: l}}
+		if injected {
+			p.Annotations = map[string]string{injector.AnnotationStatus: "{}"}
+			p.Labels = map[string]string{injector.LabelInjected: "true"}
+			for k, v := range l {
+				p.Labels[k] = v
+			}
+		}
+		return p
 	}
 	pods := []*corev1.Pod{
-		pod("pipy", "ok-1", map[string]string{"app": "pipy-ok"}),
-		pod("pipy", "ok-2", map[string]string{"app": "pipy-ok", "version": "v2"}),
-		pod("pipy", "curl", map[string]string{"app": "curl"}),
-		pod("pipy", "bare", nil),
-		pod("web", "ok-1", map[string]string{"app": "pipy-ok"}),
+		pod("pipy", "ok-1", map[string]string{"app": "pipy-ok"}, true),
+		pod("pipy", "ok-2", map[string]string{"app": "pipy-ok", "version": "v2"}, false),
+		pod("pipy", "curl", map[string]string{"app": "curl"}, false),
+		pod("pipy", "bare", nil, false),
+		// Injected before the label existed: only the cache's index finds it.
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: "unlabelled", Annotations: map[string]string{injector.AnnotationStatus: "{}"}}},
+		pod("web", "ok-1", map[string]string{"app": "pipy-ok"}, true),
+		pod("web", "posing", map[string]string{injector.LabelInjected: "true"}, false),
 	}
-	store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, toolscache.Indexers{toolscache.NamespaceIndex: toolscache.MetaNamespaceIndexFunc})
 	objs := make([]client.Object, len(pods))
 	for i, p := range pods {
-		if err := store.Add(p); err != nil {
-			t.Fatal(err)
-		}
 		objs[i] = p.DeepCopy()
 	}
 	c, _ := ctlClient(t, objs...)
-	listers := map[string]podLister{"client": readerPods{reader: c}, "informer": informerPods{indexer: store}}
+	cache := ctlPodCache(t, pods, "pipy")
+	readers := map[string]podReader{"client": readerPods{reader: c}, "cache": cachedPods{cache: cache, live: readerPods{reader: c}}}
 
 	for _, tc := range []struct {
 		namespace, selector string
@@ -41,7 +104,7 @@ func TestPodListers(t *testing.T) {
 	}{
 		{"pipy", "app=pipy-ok", []string{"ok-1", "ok-2"}},
 		{"pipy", "app in (pipy-ok, curl),version!=v2", []string{"curl", "ok-1"}},
-		{"pipy", "", []string{"bare", "curl", "ok-1", "ok-2"}},
+		{"pipy", "", []string{"bare", "curl", "ok-1", "ok-2", "unlabelled"}},
 		{"web", "app=pipy-ok", []string{"ok-1"}},
 		{"empty", "", nil},
 	} {
@@ -49,38 +112,77 @@ func TestPodListers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for name, l := range listers {
-			got, err := l.Pods(t.Context(), tc.namespace, sel)
+		for name, r := range readers {
+			got, err := r.Pods(t.Context(), tc.namespace, sel)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
-			var names []string
-			for _, p := range got {
-				if p.Namespace != tc.namespace {
-					t.Errorf("%s: %s/%s listed for namespace %s", name, p.Namespace, p.Name, tc.namespace)
-				}
-				names = append(names, p.Name)
-				if _, isInformer := l.(informerPods); isInformer && !slices.Contains(pods, p) {
-					t.Errorf("informer: %s/%s is a copy, not the store's object", p.Namespace, p.Name)
+			if names := ctlPodNames(got); !slices.Equal(names, tc.want) {
+				t.Errorf("%s: pods of %s matching %q = %v, want %v", name, tc.namespace, tc.selector, names, tc.want)
+			}
+			if _, isCache := r.(cachedPods); isCache && tc.namespace == "pipy" {
+				for _, p := range got {
+					if o, _, _ := cache.Get(t.Context(), p.Namespace, p.Name); o != p {
+						t.Errorf("cache: %s/%s is a copy, not the store's object", p.Namespace, p.Name)
+					}
 				}
 			}
-			slices.Sort(names)
-			if !slices.Equal(names, tc.want) {
-				t.Errorf("%s: pods of %s matching %q = %v, want %v", name, tc.namespace, tc.selector, names, tc.want)
+		}
+	}
+
+	for _, tc := range []struct {
+		reader, namespace string
+		want              []string
+	}{
+		{"client", "pipy", []string{"pipy/ok-1"}},
+		{"cache", "pipy", []string{"pipy/ok-1", "pipy/unlabelled"}},
+		{"client", "web", []string{"web/ok-1"}},
+		{"cache", "web", nil}, // not cached: no policy change reaches it
+		{"client", "", []string{"pipy/ok-1", "web/ok-1"}},
+		{"cache", "", []string{"pipy/ok-1", "pipy/unlabelled"}},
+	} {
+		got, err := readers[tc.reader].Injected(t.Context(), tc.namespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range got {
+			names = append(names, p.Namespace+"/"+p.Name)
+		}
+		slices.Sort(names)
+		if !slices.Equal(names, tc.want) {
+			t.Errorf("%s: injected pods of %q = %v, want %v", tc.reader, tc.namespace, names, tc.want)
+		}
+	}
+
+	for _, tc := range []struct {
+		key   string
+		found bool
+	}{{"pipy/ok-1", true}, {"pipy/gone", false}, {"web/ok-1", true}, {"web/gone", false}} {
+		ns, name, _ := strings.Cut(tc.key, "/")
+		for rn, r := range readers {
+			got, err := r.Pod(t.Context(), types.NamespacedName{Namespace: ns, Name: name})
+			if err != nil {
+				t.Fatalf("%s: %s: %v", rn, tc.key, err)
+			}
+			if (got != nil) != tc.found {
+				t.Errorf("%s: %s read %v, want found=%t", rn, tc.key, got, tc.found)
+				continue
+			}
+			if got != nil && ns == "pipy" && rn == "cache" {
+				if o, _, _ := cache.Get(t.Context(), ns, name); o == got {
+					t.Errorf("cache: %s read as the store's own object, which a patch would overwrite", tc.key)
+				}
 			}
 		}
 	}
 }
 
-// A manager's cache has one shared pod informer indexed by namespace: the controllers read
-// its store.
-func TestCachePodsReadsTheInformer(t *testing.T) {
-	mgr := ctlManager(t)
-	l, err := cachePods(t.Context(), mgr.GetCache(), mgr.GetClient())
-	if err != nil {
-		t.Fatal(err)
+func ctlPodNames(pods []*corev1.Pod) []string {
+	var names []string
+	for _, p := range pods {
+		names = append(names, p.Name)
 	}
-	if _, ok := l.(informerPods); !ok {
-		t.Errorf("cachePods = %T, want informerPods", l)
-	}
+	slices.Sort(names)
+	return names
 }

@@ -55,6 +55,9 @@ type NamespacedOptions struct {
 	// SyncWait bounds how long a read waits for a newly started informer to sync before
 	// the caller reads the API server instead (default 5s).
 	SyncWait time.Duration
+	// LeaderElected runs the informers on the leader only: for objects only the
+	// controllers read (pods), which a replica that admits but does not lead never needs.
+	LeaderElected bool
 }
 
 type namespaceInformer struct {
@@ -245,8 +248,9 @@ func (n *NamespacedInformer) Start(ctx context.Context) error {
 	return nil
 }
 
-// NeedLeaderElection is false: every replica admits, and admission reads these informers.
-func (n *NamespacedInformer) NeedLeaderElection() bool { return false }
+// NeedLeaderElection is false unless LeaderElected: every replica admits, and admission
+// reads the Services' informers.
+func (n *NamespacedInformer) NeedLeaderElection() bool { return n.opts.LeaderElected }
 
 // Watches reports whether the namespace's informer runs.
 func (n *NamespacedInformer) Watches(namespace string) bool {
@@ -274,6 +278,17 @@ func (n *NamespacedInformer) List(ctx context.Context, namespace string) (objs [
 		return nil, false
 	}
 	return store.List(), true
+}
+
+// Get returns the object of the namespace's informer named name (nil: there is none), as
+// List reads it: ok is false when no synced informer holds the namespace.
+func (n *NamespacedInformer) Get(ctx context.Context, namespace, name string) (obj any, ok bool, err error) {
+	store, ok := n.indexer(ctx, namespace)
+	if !ok {
+		return nil, false, nil
+	}
+	obj, _, err = store.GetByKey(namespace + "/" + name)
+	return obj, true, err
 }
 
 // ByIndex is List narrowed to the objects an index (AddIndexers) files under value.

@@ -127,6 +127,16 @@ func names(t *testing.T, objs []any) []string {
 	return out
 }
 
+// Informers of objects only the controllers read run on the leader alone.
+func TestNamespacedInformerLeaderElected(t *testing.T) {
+	for _, leader := range []bool{false, true} {
+		n := informers.NewNamespacedInformer(informers.NamespacedOptions{Example: &corev1.Pod{}, LeaderElected: leader})
+		if got := n.NeedLeaderElection(); got != leader {
+			t.Errorf("LeaderElected %t: NeedLeaderElection = %t", leader, got)
+		}
+	}
+}
+
 // A namespace's informer runs while the namespace is monitored: its objects are listed
 // and its events handled; unmonitored, it stops and its objects go; monitored again, it
 // starts again. The initial list of a namespace monitored after start reaches the
@@ -169,6 +179,15 @@ func TestNamespacedInformerFollowsNamespaces(t *testing.T) {
 	}
 	if got, ok := list("x"); ok {
 		t.Errorf("List(x), not monitored = %v, true; want nothing (read live)", got)
+	}
+	for _, tc := range []struct {
+		namespace, name string
+		found, ok       bool
+	}{{"a", "svc-a", true, true}, {"a", "gone", false, true}, {"x", "svc-x", false, false}} {
+		obj, ok, err := n.Get(ctx, tc.namespace, tc.name)
+		if err != nil || ok != tc.ok || (obj != nil) != tc.found {
+			t.Errorf("Get(%s, %s) = %v, %t, %v; want found %t, ok %t", tc.namespace, tc.name, obj, ok, err, tc.found, tc.ok)
+		}
 	}
 
 	n.Follow("b", true)

@@ -1,8 +1,9 @@
 // Package slim holds the webhook cache's transforms: of each object its informers keep,
 // only what the injector's Resolver and the webhook's controllers read. The informers hold
-// every namespace, pod, PluginChain, PluginConfig and Plugin of the cluster, and the
-// Services of the monitored namespaces, for the life of the process, so whatever is dropped here is memory saved per object; what is
-// kept is listed, field by field, with its reader.
+// every namespace, PluginChain, PluginConfig and Plugin of the cluster, and the Services
+// and pods of the monitored namespaces, for the life of the process, so whatever is
+// dropped here is memory saved per object; what is kept is listed, field by field, with
+// its reader.
 //
 // The cached objects are read and patched, never written back whole: the controllers write
 // with merge patches computed between a cached object and a changed copy of it (so a field
@@ -130,7 +131,8 @@ func Namespace(obj any) (any, error) {
 //     kubelet's, dropped here, are never written).
 //
 // The rest (commands, environment, probes, resources, volumes, container statuses, the
-// kubelet's conditions) would only fill memory: every pod of the cluster is cached.
+// kubelet's conditions) would only fill memory: every pod of the monitored namespaces is
+// cached.
 func Pod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -213,12 +215,12 @@ func Plugin(obj any) (any, error) {
 }
 
 // ByObject is the cache's configuration of the kinds above: each with its transform. The
-// manager's default transform (managed fields stripped) covers any other kind.
+// manager's default transform (managed fields stripped) covers any other kind. Pods are
+// not the manager cache's: the webhook keeps them per monitored namespace, with Pod.
 func ByObject() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&corev1.Service{}:        {Transform: Service},
 		&corev1.Namespace{}:      {Transform: Namespace},
-		&corev1.Pod{}:            {Transform: Pod},
 		&v1alpha1.PluginChain{}:  {Transform: PluginChain},
 		&v1alpha1.PluginConfig{}: {Transform: PluginConfig},
 		&v1alpha1.Plugin{}:       {Transform: Plugin},

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -240,9 +241,17 @@ func initContainers(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns, p
 // answer (status line and headers lower-cased).
 func curlApp(t *testing.T, ctx context.Context, s *sandbox.Sandbox, ns, origin string) string {
 	t.Helper()
-	out, err := s.CurlFromPod(ctx, clientNamespace, clientPod, "-si", "--max-time", "10", "-H", "Origin: "+origin, "http://web."+ns+":8080/")
+	return curlPod(t, ctx, s, "http://web."+ns+":8080/", "-H", "Origin: "+origin)
+}
+
+// curlPod calls url from the client pod (curl -si and args) and returns the answer
+// (status line and headers lower-cased); it fails the test when curl fails.
+func curlPod(t *testing.T, ctx context.Context, s *sandbox.Sandbox, url string, args ...string) string {
+	t.Helper()
+	all := append(slices.Clone(args), "-si", "--max-time", "10", url)
+	out, err := s.CurlFromPod(ctx, clientNamespace, clientPod, all...)
 	if err != nil {
-		t.Fatalf("curl web.%s:8080 from the client: %v\n%s%s", ns, err, out, s.Diagnose())
+		t.Fatalf("curl %s from the client: %v\n%s%s", strings.Join(all, " "), err, out, s.Diagnose())
 	}
 	return strings.ToLower(strings.ReplaceAll(out, "\r\n", "\n"))
 }
