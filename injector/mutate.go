@@ -206,16 +206,8 @@ func copyContainers(cs []corev1.Container) []corev1.Container {
 func (m *Mutation) Patch(pod *corev1.Pod) []jsonpatch.Operation {
 	enc := m.encoded()
 	ops := make([]jsonpatch.Operation, 0, 8)
-	if len(pod.Annotations) == 0 {
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", m.Annotations))
-	} else {
-		keys := slices.AppendSeq(make([]string, 0, 8), maps.Keys(m.Annotations)) // on the stack
-		slices.Sort(keys)
-		for _, k := range keys {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapeJSONPointer(k), m.Annotations[k]))
-		}
-	}
-	ops = append(ops, mapOps("/metadata/labels", pod.Labels, m.Labels)...)
+	ops = appendMapOps(ops, "/metadata/annotations", pod.Annotations, m.Annotations)
+	ops = appendMapOps(ops, "/metadata/labels", pod.Labels, m.Labels)
 	prepend := func(path string, existing, added []corev1.Container, each []any, list any) {
 		switch {
 		case len(added) == 0:
