@@ -77,7 +77,8 @@ const (
 
 // Injector builds the mutation and validates policy objects. It is safe for concurrent use.
 type Injector struct {
-	opts Options
+	opts  Options
+	cache *injectedCache // the injected containers, by their inputs
 }
 
 // CompiledChain is a PluginChain with its selectors compiled (Err says why they do not
@@ -109,7 +110,7 @@ func CompileChain(c *v1alpha1.PluginChain) CompiledChain {
 
 // New returns an Injector.
 func New(opts Options) *Injector {
-	return &Injector{opts: opts}
+	return &Injector{opts: opts, cache: newInjectedCache(maxInjectedEntries)}
 }
 
 // Options returns the injector's options.

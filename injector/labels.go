@@ -19,18 +19,20 @@ func setAll(m, added map[string]string) map[string]string {
 	return m
 }
 
-// mapOps are the JSON patch operations setting added's entries in the string map at path
-// (labels), which the object has as existing: the whole map when it has none (absent,
-// null or empty alike), else one "add" per key ("add" replaces an existing value).
-func mapOps(path string, existing, added map[string]string) []jsonpatch.Operation {
+// appendMapOps appends the JSON patch operations setting added's entries in the string
+// map at path (annotations, labels), which the object has as existing: the whole map when
+// it has none (absent, null or empty alike), else one "add" per key in key order ("add"
+// replaces an existing value).
+func appendMapOps(ops []jsonpatch.Operation, path string, existing, added map[string]string) []jsonpatch.Operation {
 	if len(added) == 0 {
-		return nil
+		return ops
 	}
 	if len(existing) == 0 {
-		return []jsonpatch.Operation{jsonpatch.NewOperation("add", path, added)}
+		return append(ops, jsonpatch.NewOperation("add", path, added))
 	}
-	ops := make([]jsonpatch.Operation, 0, len(added))
-	for _, k := range slices.Sorted(maps.Keys(added)) {
+	keys := slices.AppendSeq(make([]string, 0, 8), maps.Keys(added)) // on the stack for a few
+	slices.Sort(keys)
+	for _, k := range keys {
 		ops = append(ops, jsonpatch.NewOperation("add", path+"/"+escapeJSONPointer(k), added[k]))
 	}
 	return ops

@@ -49,13 +49,18 @@ func ParseStatus(pod *corev1.Pod) (*Status, error) {
 
 // Mutation is what injection adds to a pod. Apply gives the injected pod and Patch the
 // JSON patch an admission response carries, both from the additions themselves: encoding
-// two whole pods and diffing them was most of an admission's cost.
+// two whole pods and diffing them was most of an admission's cost. An Injector's
+// mutations share their labels, containers and volumes with every pod of the same inputs:
+// change them only by assigning new ones (Apply copies what it puts in a pod).
 type Mutation struct {
 	Annotations    map[string]string  // set, replacing values of the same keys
 	Labels         map[string]string  // set, replacing values of the same keys
 	InitContainers []corev1.Container // put first, in this order
 	Containers     []corev1.Container // put first, in this order
 	Volumes        []corev1.Volume    // appended
+
+	// injected, when the fields above are its values, holds their JSON for Patch.
+	injected *injected
 }
 
 // Mutate returns a copy of pod with the mutation applied: the sidecar, the init container,
@@ -81,7 +86,7 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if !native && pod.Spec.RestartPolicy != "" && pod.Spec.RestartPolicy != corev1.RestartPolicyAlways {
 		d.Warnings = append(d.Warnings, fmt.Sprintf("restartPolicy %s with the proxy as a regular container: it keeps running after the app exits, so the pod (a Job's, say) never completes; native sidecars (Kubernetes 1.29+, %s: \"true\") stop with the app", pod.Spec.RestartPolicy, AnnotationNativeSidecar))
 	}
-	resources, err := in.proxyResources(pod)
+	parts, err := in.injected(pod, d.Ports, native)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +94,47 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if err != nil {
 		return nil, err
 	}
-	initC, err := in.initContainer(d.Ports)
+
+	status, err := parts.statusWithStamp(d.Stamp)
+	if err != nil {
+		return nil, err
+	}
+	return &Mutation{
+		Annotations:    map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: status},
+		Labels:         parts.labels,
+		InitContainers: parts.initContainers, Containers: parts.containers, Volumes: parts.volumes,
+		injected: parts,
+	}, nil
+}
+
+// injected returns the containers and volumes for pod's inputs, built once for each set of
+// them (injectedCache).
+func (in *Injector) injected(pod *corev1.Pod, ports []int32, native bool) (*injected, error) {
+	var buf [128]byte
+	key, cacheable := injectedKey(buf[:0], pod, ports, native)
+	cacheable = cacheable && in.cache != nil
+	if cacheable {
+		if p := in.cache.get(key); p != nil {
+			return p, nil
+		}
+	}
+	p, err := in.buildInjected(pod, ports, native)
+	if err != nil {
+		return nil, err
+	}
+	if cacheable {
+		in.cache.add(key, p)
+	}
+	return p, nil
+}
+
+// buildInjected builds the containers and volumes for pod's inputs.
+func (in *Injector) buildInjected(pod *corev1.Pod, ports []int32, native bool) (*injected, error) {
+	resources, err := in.proxyResources(pod)
+	if err != nil {
+		return nil, err
+	}
+	initC, err := in.initContainer(ports)
 	if err != nil {
 		return nil, err
 	}
@@ -101,25 +146,14 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 		maxConns = in.opts.ProxyMaxConns
 	}
 	proxy := in.proxyContainer(resources, native, maxConns)
-
-	m := &Mutation{}
-	status := Status{Version: 1, InitContainers: []string{InitContainerName}, Volumes: []string{ConfigVolumeName, NoTokenVolumeName}, Ports: d.Ports, NativeSidecar: native, Resolved: d.Stamp}
+	var initContainers, containers []corev1.Container
 	// The redirect must be in place, and the proxy ready, before anything of the app runs.
 	if native {
-		status.InitContainers = append(status.InitContainers, ProxyContainerName)
-		m.InitContainers = []corev1.Container{initC, proxy}
+		initContainers = []corev1.Container{initC, proxy}
 	} else {
-		status.Containers = []string{ProxyContainerName}
-		m.InitContainers = []corev1.Container{initC}
-		m.Containers = []corev1.Container{proxy}
+		initContainers, containers = []corev1.Container{initC}, []corev1.Container{proxy}
 	}
-	statusJSON, err := json.Marshal(status)
-	if err != nil {
-		return nil, fmt.Errorf("encoding status annotation: %w", err)
-	}
-	m.Annotations = map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: string(statusJSON)}
-	m.Labels = map[string]string{LabelInjected: "true"}
-	m.Volumes = []corev1.Volume{{
+	volumes := []corev1.Volume{{
 		Name: ConfigVolumeName,
 		VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
 			Items: []corev1.DownwardAPIVolumeFile{{
@@ -131,7 +165,7 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 		Name:         NoTokenVolumeName,
 		VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}, // mounted read-only: stays empty
 	}}
-	return m, nil
+	return newInjected(initContainers, containers, volumes, ports, native)
 }
 
 // Apply returns a copy of pod with the mutation applied.
@@ -167,38 +201,62 @@ func copyContainers(cs []corev1.Container) []corev1.Container {
 // Patch is the JSON patch (RFC 6902) that applies the mutation to pod as the API server
 // encoded it. A list or map the pod leaves empty is added whole, since the request may
 // carry it as absent, null or empty; otherwise each element is added in place ("add" on an
-// existing annotation replaces it).
+// existing annotation replaces it). The containers and volumes an Injector built go in as
+// their JSON (json.RawMessage), encoded once for every pod that shares them.
 func (m *Mutation) Patch(pod *corev1.Pod) []jsonpatch.Operation {
-	var ops []jsonpatch.Operation
-	if len(pod.Annotations) == 0 {
-		ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", m.Annotations))
-	} else {
-		for _, k := range slices.Sorted(maps.Keys(m.Annotations)) {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escapeJSONPointer(k), m.Annotations[k]))
-		}
-	}
-	ops = append(ops, mapOps("/metadata/labels", pod.Labels, m.Labels)...)
-	prepend := func(path string, existing, added []corev1.Container) {
+	enc := m.encoded()
+	ops := make([]jsonpatch.Operation, 0, 8)
+	ops = appendMapOps(ops, "/metadata/annotations", pod.Annotations, m.Annotations)
+	ops = appendMapOps(ops, "/metadata/labels", pod.Labels, m.Labels)
+	prepend := func(path string, existing, added []corev1.Container, each []any, list any) {
 		switch {
 		case len(added) == 0:
 		case len(existing) == 0:
-			ops = append(ops, jsonpatch.NewOperation("add", path, added))
+			ops = append(ops, jsonpatch.NewOperation("add", path, list))
 		default:
-			for i, c := range added {
-				ops = append(ops, jsonpatch.NewOperation("add", path+"/"+strconv.Itoa(i), c))
+			for i := range added {
+				var v any
+				if each != nil {
+					v = each[i]
+				} else {
+					v = added[i]
+				}
+				ops = append(ops, jsonpatch.NewOperation("add", path+"/"+strconv.Itoa(i), v))
 			}
 		}
 	}
-	prepend("/spec/initContainers", pod.Spec.InitContainers, m.InitContainers)
-	prepend("/spec/containers", pod.Spec.Containers, m.Containers)
+	prepend("/spec/initContainers", pod.Spec.InitContainers, m.InitContainers, enc.initJSON, enc.initList)
+	prepend("/spec/containers", pod.Spec.Containers, m.Containers, enc.containersJSON, enc.containersList)
 	if len(pod.Spec.Volumes) == 0 {
-		ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes", m.Volumes))
+		ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes", enc.volumesList))
 	} else {
-		for _, v := range m.Volumes {
+		for i := range m.Volumes {
+			var v any
+			if enc.volumesJSON != nil {
+				v = enc.volumesJSON[i]
+			} else {
+				v = m.Volumes[i]
+			}
 			ops = append(ops, jsonpatch.NewOperation("add", "/spec/volumes/-", v))
 		}
 	}
 	return ops
+}
+
+// encoded is the JSON of the mutation's containers and volumes when an Injector built
+// them and they are still its values, else the typed lists themselves (a Mutation made or
+// changed by its caller is encoded as it is).
+func (m *Mutation) encoded() *injected {
+	if p := m.injected; p != nil && sameSlice(m.InitContainers, p.initContainers) &&
+		sameSlice(m.Containers, p.containers) && sameSlice(m.Volumes, p.volumes) {
+		return p
+	}
+	return &injected{initList: m.InitContainers, containersList: m.Containers, volumesList: m.Volumes}
+}
+
+// sameSlice reports whether a and b are the same elements in memory.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // noTokenMount hides the ServiceAccount token from an injected container (see
