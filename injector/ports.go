@@ -2,7 +2,6 @@ package injector
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -46,15 +45,8 @@ func (r *Resolver) resolvePorts(ctx context.Context, pod *corev1.Pod, ns string,
 			continue
 		}
 		sp := servicePolicy{service: svc}
-		if sp.policy, err = r.servicePolicy(ctx, svc, corsPlugins, d); err != nil {
+		if sp.policy, sp.key, err = r.servicePolicy(ctx, svc, corsPlugins, d); err != nil {
 			return err
-		}
-		if sp.policy != nil {
-			b, err := json.Marshal(sp.policy)
-			if err != nil {
-				return fmt.Errorf("encoding policy of Service %s/%s: %w", ns, svc.Name, err)
-			}
-			sp.key = string(b)
 		}
 		for _, port := range svc.Spec.Ports {
 			target, ok := r.in.targetPort(pod, svc, port, d)
@@ -123,18 +115,19 @@ func ServiceSelects(svc *corev1.Service, podLabels map[string]string) bool {
 
 // targetPort resolves a Service port to the container port it reaches on this pod.
 func (in *Injector) targetPort(pod *corev1.Pod, svc *corev1.Service, port corev1.ServicePort, d *Decision) (int32, bool) {
-	where := fmt.Sprintf("Service %s port %d", svc.Name, port.Port)
+	// Formatted only for a warning: most ports are intercepted, and this ran for each.
+	where := func() string { return fmt.Sprintf("Service %s port %d", svc.Name, port.Port) }
 	if port.Protocol != "" && port.Protocol != corev1.ProtocolTCP {
 		return 0, false
 	}
 	if p := port.AppProtocol; p != nil && !isHTTP1(*p) {
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: appProtocol %q is not HTTP/1.1", where, *p))
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: appProtocol %q is not HTTP/1.1", where(), *p))
 		return 0, false
 	}
 	if port.AppProtocol == nil {
 		for _, name := range []string{port.Name, port.TargetPort.StrVal} {
 			if proto := nonHTTPByName(name); proto != "" {
-				d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: its name %q says %s, not HTTP/1.1 (appProtocol: http would say otherwise)", where, name, proto))
+				d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: its name %q says %s, not HTTP/1.1 (appProtocol: http would say otherwise)", where(), name, proto))
 				return 0, false
 			}
 		}
@@ -144,7 +137,7 @@ func (in *Injector) targetPort(pod *corev1.Pod, svc *corev1.Service, port corev1
 	case port.TargetPort.Type == intstr.String && port.TargetPort.StrVal != "":
 		target = namedPort(pod, port.TargetPort.StrVal)
 		if target == 0 {
-			d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: no container port named %q", where, port.TargetPort.StrVal))
+			d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: no container port named %q", where(), port.TargetPort.StrVal))
 			return 0, false
 		}
 	case port.TargetPort.IntVal != 0:
@@ -153,11 +146,11 @@ func (in *Injector) targetPort(pod *corev1.Pod, svc *corev1.Service, port corev1
 		target = port.Port
 	}
 	if port.AppProtocol == nil && serverFirstPorts[target] != "" && !strings.HasPrefix(strings.ToLower(port.Name), "http") {
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: port %d is %s's, where the server speaks first (appProtocol: http would say otherwise)", where, target, serverFirstPorts[target]))
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: port %d is %s's, where the server speaks first (appProtocol: http would say otherwise)", where(), target, serverFirstPorts[target]))
 		return 0, false
 	}
 	if target == in.opts.ProxyPort || target == in.opts.AdminPort {
-		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: port %d is the proxy's own", where, target))
+		d.Warnings = append(d.Warnings, fmt.Sprintf("%s not intercepted: port %d is the proxy's own", where(), target))
 		return 0, false
 	}
 	return target, true
@@ -215,10 +208,10 @@ func namedPort(pod *corev1.Pod, name string) int32 {
 // servicePolicy returns the CORS policy of a Service for this pod: the PluginConfig in
 // effect for the Service (Resolver.Service), when a chain selecting the pod serves its
 // plugin. What was ignored is reported.
-func (r *Resolver) servicePolicy(ctx context.Context, svc *corev1.Service, corsPlugins []string, d *Decision) (*config.CORS, error) {
+func (r *Resolver) servicePolicy(ctx context.Context, svc *corev1.Service, corsPlugins []string, d *Decision) (policy *config.CORS, key string, err error) {
 	sp, err := r.Service(ctx, svc.Namespace, svc.Name)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	for _, ig := range sp.Ignored {
 		switch ig.State {
@@ -229,13 +222,13 @@ func (r *Resolver) servicePolicy(ctx context.Context, svc *corev1.Service, corsP
 		}
 	}
 	if sp.InEffect == nil {
-		return nil, nil
+		return nil, "", nil
 	}
 	if !slices.Contains(corsPlugins, sp.InEffect.Spec.Plugin) {
 		d.Warnings = append(d.Warnings, warnPluginNotServed(sp.InEffect, svc.Name))
-		return nil, nil
+		return nil, "", nil
 	}
-	return sp.Policy, nil
+	return sp.Policy, sp.policyKey, nil
 }
 
 // portConfig builds one port's entry from the Services reaching it.
@@ -253,6 +246,7 @@ func (in *Injector) portConfig(port int32, services []servicePolicy, ns string, 
 		return p
 	}
 	slices.SortFunc(services, func(a, b servicePolicy) int { return strings.Compare(a.service.Name, b.service.Name) })
+	p.Hosts = make([]config.HostRoute, 0, len(services))
 	for _, sp := range services {
 		p.Hosts = append(p.Hosts, config.HostRoute{Names: in.serviceHostNames(sp.service.Name, ns), CORS: sp.policy})
 	}
@@ -264,6 +258,11 @@ func (in *Injector) portConfig(port int32, services []servicePolicy, ns string, 
 	return p
 }
 
+// serviceHostNames are a Service's DNS names, shortest first. Each is a prefix of the
+// longest, so they share its one string (one allocation, where four were made per Service
+// on a shared port, for every admission).
 func (in *Injector) serviceHostNames(name, ns string) []string {
-	return []string{name, name + "." + ns, name + "." + ns + ".svc", name + "." + ns + ".svc." + in.opts.ClusterDomain}
+	full := name + "." + ns + ".svc." + in.opts.ClusterDomain
+	withNS := len(name) + 1 + len(ns)
+	return []string{full[:len(name)], full[:withNS], full[:withNS+len(".svc")], full}
 }
