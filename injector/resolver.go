@@ -38,6 +38,13 @@ type Resolver struct {
 	chains   *compiledChains
 
 	policies derivedCache[parsedPolicy]
+	// pluginPolicy is a Watched Resolver's last PluginPolicy, with the revision it was read at.
+	pluginPolicy atomic.Pointer[revisedPluginPolicy]
+}
+
+type revisedPluginPolicy struct {
+	revision uint64
+	policy   PluginPolicy
 }
 
 // ResolverOptions say how the Resolver learns of changes and what it may assume.
@@ -194,13 +201,25 @@ const (
 
 // PluginPolicy reads the switch. A missing MeshConfig is off, osm-edge's default (assumed
 // on for an Offline Resolver).
+//
+// A Watched Resolver reads the MeshConfig again only after a change: reading it through the
+// cache was 5 of an admission's allocations, for an object that changes about never. The
+// revision is read first, so a change during the read leaves a revision already stale.
 func (r *Resolver) PluginPolicy(ctx context.Context) (PluginPolicy, error) {
+	revision := r.Revision()
+	if last := r.pluginPolicy.Load(); r.opts.Watched && last != nil && last.revision == revision {
+		return last.policy, nil
+	}
 	ns, name := r.in.opts.OwnNamespace, configv1alpha2.MeshConfigName
 	mc, err := r.cluster.MeshConfig(ctx, ns, name)
 	if err != nil {
 		return PluginPolicy{}, fmt.Errorf("reading MeshConfig %s/%s: %w", ns, name, err)
 	}
-	return PluginPolicyOf(mc, ns, r.opts.Offline), nil
+	p := PluginPolicyOf(mc, ns, r.opts.Offline)
+	if r.opts.Watched {
+		r.pluginPolicy.Store(&revisedPluginPolicy{revision: revision, policy: p})
+	}
+	return p, nil
 }
 
 // PluginPolicyOf is the switch as MeshConfig mc (nil: absent) in namespace ns sets it.
