@@ -229,10 +229,6 @@ func cacheOptions(ownNamespace string) cache.Options {
 	}
 }
 
-// monitoredServices is the informer of the Services of the namespaces the mesh monitors,
-// run by the manager: only a monitored namespace's Services decide anything but whether a
-// PluginConfig names an existing one (read live then). NewResolver has it follow the
-// namespaces.
 // coreClient is the REST client of the core group that the per-namespace informers list
 // and watch through. It asks for protobuf, as controller-runtime's cache does for built-in
 // kinds: decoding each pod event as JSON was a third of the webhook's CPU per injected pod
@@ -249,6 +245,10 @@ func coreClient(cfg *rest.Config, hc *http.Client) (rest.Interface, error) {
 	return cs.RESTClient(), nil
 }
 
+// monitoredServices is the informer of the Services of the namespaces the mesh monitors,
+// run by the manager: only a monitored namespace's Services decide anything but whether a
+// PluginConfig names an existing one (read live then). NewResolver has it follow the
+// namespaces.
 func monitoredServices(mgr manager.Manager, core rest.Interface) (*informers.NamespacedInformer, error) {
 	services := informers.NewNamespacedInformer(informers.NamespacedOptions{
 		ListWatch: func(namespace string) toolscache.ListerWatcher {
