@@ -252,3 +252,41 @@ func TestInjectedCacheConcurrent(t *testing.T) {
 		t.Errorf("%d entries, bound %d", entries, maxInjectedEntries)
 	}
 }
+
+// A stamp JSON writes as it is (a Resolver's) costs the status annotation one allocation,
+// its own string; one that needs escaping is still encoded by encoding/json
+// (TestStatusAnnotationIsTheEncodedStatus checks the text).
+func TestStatusWithStampAllocations(t *testing.T) {
+	in := New(DefaultOptions())
+	d := injectDecision(8080)
+	parts, err := in.injected(annotatedPod(nil), d.Ports, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		stamp string
+		plain bool
+	}{
+		{"0123456789ABCDEF/42", true},
+		{"r1a2b3/0", true},
+		{`odd "stamp"`, false},
+		{"<&>", false},
+		{"é", false},
+		{"tab\there", false},
+	}
+	for _, tt := range tests {
+		if got := jsonPlain(tt.stamp); got != tt.plain {
+			t.Errorf("jsonPlain(%q) = %v, want %v", tt.stamp, got, tt.plain)
+		}
+		if !tt.plain {
+			continue
+		}
+		if n := testing.AllocsPerRun(100, func() {
+			if _, err := parts.statusWithStamp(tt.stamp); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 1 {
+			t.Errorf("stamp %q: %.0f allocations, want 1", tt.stamp, n)
+		}
+	}
+}
