@@ -1,9 +1,9 @@
 // Package slim holds the webhook cache's transforms: of each object its informers keep,
 // only what the injector's Resolver and the webhook's controllers read. The informers hold
 // every namespace, PluginChain, PluginConfig and Plugin of the cluster, and the Services,
-// pods and ReplicaSets' metadata of the monitored namespaces, for the life of the process, so whatever is
-// dropped here is memory saved per object; what is kept is listed, field by field, with
-// its reader.
+// pods and ReplicaSets' metadata of the monitored namespaces, for the life of the
+// process, so whatever is dropped here is memory saved per object; what is kept is
+// listed, field by field, with its reader.
 //
 // The cached objects are read and patched, never written back whole: the controllers write
 // with merge patches computed between a cached object and a changed copy of it (so a field
