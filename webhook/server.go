@@ -16,12 +16,16 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/version"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -104,10 +108,12 @@ type Server struct {
 	mgr      manager.Manager
 	Resolver *injector.Resolver
 	Cluster  *informers.InformerCluster
-	// Services holds the Services of the namespaces the mesh monitors, Pods their pods.
-	Services *informers.NamespacedInformer
-	Pods     *informers.NamespacedInformer
-	Metrics  *admit.Metrics
+	// Services holds the Services of the namespaces the mesh monitors, Pods their pods,
+	// ReplicaSets their ReplicaSets' metadata.
+	Services    *informers.NamespacedInformer
+	Pods        *informers.NamespacedInformer
+	ReplicaSets *informers.NamespacedInformer
+	Metrics     *admit.Metrics
 
 	drain *drain
 	log   logr.Logger
@@ -148,9 +154,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOptions(opts.Injector.OwnNamespace),
-		// Pods are cached per monitored namespace (Pods) and read live elsewhere: a read of
-		// a pod through the client must not start the cache's informer of every pod.
-		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Pod{}}}},
+		// Pods and ReplicaSets are cached per monitored namespace (Pods, ReplicaSets) and
+		// read live elsewhere: a read through the client must not start the cache's
+		// informer of every pod or ReplicaSet (as metadata too: the kind is the same).
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Pod{}, &appsv1.ReplicaSet{}}}},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
@@ -176,19 +183,24 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	replicaSets, err := monitoredReplicaSets(ctx, mgr, opts.Injector)
+	if err != nil {
+		return nil, err
+	}
 	metrics, err := admit.NewMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	s := &Server{
-		mgr:      mgr,
-		Resolver: resolver,
-		Cluster:  cluster,
-		Services: services,
-		Pods:     pods,
-		Metrics:  metrics,
-		drain:    &drain{period: opts.DrainPeriod},
-		log:      log,
+		mgr:         mgr,
+		Resolver:    resolver,
+		Cluster:     cluster,
+		Services:    services,
+		Pods:        pods,
+		ReplicaSets: replicaSets,
+		Metrics:     metrics,
+		drain:       &drain{period: opts.DrainPeriod},
+		log:         log,
 	}
 	hookServer.Register(PathMutatePods, s.drain.wrap(admit.NewHandler(&admit.PodMutator{
 		Resolver: resolver, Live: admit.NewLive(mgr.GetAPIReader(), resolver.Injector()),
@@ -210,7 +222,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if err := controllers.Setup(ctx, mgr, resolver, services, pods, log); err != nil {
+	if err := controllers.Setup(ctx, mgr, resolver, services, pods, replicaSets, log); err != nil {
 		return nil, fmt.Errorf("setting up controllers: %w", err)
 	}
 	return s, nil
@@ -268,25 +280,59 @@ func monitoredServices(mgr manager.Manager, core rest.Interface) (*informers.Nam
 // and of those outside the mesh only the injected ones of a namespace that left it, which
 // config sync lists live.
 func monitoredPods(ctx context.Context, mgr manager.Manager, core rest.Interface, in injector.Options) (*informers.NamespacedInformer, error) {
-	pods := informers.NewNamespacedInformer(informers.NamespacedOptions{
+	return followedOnLeader(ctx, mgr, in, "pods", informers.NamespacedOptions{
 		ListWatch: func(namespace string) toolscache.ListerWatcher {
 			return toolscache.NewListWatchFromClient(core, "pods", namespace, fields.Everything())
 		},
-		Example:       &corev1.Pod{},
-		Transform:     slim.Pod,
-		LeaderElected: true,
+		Example:   &corev1.Pod{},
+		Transform: slim.Pod,
 	})
+}
+
+// monitoredReplicaSets is the informer of the ReplicaSets' metadata of the namespaces the
+// mesh monitors, on the leader: the PluginChain controller follows a pod without its
+// sidecar to its Deployment through them, and asks only of monitored namespaces' pods.
+// A watch rather than a GET per ReplicaSet and reconcile: a chain is reconciled about
+// once a second while its pods change, and the ReplicaSets it reads are those of the
+// Deployments rolling then.
+func monitoredReplicaSets(ctx context.Context, mgr manager.Manager, in injector.Options) (*informers.NamespacedInformer, error) {
+	md, err := metadata.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("creating the metadata client: %w", err)
+	}
+	replicaSets := md.Resource(appsv1.SchemeGroupVersion.WithResource("replicasets"))
+	return followedOnLeader(ctx, mgr, in, "ReplicaSets", informers.NamespacedOptions{
+		ListWatch: func(namespace string) toolscache.ListerWatcher {
+			return &toolscache.ListWatch{
+				ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+					return replicaSets.Namespace(namespace).List(ctx, opts)
+				},
+				WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+					return replicaSets.Namespace(namespace).Watch(ctx, opts)
+				},
+			}
+		},
+		Example:   &metav1.PartialObjectMetadata{},
+		Transform: slim.ReplicaSetMetadata,
+	})
+}
+
+// followedOnLeader runs, on the leader, a NamespacedInformer of opts following the
+// namespaces the mesh monitors (what names the objects, in errors).
+func followedOnLeader(ctx context.Context, mgr manager.Manager, in injector.Options, what string, opts informers.NamespacedOptions) (*informers.NamespacedInformer, error) {
+	opts.LeaderElected = true
+	inf := informers.NewNamespacedInformer(opts)
 	namespaces, err := mgr.GetCache().GetInformer(ctx, &corev1.Namespace{})
 	if err != nil {
 		return nil, fmt.Errorf("informer for namespaces: %w", err)
 	}
-	if err := pods.FollowNamespaces(namespaces, in.Monitors); err != nil {
+	if err := inf.FollowNamespaces(namespaces, in.Monitors); err != nil {
 		return nil, err
 	}
-	if err := mgr.Add(pods); err != nil {
-		return nil, fmt.Errorf("adding the pods' informers: %w", err)
+	if err := mgr.Add(inf); err != nil {
+		return nil, fmt.Errorf("adding the %s' informers: %w", what, err)
 	}
-	return pods, nil
+	return inf, nil
 }
 
 // Start runs the webhook and the controllers until ctx ends and the drain period after it

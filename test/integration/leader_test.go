@@ -56,9 +56,12 @@ func TestLeaderElection(t *testing.T) {
 		t.Fatal("both replicas lead")
 	case <-time.After(2 * time.Second):
 	}
-	// Only the controllers read pods: a replica that does not lead caches none.
+	// Only the controllers read pods and ReplicaSets: a replica that does not lead caches none.
 	if cached := other.server.Pods.Namespaces(); len(cached) != 0 {
 		t.Errorf("the replica that does not lead caches the pods of %v", cached)
+	}
+	if cached := other.server.ReplicaSets.Namespaces(); len(cached) != 0 {
+		t.Errorf("the replica that does not lead caches the ReplicaSets of %v", cached)
 	}
 	if err := s.Clientset.CoreV1().Pods(app.Namespace).Delete(ctx, "one", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
 		t.Fatal(err)

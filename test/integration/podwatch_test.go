@@ -33,7 +33,7 @@ import (
 func TestPodsFollowMonitoredNamespaces(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, 4*time.Minute)
-	requests := &podRequests{}
+	requests := &apiRequests{resource: "pods"}
 	restartWebhook(t, ctx, s, requests.wrap)
 
 	ns := "podwatch-" + rand.String(5)
@@ -106,7 +106,7 @@ func TestPodsFollowMonitoredNamespaces(t *testing.T) {
 	// What the webhook asked of pods: per namespace, and across namespaces only the
 	// injected ones by their label, never watched.
 	all := requests.all()
-	if !slices.ContainsFunc(all, func(r podRequest) bool { return r.watch && r.path == "/api/v1/namespaces/"+ns+"/pods" }) {
+	if !slices.ContainsFunc(all, func(r apiRequest) bool { return r.watch && r.path == "/api/v1/namespaces/"+ns+"/pods" }) {
 		t.Errorf("no watch of the pods of %s among the webhook's pod requests %v", ns, all)
 	}
 	for _, r := range all {
@@ -157,33 +157,35 @@ func livePod(t *testing.T, ctx context.Context, s *sandbox.Sandbox, pod *corev1.
 	return &p
 }
 
-// podRequests records the pod requests made through the connection it wraps.
-type podRequests struct {
+// apiRequests records the requests for one resource made through the connection it wraps.
+type apiRequests struct {
+	resource string // "pods", "replicasets"
+
 	mu   sync.Mutex
-	list []podRequest
+	list []apiRequest
 }
 
-type podRequest struct {
+type apiRequest struct {
 	method, path string
 	query        url.Values
 	watch        bool
 }
 
-func (r podRequest) String() string { return r.method + " " + r.path + "?" + r.query.Encode() }
+func (r apiRequest) String() string { return r.method + " " + r.path + "?" + r.query.Encode() }
 
-func (p *podRequests) wrap(rt http.RoundTripper) http.RoundTripper {
+func (p *apiRequests) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
-		if strings.HasSuffix(req.URL.Path, "/pods") || strings.Contains(req.URL.Path, "/pods/") {
+		if strings.HasSuffix(req.URL.Path, "/"+p.resource) || strings.Contains(req.URL.Path, "/"+p.resource+"/") {
 			q := req.URL.Query()
 			p.mu.Lock()
-			p.list = append(p.list, podRequest{method: req.Method, path: req.URL.Path, query: q, watch: q.Get("watch") == "true"})
+			p.list = append(p.list, apiRequest{method: req.Method, path: req.URL.Path, query: q, watch: q.Get("watch") == "true"})
 			p.mu.Unlock()
 		}
 		return rt.RoundTrip(req)
 	})
 }
 
-func (p *podRequests) all() []podRequest {
+func (p *apiRequests) all() []apiRequest {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return slices.Clone(p.list)

@@ -14,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -83,6 +82,9 @@ type PluginChainReconciler struct {
 	// yet is read through Live (nil: Client).
 	Pods PodCache
 	Live client.Reader
+	// ReplicaSets holds the monitored namespaces' ReplicaSets as metadata (nil: read
+	// through Live); a ReplicaSet it does not hold is read through Live.
+	ReplicaSets ReplicaSetCache
 	// Now stamps restarts (nil: time.Now).
 	Now func() time.Time
 }
@@ -273,26 +275,25 @@ func (w chainWorkload) key() string { return w.Kind + "/" + w.Namespace + "/" + 
 // workloadsOf resolves the pods' workloads, reading the ReplicaSets between pods and
 // Deployments as metadata only (a small cache, and no ReplicaSet specs in memory).
 func (r *PluginChainReconciler) workloadsOf(ctx context.Context, pods []*corev1.Pod) ([]chainWorkload, error) {
+	live := r.Live
+	if live == nil {
+		live = r.Client
+	}
 	rsOwners := map[string]*metav1.OwnerReference{}
 	for _, pod := range pods {
 		ref := metav1.GetControllerOf(pod)
 		if ref == nil || !isAppsKind(ref, "ReplicaSet") {
 			continue
 		}
-		key := pod.Namespace + "/" + ref.Name
-		if _, done := rsOwners[key]; done {
+		key := types.NamespacedName{Namespace: pod.Namespace, Name: ref.Name}
+		if _, done := rsOwners[key.String()]; done {
 			continue
 		}
-		rs := &metav1.PartialObjectMetadata{}
-		rs.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))
-		switch err := r.Client.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: ref.Name}, rs); {
-		case apierrors.IsNotFound(err):
-			rsOwners[key] = nil
-		case err != nil:
-			return nil, fmt.Errorf("getting ReplicaSet %s: %w", key, err)
-		default:
-			rsOwners[key] = metav1.GetControllerOf(rs)
+		owner, err := replicaSetController(ctx, r.ReplicaSets, live, key)
+		if err != nil {
+			return nil, err
 		}
+		rsOwners[key.String()] = owner
 	}
 	return podWorkloads(pods, rsOwners), nil
 }

@@ -58,8 +58,9 @@ const controllerRecorder = "corsmesh-controller"
 // Setup registers the controllers with the manager.
 // Services are watched through services when set (the webhook keeps them per monitored
 // namespace), else through the manager's cache. Pods are watched through pods, which the
-// manager's cache does not hold, and read live where pods does not hold them.
-func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, services cache.Informer, pods PodCache, log logr.Logger) error {
+// manager's cache does not hold, and read live where pods does not hold them; ReplicaSets
+// likewise from replicaSets.
+func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver, services cache.Informer, pods PodCache, replicaSets ReplicaSetCache, log logr.Logger) error {
 	if pods == nil {
 		return errors.New("the controllers need a pod cache")
 	}
@@ -77,7 +78,7 @@ func Setup(ctx context.Context, mgr manager.Manager, resolver *injector.Resolver
 	if err := configs.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginConfig status controller: %w", err)
 	}
-	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events, Pods: pods, Live: live}
+	chains := &PluginChainReconciler{Client: mgr.GetClient(), Resolver: resolver, Services: services, Events: events, Pods: pods, Live: live, ReplicaSets: replicaSets}
 	if err := chains.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("PluginChain status controller: %w", err)
 	}

@@ -38,10 +38,11 @@ func TestSetupControllers(t *testing.T) {
 	for range 2 {
 		mgr := ctlManager(t)
 		pods := informers.NewNamespacedInformer(informers.NamespacedOptions{Example: &corev1.Pod{}})
-		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, pods, logr.Discard()); err != nil {
+		replicaSets := informers.NewNamespacedInformer(informers.NamespacedOptions{Example: &metav1.PartialObjectMetadata{}})
+		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, pods, replicaSets, logr.Discard()); err != nil {
 			t.Fatalf("SetupControllers: %v", err)
 		}
-		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, nil, logr.Discard()); err == nil {
+		if err := Setup(context.Background(), mgr, clientResolver(ctlInjector(), mgr.GetCache()), nil, nil, nil, logr.Discard()); err == nil {
 			t.Errorf("SetupControllers without a pods' cache: no error")
 		}
 	}

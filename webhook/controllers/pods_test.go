@@ -21,24 +21,28 @@ import (
 )
 
 // ctlPodCache is the webhook's pods' cache (slimmed, indexed) holding the given pods of the
-// watched namespaces, synced; each namespace's informer lists from a fake source.
+// watched namespaces, synced.
 func ctlPodCache(t *testing.T, pods []*corev1.Pod, watched ...string) *informers.NamespacedInformer {
+	t.Helper()
+	return ctlNamespacedCache(t, pods, informers.NamespacedOptions{Example: &corev1.Pod{}, Transform: slim.Pod}, podIndexers(), watched...)
+}
+
+// ctlNamespacedCache is a NamespacedInformer of opts (its ListWatch a fake source per
+// namespace) holding the given objects of the watched namespaces, synced.
+func ctlNamespacedCache[T client.Object](t *testing.T, objs []T, opts informers.NamespacedOptions, indexers toolscache.Indexers, watched ...string) *informers.NamespacedInformer {
 	t.Helper()
 	sources := map[string]*fcache.FakeControllerSource{}
 	for _, ns := range watched {
 		sources[ns] = fcache.NewFakeControllerSource()
 	}
-	for _, p := range pods {
-		if src, ok := sources[p.Namespace]; ok {
-			src.Add(p.DeepCopy())
+	for _, o := range objs {
+		if src, ok := sources[o.GetNamespace()]; ok {
+			src.Add(o.DeepCopyObject())
 		}
 	}
-	cache := informers.NewNamespacedInformer(informers.NamespacedOptions{
-		ListWatch: func(ns string) toolscache.ListerWatcher { return sources[ns] },
-		Example:   &corev1.Pod{},
-		Transform: slim.Pod,
-	})
-	if err := cache.AddIndexers(podIndexers()); err != nil {
+	opts.ListWatch = func(ns string) toolscache.ListerWatcher { return sources[ns] }
+	cache := informers.NewNamespacedInformer(opts)
+	if err := cache.AddIndexers(indexers); err != nil {
 		t.Fatal(err)
 	}
 	for _, ns := range watched {
@@ -59,7 +63,7 @@ func ctlPodCache(t *testing.T, pods []*corev1.Pod, watched ...string) *informers
 	syncCtx, stop := context.WithTimeout(ctx, 10*time.Second)
 	defer stop()
 	if !toolscache.WaitForCacheSync(syncCtx.Done(), cache.HasSynced) {
-		t.Fatal("the pods' cache did not sync")
+		t.Fatalf("the cache of %T did not sync", opts.Example)
 	}
 	return cache
 }

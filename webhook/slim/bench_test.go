@@ -35,6 +35,7 @@ func BenchmarkCachedBytes(b *testing.B) {
 		{"Service/kubectl-applied", func(i int) any { return benchService(i, true) }, decodeAs[corev1.Service], slim.Service},
 		{"Pod/injected-running", func(i int) any { return benchPod(b, i) }, decodeAs[corev1.Pod], slim.Pod},
 		{"PluginChain/kubectl-applied", func(i int) any { return benchChain(b, i) }, decodeAs[v1alpha1.PluginChain], slim.PluginChain},
+		{"ReplicaSet/metadata", benchReplicaSet, decodeAs[metav1.PartialObjectMetadata], slim.ReplicaSetMetadata},
 	}
 	for _, k := range kinds {
 		docs := make([][]byte, n)
@@ -94,6 +95,24 @@ func stripManagedFields(obj any) (any, error) {
 		o.SetManagedFields(nil)
 	}
 	return obj, nil
+}
+
+// benchReplicaSet is the metadata of a Deployment's ReplicaSet as the API server sends it
+// to a metadata watch: the pod template's labels, the Deployment controller's annotations.
+func benchReplicaSet(i int) any {
+	name := fmt.Sprintf("bench-web-%04d", i)
+	return &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{Kind: "PartialObjectMetadata", APIVersion: "meta.k8s.io/v1"},
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: "bench-ours", Name: name + "-5d8f7c9b7d", UID: "0a1b2c3d-0000-4000-8000-000000000002", ResourceVersion: "123456",
+			Generation: 1, CreationTimestamp: metav1.Now(),
+			Labels: map[string]string{"app": name, "version": "v1", "pod-template-hash": "5d8f7c9b7d"},
+			Annotations: map[string]string{"deployment.kubernetes.io/desired-replicas": "3", "deployment.kubernetes.io/max-replicas": "4",
+				"deployment.kubernetes.io/revision": "1"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: name,
+				UID: "0a1b2c3d-0000-4000-8000-000000000001", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+		},
+	}
 }
 
 // benchService is one of hack/bench/webhook's Services as the API server stores it;

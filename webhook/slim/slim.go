@@ -1,9 +1,9 @@
 // Package slim holds the webhook cache's transforms: of each object its informers keep,
 // only what the injector's Resolver and the webhook's controllers read. The informers hold
-// every namespace, PluginChain, PluginConfig and Plugin of the cluster, and the Services
-// and pods of the monitored namespaces, for the life of the process, so whatever is
-// dropped here is memory saved per object; what is kept is listed, field by field, with
-// its reader.
+// every namespace, PluginChain, PluginConfig and Plugin of the cluster, and the Services,
+// pods and ReplicaSets' metadata of the monitored namespaces, for the life of the
+// process, so whatever is dropped here is memory saved per object; what is kept is
+// listed, field by field, with its reader.
 //
 // The cached objects are read and patched, never written back whole: the controllers write
 // with merge patches computed between a cached object and a changed copy of it (so a field
@@ -33,6 +33,7 @@ var (
 	_ toolscache.TransformFunc = PluginChain
 	_ toolscache.TransformFunc = PluginConfig
 	_ toolscache.TransformFunc = Plugin
+	_ toolscache.TransformFunc = ReplicaSetMetadata
 )
 
 // readPrefixes are the annotation prefixes anything here reads: corsmesh's own
@@ -181,6 +182,24 @@ func ownConditions(cs []corev1.PodCondition) []corev1.PodCondition {
 		}
 	}
 	return out
+}
+
+// ReplicaSetMetadata keeps, of a ReplicaSet's metadata (the webhook caches ReplicaSets as
+// metadata only), its key, uid and resourceVersion and its controller reference: the
+// PluginChain controller follows a pod's ReplicaSet to its Deployment and reads nothing
+// else. Labels and annotations (the pod template's, copied) are the bulk.
+func ReplicaSetMetadata(obj any) (any, error) {
+	rs, ok := obj.(*metav1.PartialObjectMetadata)
+	if !ok {
+		return obj, nil
+	}
+	out := &metav1.PartialObjectMetadata{TypeMeta: rs.TypeMeta, ObjectMeta: metav1.ObjectMeta{
+		Namespace: rs.Namespace, Name: rs.Name, UID: rs.UID, ResourceVersion: rs.ResourceVersion,
+	}}
+	if ref := metav1.GetControllerOfNoCopy(rs); ref != nil {
+		out.OwnerReferences = []metav1.OwnerReference{*ref}
+	}
+	return out, nil
 }
 
 // PluginChain keeps a chain's spec (its selectors and mounted plugins) and status (the

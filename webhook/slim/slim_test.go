@@ -207,6 +207,32 @@ func TestTransforms(t *testing.T) {
 				Conditions: []corev1.PodCondition{{Type: "corsmesh.io/RestartRequired", Status: corev1.ConditionTrue, Message: "restart"}},
 			},
 		},
+	}, {
+		name:      "ReplicaSet metadata: key, uid, resourceVersion and the controller reference only",
+		transform: slim.ReplicaSetMetadata,
+		in: &metav1.PartialObjectMetadata{
+			TypeMeta: metav1.TypeMeta{Kind: "ReplicaSet", APIVersion: "apps/v1"},
+			ObjectMeta: func() metav1.ObjectMeta {
+				m := bulkyMeta("pipy", "pipy-ok-v1-5d8f7c9b7d", map[string]string{"deployment.kubernetes.io/revision": "2"})
+				m.OwnerReferences = []metav1.OwnerReference{
+					{APIVersion: "example.com/v1", Kind: "Keeper", Name: "k"},
+					{APIVersion: "apps/v1", Kind: "Deployment", Name: "pipy-ok-v1", UID: "u-dep", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)},
+				}
+				return m
+			}(),
+		},
+		want: &metav1.PartialObjectMetadata{
+			TypeMeta: metav1.TypeMeta{Kind: "ReplicaSet", APIVersion: "apps/v1"},
+			ObjectMeta: metav1.ObjectMeta{
+				Namespace: "pipy", Name: "pipy-ok-v1-5d8f7c9b7d", UID: "u-pipy-ok-v1-5d8f7c9b7d", ResourceVersion: "42",
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "pipy-ok-v1", UID: "u-dep", Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}},
+			},
+		},
+	}, {
+		name:      "ReplicaSet metadata without a controller",
+		transform: slim.ReplicaSetMetadata,
+		in:        &metav1.PartialObjectMetadata{ObjectMeta: bulkyMeta("pipy", "solo", nil)},
+		want:      &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: "pipy", Name: "solo", UID: "u-solo", ResourceVersion: "42"}},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
