@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/webhook/informers"
 )
 
 // PodCache holds the pods of the namespaces the mesh monitors, one informer per namespace
@@ -136,7 +137,7 @@ func (c cachedPods) Pods(ctx context.Context, namespace string, sel labels.Selec
 	if !ok {
 		return c.live.Pods(ctx, namespace, sel)
 	}
-	pods, err := typedPods(objs)
+	pods, err := informers.Typed[corev1.Pod](objs)
 	if err != nil {
 		return nil, err
 	}
@@ -177,19 +178,7 @@ func (c cachedPods) injectedIn(ctx context.Context, namespace string) ([]*corev1
 	case !ok:
 		return c.live.Injected(ctx, namespace)
 	}
-	return typedPods(objs)
-}
-
-func typedPods(objs []any) ([]*corev1.Pod, error) {
-	out := make([]*corev1.Pod, 0, len(objs))
-	for _, o := range objs {
-		pod, ok := o.(*corev1.Pod)
-		if !ok {
-			return nil, fmt.Errorf("the pods' cache holds a %T", o)
-		}
-		out = append(out, pod)
-	}
-	return out, nil
+	return informers.Typed[corev1.Pod](objs)
 }
 
 // podIndexers are the pods' cache's indexes: IndexPodInjected.

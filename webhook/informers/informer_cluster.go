@@ -173,7 +173,7 @@ func (c *InformerCluster) Services(ctx context.Context, namespace string) ([]*co
 		return byIndex[corev1.Service](c.services, toolscache.NamespaceIndex, namespace)
 	}
 	if objs, ok := c.namespaced.List(ctx, namespace); ok {
-		return typed[corev1.Service](objs)
+		return Typed[corev1.Service](objs)
 	}
 	if c.live == nil {
 		return nil, nil
@@ -214,7 +214,7 @@ func (c *InformerCluster) ServicesSelecting(ctx context.Context, namespace strin
 
 // PluginChains lists the informer's chains; the Resolver keeps them compiled between changes.
 func (c *InformerCluster) PluginChains(context.Context) ([]*v1alpha1.PluginChain, error) {
-	return typed[v1alpha1.PluginChain](c.chains.List())
+	return Typed[v1alpha1.PluginChain](c.chains.List())
 }
 
 func (c *InformerCluster) PluginConfigsFor(_ context.Context, namespace, service string) ([]*v1alpha1.PluginConfig, error) {
@@ -246,10 +246,12 @@ func byIndex[T any](idx toolscache.Indexer, index, value string) ([]*T, error) {
 	if err != nil {
 		return nil, fmt.Errorf("index %s: %w", index, err)
 	}
-	return typed[T](objs)
+	return Typed[T](objs)
 }
 
-func typed[T any](objs []any) ([]*T, error) {
+// Typed converts what an informer's store returns to the kind it holds, or fails naming
+// what it found instead.
+func Typed[T any](objs []any) ([]*T, error) {
 	out := make([]*T, 0, len(objs))
 	for _, o := range objs {
 		t, ok := o.(*T)
