@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -352,51 +351,6 @@ func TestDecodeReview(t *testing.T) {
 			}
 			if (len(got.Request.Object.Raw) > 0) != tt.wantRawLen {
 				t.Errorf("Object.Raw = %q, want it set: %v", got.Request.Object.Raw, tt.wantRawLen)
-			}
-		})
-	}
-}
-
-// Admission decodes the pod without its managedFields (read by nothing here) and loses
-// nothing else of it: the pod is the full decode's but for them.
-func TestDecodeSkipsManagedFields(t *testing.T) {
-	captured := loadBenchReview(t)
-	var capturedReview struct {
-		Request struct {
-			Object json.RawMessage `json:"object"`
-		} `json:"request"`
-	}
-	if err := json.Unmarshal(captured, &capturedReview); err != nil {
-		t.Fatal(err)
-	}
-	review := func(pod string) string {
-		return `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","namespace":"pipy","operation":"CREATE","object":` + pod + `}}`
-	}
-	for _, tt := range []struct{ name, pod string }{
-		{"captured from the API server", string(capturedReview.Request.Object)},
-		{"two managers", `{"metadata":{"name":"p","labels":{"app":"x"},"annotations":{"a":"b"},"managedFields":[{"manager":"kube-controller-manager","operation":"Update","apiVersion":"v1","time":"2026-12-01T10:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{}}},{"manager":"kubectl","operation":"Apply"}]},"spec":{"containers":[{"name":"app","image":"a","ports":[{"containerPort":8080}]}]}}`},
-		{"managedFields not a list", `{"metadata":{"name":"p","managedFields":5},"spec":{"containers":[{"name":"app","image":"a"}]}}`},
-		{"no managedFields", `{"metadata":{"name":"p","uid":"x"},"spec":{"containers":[{"name":"app","image":"a"}]},"status":{"phase":"Pending"}}`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := (&admissionHandler{decodePod: true}).decode([]byte(review(tt.pod)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			pod, ok := got.Request.Object.Object.(*corev1.Pod)
-			if !ok {
-				t.Fatalf("Object.Object = %T, want the pod", got.Request.Object.Object)
-			}
-			var want corev1.Pod
-			if err := json.Unmarshal([]byte(strings.Replace(tt.pod, `"managedFields":5`, `"managedFields":null`, 1)), &want); err != nil {
-				t.Fatal(err)
-			}
-			want.ManagedFields = nil
-			if !reflect.DeepEqual(pod, &want) {
-				t.Errorf("decoded pod differs from the full decode without managedFields:\n got %+v\nwant %+v", pod, &want)
-			}
-			if pod.ManagedFields != nil {
-				t.Errorf("managedFields decoded: %v", pod.ManagedFields)
 			}
 		})
 	}
