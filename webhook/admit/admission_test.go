@@ -331,7 +331,10 @@ func TestDecodeReview(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := &admissionHandler{decodePod: tt.decodePod}
+			a := &admissionHandler{}
+			if tt.decodePod {
+				a.pods = &PodMutator{}
+			}
 			got, err := a.decode([]byte(tt.body))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -394,7 +397,7 @@ func TestReadBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodPost, "/mutate-pods", io.NopCloser(strings.NewReader(tt.body)))
 			req.ContentLength = tt.length
-			got, err := readBody(req)
+			got, _, err := readBody(req, &buffers{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)

@@ -45,7 +45,7 @@ func TestDecodeKeepsWhatAdmissionReads(t *testing.T) {
 		{"no spec", `{"metadata":{"name":"p"}}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := (&admissionHandler{decodePod: true}).decode(podReviewJSON("pipy", []byte(tt.pod)))
+			got, err := (&admissionHandler{pods: &PodMutator{}}).decode(podReviewJSON("pipy", []byte(tt.pod)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +79,7 @@ func TestDecodeKeepsWhatAdmissionReads(t *testing.T) {
 		{"case differs", `{"spec":{"HostNetwork":true,"Containers":[{"Name":"corsproxy"}]}}`, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := (&admissionHandler{decodePod: true}).decode(podReviewJSON("pipy", []byte(tt.pod)))
+			got, err := (&admissionHandler{pods: &PodMutator{}}).decode(podReviewJSON("pipy", []byte(tt.pod)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -198,7 +198,7 @@ type observedHandler struct {
 	metrics  *Metrics
 }
 
-func newObservedHandler(t *testing.T, r *injector.Resolver, decodePod bool) *observedHandler {
+func newObservedHandler(t *testing.T, r *injector.Resolver, lean bool) *observedHandler {
 	t.Helper()
 	o := &observedHandler{logs: &strings.Builder{}, registry: prometheus.NewRegistry()}
 	var err error
@@ -212,7 +212,9 @@ func newObservedHandler(t *testing.T, r *injector.Resolver, decodePod bool) *obs
 	o.events = &eventLog{scheme: scheme}
 	log := funcr.New(func(prefix, args string) { fmt.Fprintf(o.logs, "%s %s\n", prefix, args) }, funcr.Options{Verbosity: 1})
 	h := NewHandler(&PodMutator{Resolver: r, Events: o.events, Metrics: o.metrics, Log: log}, o.metrics, log).(*admissionHandler)
-	h.decodePod = decodePod // false: the pod is decoded whole, by requestPod
+	if !lean {
+		h.pods = nil // the pod is decoded whole, by requestPod
+	}
 	o.h = h
 	return o
 }
