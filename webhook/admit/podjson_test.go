@@ -14,6 +14,8 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -91,6 +93,28 @@ func TestDecodeKeepsWhatAdmissionReads(t *testing.T) {
 				t.Errorf("keys of another case decoded: %+v", pod.Spec)
 			}
 		})
+	}
+}
+
+// A PodMutator's request keeps what it reads (uid, kind, operation, subresource, namespace,
+// dryRun) and skips the rest (podReview's list).
+func TestDecodeKeepsWhatPodMutatorReadsOfTheRequest(t *testing.T) {
+	got, err := (&admissionHandler{pods: &PodMutator{}}).decode(loadBenchReview(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var full admissionv1.AdmissionReview
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(loadBenchReview(t), &full); err != nil {
+		t.Fatal(err)
+	}
+	want := *full.Request
+	want.UserInfo, want.RequestKind, want.RequestResource, want.Resource = authenticationv1.UserInfo{}, nil, nil, metav1.GroupVersionResource{}
+	want.Options, want.OldObject, want.Object = runtime.RawExtension{}, runtime.RawExtension{}, runtime.RawExtension{Object: got.Request.Object.Object}
+	if full.Request.UserInfo.Username == "" || full.Request.Options.Raw == nil || full.Request.DryRun == nil {
+		t.Fatalf("the captured review lacks fields this test is about: %+v", full.Request)
+	}
+	if !reflect.DeepEqual(*got.Request, want) {
+		t.Errorf("decoded request\n got %+v\nwant %+v", *got.Request, want)
 	}
 }
 
