@@ -437,58 +437,22 @@ func (g *podGenerator) pod() (string, *corev1.Pod) {
 		pod.OwnerReferences = append(pod.OwnerReferences, metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: "u", Controller: ptr.To(true)})
 	}
 
-	// Labels the chains and Services select.
-	switch {
-	case chance(0.05):
-		pod.Labels = nil
-	case chance(0.05):
-		pod.Labels = map[string]string{}
-	default:
-		if pod.Labels == nil {
-			pod.Labels = map[string]string{}
-		}
-		if chance(0.85) {
-			pod.Labels["app"] = "pipy-ok"
-		}
-		if chance(0.5) {
-			pod.Labels["version"] = pick(r, "v1", "v2", "v3")
-		}
-		if chance(0.3) {
-			pod.Labels["tier"] = "api"
-		}
-		if chance(0.4) {
-			pod.Labels["mixed"] = "yes"
-		}
-	}
-
-	// Annotations admission reads.
-	switch {
-	case chance(0.05):
-		pod.Annotations = nil
-	case chance(0.05):
-		pod.Annotations = map[string]string{}
-	default:
-		if pod.Annotations == nil {
-			pod.Annotations = map[string]string{}
-		}
-		for _, a := range []struct {
-			key    string
-			p      float64
-			values []string
-		}{
-			{injector.AnnotationSidecarInjection, 0.08, []string{"enabled", "disabled", "No", "bogus"}},
-			{injector.AnnotationStatus, 0.03, []string{`{"version":1}`}},
-			{injector.AnnotationNativeSidecar, 0.4, []string{"true", "false", "false", "maybe"}},
-			{injector.AnnotationProxyCPURequest, 0.05, []string{"50m", "lots"}},
-			{injector.AnnotationProxyMemoryLimit, 0.05, []string{"128Mi", "1e3"}},
-			{injector.AnnotationProxyMaxConns, 0.05, []string{"100", "0"}},
-			{injector.AnnotationConfig, 0.05, []string{"{}"}},
-		} {
-			if chance(a.p) {
-				pod.Annotations[a.key] = pick(r, a.values...)
-			}
-		}
-	}
+	// Labels the chains and Services select, and the annotations admission reads.
+	pod.Labels = g.draw(pod.Labels, []mapDraw{
+		{"app", 0.85, []string{"pipy-ok"}},
+		{"version", 0.5, []string{"v1", "v2", "v3"}},
+		{"tier", 0.3, []string{"api"}},
+		{"mixed", 0.4, []string{"yes"}},
+	})
+	pod.Annotations = g.draw(pod.Annotations, []mapDraw{
+		{injector.AnnotationSidecarInjection, 0.08, []string{"enabled", "disabled", "No", "bogus"}},
+		{injector.AnnotationStatus, 0.03, []string{`{"version":1}`}},
+		{injector.AnnotationNativeSidecar, 0.4, []string{"true", "false", "false", "maybe"}},
+		{injector.AnnotationProxyCPURequest, 0.05, []string{"50m", "lots"}},
+		{injector.AnnotationProxyMemoryLimit, 0.05, []string{"128Mi", "1e3"}},
+		{injector.AnnotationProxyMaxConns, 0.05, []string{"100", "0"}},
+		{injector.AnnotationConfig, 0.05, []string{"{}"}},
+	})
 
 	// The pod-only skips.
 	pod.Spec.HostNetwork = chance(0.05)
@@ -536,6 +500,33 @@ func (g *podGenerator) pod() (string, *corev1.Pod) {
 		pod.Spec.Volumes = []corev1.Volume{}
 	}
 	return ns, pod
+}
+
+// mapDraw sets key, with probability p, to one of values.
+type mapDraw struct {
+	key    string
+	p      float64
+	values []string
+}
+
+// draw returns m (random) with the draws made, or now and then nil or empty (the patch
+// adds such a map whole).
+func (g *podGenerator) draw(m map[string]string, draws []mapDraw) map[string]string {
+	switch r := g.r.Float64(); {
+	case r < 0.05:
+		return nil
+	case r < 0.1:
+		return map[string]string{}
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	for _, d := range draws {
+		if g.r.Float64() < d.p {
+			m[d.key] = pick(g.r, d.values...)
+		}
+	}
+	return m
 }
 
 // The generated pods are valid JSON pods whatever was drawn: they encode, and decode to
