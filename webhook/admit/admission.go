@@ -160,7 +160,8 @@ type review struct {
 // PodMutator never reads are hidden too and skipped, undecoded (22 allocations, 0.9 kB an
 // admission): who asks (userInfo), the kind and resource as requested (requestKind,
 // requestResource; it reads kind), resource, options and oldObject (it admits creations
-// only). A PodMutator that starts reading one must unhide it here.
+// only). A PodMutator that starts reading one must unhide it here. As admittedPod's,
+// skipped values are not type-checked.
 type podReview struct {
 	metav1.TypeMeta `json:",inline"`
 	Request         *struct {
