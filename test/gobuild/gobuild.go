@@ -19,17 +19,17 @@ import (
 	"strings"
 )
 
-// ModulePath is the corsmesh module; the repository root is the directory whose go.mod
+// modulePath is the corsmesh module; the repository root is the directory whose go.mod
 // declares it.
-const ModulePath = "github.com/corsmesh/corsmesh"
+const modulePath = "github.com/corsmesh/corsmesh"
 
 // RepoRoot returns the corsmesh repository root: the first directory, from the working
-// directory up, whose go.mod declares ModulePath; failing that, the one this source file
+// directory up, whose go.mod declares modulePath; failing that, the one this source file
 // was compiled from.
 func RepoRoot() (string, error) {
 	if wd, err := os.Getwd(); err == nil {
 		for dir := wd; ; dir = filepath.Dir(dir) {
-			if declares(dir, ModulePath) {
+			if declares(dir, modulePath) {
 				return dir, nil
 			}
 			if filepath.Dir(dir) == dir {
@@ -39,11 +39,11 @@ func RepoRoot() (string, error) {
 	}
 	if _, file, _, ok := runtime.Caller(0); ok {
 		dir := filepath.Join(filepath.Dir(file), "..", "..")
-		if declares(dir, ModulePath) {
+		if declares(dir, modulePath) {
 			return filepath.Clean(dir), nil
 		}
 	}
-	return "", fmt.Errorf("no directory above the working directory holds the go.mod of %s", ModulePath)
+	return "", fmt.Errorf("no directory above the working directory holds the go.mod of %s", modulePath)
 }
 
 // declares reports whether dir's go.mod declares module path.
