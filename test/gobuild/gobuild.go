@@ -92,6 +92,11 @@ func (b Builder) Build(ctx context.Context, dir string, pkgs ...string) (map[str
 	if err != nil {
 		return nil, err
 	}
+	// go build runs in each module's directory: a relative dir is the caller's.
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("go build: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("go build: %w", err)
 	}

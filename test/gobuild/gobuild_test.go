@@ -107,6 +107,26 @@ func TestBuildRunsEachModulesCommands(t *testing.T) {
 	}
 }
 
+// A relative output directory is the caller's, not the module's the build runs in.
+func TestBuildIntoRelativeDir(t *testing.T) {
+	root := checkout(t)
+	t.Chdir(t.TempDir())
+	bins, err := Builder{Root: root}.Build(t.Context(), "out", "sub/three")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(wd, "out", "three"); bins["sub/three"] != want {
+		t.Fatalf("binary at %q, want %q", bins["sub/three"], want)
+	}
+	if _, err := os.Stat(filepath.Join("out", "three")); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBuildErrorNamesPackageAndOutput(t *testing.T) {
 	root := checkout(t)
 	if err := os.WriteFile(filepath.Join(root, "cmd", "two", "main.go"), []byte("package main\n\nfunc main() { undefinedThing() }\n"), 0o644); err != nil {
