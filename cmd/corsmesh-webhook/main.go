@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,7 +32,37 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stderr io.Writer) int {
-	opts := webhook.Options{Injector: injector.DefaultOptions()}
+	cl, err := parseFlags(args, stderr)
+	if err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintf(stderr, "corsmesh-webhook: %v\n", err)
+		}
+		return 2
+	}
+	log := zap.New(zap.UseFlagOptions(&cl.zap), zap.WriteTo(stderr))
+	ctrl.SetLogger(log)
+	cl.opts.Log = log
+	if err := serve(ctx, cl.kubeconfig, cl.opts, log); err != nil {
+		log.Error(err, "corsmesh-webhook stopped")
+		return 1
+	}
+	return 0
+}
+
+// commandLine is what the flags ask for.
+type commandLine struct {
+	opts       webhook.Options
+	kubeconfig string
+	zap        zap.Options
+}
+
+// errUsage is a flag the flag package has already reported (with the usage).
+var errUsage = errors.New("usage")
+
+// parseFlags reads the command line into the webhook's options.
+func parseFlags(args []string, stderr io.Writer) (*commandLine, error) {
+	cl := &commandLine{opts: webhook.Options{Injector: injector.DefaultOptions()}}
+	opts := &cl.opts
 	fs := flag.NewFlagSet("corsmesh-webhook", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&opts.CertDir, "cert-dir", "/etc/corsmesh/tls", "directory with tls.crt and tls.key (reloaded when they change)")
@@ -55,17 +86,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	adminPort := fs.Int("admin-port", int(in.AdminPort), "proxy admin port inside pods (never redirected)")
 	corsPlugins := fs.String("cors-plugins", strings.Join(in.CORSPluginNames, ","), "Plugin names implemented as CORS")
 	nativeSidecars := fs.String("native-sidecars", "auto", "inject the proxy as a native sidecar: auto (Kubernetes >= 1.29), true or false")
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default: in-cluster, or $KUBECONFIG)")
+	fs.StringVar(&cl.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, or $KUBECONFIG)")
 	applyProxyDefaults := proxyDefaultFlags(fs, in)
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(fs)
+	cl.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return nil, errUsage
 	}
 	in.ProxyPort, in.AdminPort = int32(*proxyPort), int32(*adminPort)
 	if err := applyProxyDefaults(); err != nil {
-		fmt.Fprintf(stderr, "corsmesh-webhook: %v\n", err)
-		return 2
+		return nil, err
 	}
 	in.CORSPluginNames = strings.Split(*corsPlugins, ",")
 	switch *nativeSidecars {
@@ -74,17 +103,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		v := *nativeSidecars == "true"
 		opts.NativeSidecars = &v
 	default:
-		fmt.Fprintf(stderr, "corsmesh-webhook: --native-sidecars=%q: want auto, true or false\n", *nativeSidecars)
-		return 2
+		return nil, fmt.Errorf("--native-sidecars=%q: want auto, true or false", *nativeSidecars)
 	}
-	log := zap.New(zap.UseFlagOptions(&zapOpts), zap.WriteTo(stderr))
-	ctrl.SetLogger(log)
-	opts.Log = log
-	if err := serve(ctx, *kubeconfig, opts, log); err != nil {
-		log.Error(err, "corsmesh-webhook stopped")
-		return 1
-	}
-	return 0
+	return cl, nil
 }
 
 func serve(ctx context.Context, kubeconfig string, opts webhook.Options, log logr.Logger) error {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 // A kubeconfig file gives the same client as in-cluster config: no client-side rate limit
@@ -33,5 +36,69 @@ current-context: x
 	}
 	if !cfg.DisableCompression {
 		t.Error("compression on: want responses uncompressed")
+	}
+}
+
+// Each flag reaches the webhook's options: a flag parsed but never copied would leave the
+// default in effect without a word.
+func TestFlagsReachOptions(t *testing.T) {
+	tests := []struct {
+		args  []string
+		check func(*commandLine) bool
+	}{
+		{nil, func(c *commandLine) bool {
+			return !c.opts.EnableHTTP2 && c.opts.LeaderElection && c.opts.Port == 9443 && c.opts.DrainPeriod == 10*time.Second && c.opts.NativeSidecars == nil
+		}},
+		{[]string{"--enable-http2"}, func(c *commandLine) bool { return c.opts.EnableHTTP2 }},
+		{[]string{"--enable-http2=false"}, func(c *commandLine) bool { return !c.opts.EnableHTTP2 }},
+		{[]string{"--port", "10443", "--host", "127.0.0.1"}, func(c *commandLine) bool { return c.opts.Port == 10443 && c.opts.Host == "127.0.0.1" }},
+		{[]string{"--drain-period", "3s"}, func(c *commandLine) bool { return c.opts.DrainPeriod == 3*time.Second }},
+		{[]string{"--leader-elect=false", "--leader-election-id", "x", "--leader-election-namespace", "ns"}, func(c *commandLine) bool {
+			return !c.opts.LeaderElection && c.opts.LeaderElectionID == "x" && c.opts.LeaderElectionNamespace == "ns"
+		}},
+		{[]string{"--cert-dir", "/tls", "--metrics-addr", "0", "--health-addr", ":9", "--pprof-addr", ":7"}, func(c *commandLine) bool {
+			return c.opts.CertDir == "/tls" && c.opts.MetricsAddr == "0" && c.opts.HealthAddr == ":9" && c.opts.PprofAddr == ":7"
+		}},
+		{[]string{"--native-sidecars", "false"}, func(c *commandLine) bool { return c.opts.NativeSidecars != nil && !*c.opts.NativeSidecars }},
+		{[]string{"--native-sidecars", "true"}, func(c *commandLine) bool { return c.opts.NativeSidecars != nil && *c.opts.NativeSidecars }},
+		{[]string{"--mesh-name", "edge", "--namespace", "sys", "--proxy-port", "15010", "--admin-port", "15011", "--cors-plugins", "a,b"}, func(c *commandLine) bool {
+			in := c.opts.Injector
+			return in.MeshName == "edge" && in.OwnNamespace == "sys" && in.ProxyPort == 15010 && in.AdminPort == 15011 && strings.Join(in.CORSPluginNames, "|") == "a|b"
+		}},
+		{[]string{"--kubeconfig", "/k"}, func(c *commandLine) bool { return c.kubeconfig == "/k" }},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var stderr bytes.Buffer
+			cl, err := parseFlags(tt.args, &stderr)
+			if err != nil {
+				t.Fatalf("%v %s", err, stderr.String())
+			}
+			if !tt.check(cl) {
+				t.Errorf("options %+v", cl.opts)
+			}
+		})
+	}
+}
+
+// A bad flag value is an error naming the flag, and no options.
+func TestBadFlags(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--native-sidecars", "maybe"}, "--native-sidecars"},
+		{[]string{"--enable-http2=perhaps"}, "enable-http2"},
+		{[]string{"--no-such-flag"}, "no-such-flag"},
+	} {
+		var stderr bytes.Buffer
+		cl, err := parseFlags(tt.args, &stderr)
+		if err == nil || cl != nil {
+			t.Errorf("%v: accepted", tt.args)
+			continue
+		}
+		if msg := err.Error() + stderr.String(); !strings.Contains(msg, tt.want) {
+			t.Errorf("%v: %q does not name %s", tt.args, msg, tt.want)
+		}
 	}
 }

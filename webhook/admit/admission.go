@@ -30,7 +30,7 @@ import (
 //     handler then decodes those bytes a fourth time: on an admission of the seed's pod with
 //     1,000 PluginChains and 10,000 Services (BenchmarkAdmission) that was 30 % of the
 //     handler's CPU, plus 22 % for the pod. Here the review is decoded once, case-sensitively
-//     as the API server encodes it, the pod included (a PodMutator's reviews: see decodePod).
+//     as the API server encodes it, the pod included (a PodMutator's reviews: see the pods field).
 //   - Its answers to input the API server never sends (another method, another content
 //     type, a body that is no AdmissionReview, a request without uid) are HTTP 200 with the
 //     error inside a review. The project's rule is that a malformed request is a 4xx, so
@@ -39,9 +39,12 @@ type admissionHandler struct {
 	hook    *admission.Webhook
 	metrics *Metrics
 	log     logr.Logger
-	// decodePod decodes a review's object as a pod along with the review, handing it to
-	// the handler in Request.Object.Object (set when the handler is a PodMutator).
-	decodePod bool
+	// pods is the handler when it is a PodMutator: the review's object is then decoded as
+	// a pod along with the review, handed to it in Request.Object.Object, and its patch
+	// buffer given back once the response is written.
+	pods *PodMutator
+	// bodies lends the buffers request bodies are read into.
+	bodies buffers
 }
 
 // maxReviewBytes bounds a review's body as admission.Webhook does: two objects of at most
@@ -50,8 +53,8 @@ const maxReviewBytes = 7 << 20
 
 // NewHandler serves h, counting malformed requests and panics in metrics.
 func NewHandler(h admission.Handler, metrics *Metrics, log logr.Logger) http.Handler {
-	_, pods := h.(*PodMutator)
-	return &admissionHandler{metrics: metrics, log: log, decodePod: pods, hook: &admission.Webhook{
+	pods, _ := h.(*PodMutator)
+	return &admissionHandler{metrics: metrics, log: log, pods: pods, hook: &admission.Webhook{
 		// The handlers log with the request's names themselves; the default constructor's
 		// per-request logger was a tenth of an admission's allocations.
 		LogConstructor: func(base logr.Logger, _ *admission.Request) logr.Logger { return base },
@@ -77,7 +80,10 @@ func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.reject(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("content type %q not supported: want application/json", r.Header.Get("Content-Type")))
 		return
 	}
-	body, err := readBody(r)
+	// The body's buffer is reused once the response is written: decoding copies what it
+	// keeps (strings, and raw objects through RawExtension.UnmarshalJSON).
+	body, lent, err := readBody(r, &a.bodies)
+	defer a.bodies.put(lent)
 	if err != nil {
 		code := http.StatusBadRequest
 		if errors.Is(err, errTooLarge) {
@@ -102,20 +108,27 @@ func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewEncoder(w).Encode(admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: &resp.AdmissionResponse}); err != nil {
 		a.log.Error(err, "writing the AdmissionReview response", "uid", review.Request.UID)
 	}
+	if a.pods != nil {
+		a.pods.releasePatch(resp.Patch)
+	}
 }
 
 var errTooLarge = fmt.Errorf("request body too large: the limit is %d bytes", maxReviewBytes)
 
-// readBody reads the request body, at most maxReviewBytes of it, in one allocation of its
-// size when the client says it (the API server does).
-func readBody(r *http.Request) ([]byte, error) {
+// readBody reads the request body, at most maxReviewBytes of it. When the client says its
+// size (the API server does), it is read into one buffer of that size: lent from bufs when
+// small (give lent back to bufs once the body is no longer read), else allocated.
+func readBody(r *http.Request, bufs *buffers) (body []byte, lent *[]byte, err error) {
 	if r.ContentLength > maxReviewBytes {
-		return nil, errTooLarge
+		return nil, nil, errTooLarge
 	}
-	var body []byte
-	var err error
-	if n := r.ContentLength; n >= 0 {
-		body = make([]byte, n)
+	if n := int(r.ContentLength); n >= 0 {
+		if n <= maxPooledBuffer {
+			lent = bufs.get(n)
+			body = (*lent)[:n]
+		} else {
+			body = make([]byte, n)
+		}
 		if _, err = io.ReadFull(r.Body, body); err == nil {
 			var extra [1]byte
 			if m, _ := r.Body.Read(extra[:]); m > 0 {
@@ -127,13 +140,13 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("reading the body: %w", err)
+		return nil, lent, fmt.Errorf("reading the body: %w", err)
 	case len(body) > maxReviewBytes:
-		return nil, errTooLarge
+		return nil, lent, errTooLarge
 	case len(body) == 0:
-		return nil, errors.New("empty body")
+		return nil, lent, errors.New("empty body")
 	}
-	return body, nil
+	return body, lent, nil
 }
 
 // review is an AdmissionReview as received. The API server sends admission.k8s.io/v1 or
@@ -179,13 +192,13 @@ type skipJSON struct{}
 func (*skipJSON) UnmarshalJSON([]byte) error { return nil }
 
 // decode reads an AdmissionReview, defaulting a missing apiVersion or kind to v1's.
-// With decodePod, the object comes decoded as a pod in Request.Object.Object; an object
+// For a PodMutator, the object comes decoded as a pod in Request.Object.Object; an object
 // that is no pod is left raw for the handler to answer (a Pod it cannot decode is a 400
 // inside the review, another kind is not its business).
 func (a *admissionHandler) decode(body []byte) (*review, error) {
 	var out review
 	var err error
-	if a.decodePod {
+	if a.pods != nil {
 		var pr podReview
 		if err = kjson.UnmarshalCaseSensitivePreserveInts(body, &pr); err == nil {
 			out.TypeMeta = pr.TypeMeta
@@ -197,7 +210,7 @@ func (a *admissionHandler) decode(body []byte) (*review, error) {
 			}
 		}
 	}
-	if !a.decodePod || err != nil {
+	if a.pods == nil || err != nil {
 		out = review{}
 		if err := kjson.UnmarshalCaseSensitivePreserveInts(body, &out); err != nil {
 			return nil, err

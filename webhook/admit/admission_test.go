@@ -332,7 +332,10 @@ func TestDecodeReview(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := &admissionHandler{decodePod: tt.decodePod}
+			a := &admissionHandler{}
+			if tt.decodePod {
+				a.pods = &PodMutator{}
+			}
 			got, err := a.decode([]byte(tt.body))
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -379,7 +382,7 @@ func TestDecodeSkipsManagedFields(t *testing.T) {
 		{"no managedFields", `{"metadata":{"name":"p","uid":"x"},"spec":{"containers":[{"name":"app","image":"a"}]},"status":{"phase":"Pending"}}`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := (&admissionHandler{decodePod: true}).decode([]byte(review(tt.pod)))
+			got, err := (&admissionHandler{pods: &PodMutator{}}).decode([]byte(review(tt.pod)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -440,7 +443,7 @@ func TestReadBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodPost, "/mutate-pods", io.NopCloser(strings.NewReader(tt.body)))
 			req.ContentLength = tt.length
-			got, err := readBody(req)
+			got, _, err := readBody(req, &buffers{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)

@@ -36,6 +36,10 @@ type PodMutator struct {
 	Events  events.EventRecorder // may be nil
 	Metrics *Metrics
 	Log     logr.Logger
+
+	// patches lends the patch's buffer; the admission handler gives it back once the
+	// response is written (releasePatch).
+	patches buffers
 }
 
 // quietReasons are skips the user asked for or cannot act on: no warning at admission.
@@ -94,8 +98,10 @@ func (m *PodMutator) Handle(ctx context.Context, req admission.Request) admissio
 	if m.Events != nil { // its arguments (the join, the boxed ports) cost 3 allocations
 		m.event(pod, req.Namespace, corev1.EventTypeNormal, EventInjected, "Inject", "CORS proxy injected for ports %v (PluginChains %s)", d.Ports, strings.Join(d.Chains, ", "))
 	}
-	patch, err := encodePatch(ops)
+	buf := m.patches.get(patchLen(ops))
+	patch, err := appendPatch(*buf, ops)
 	if err != nil {
+		m.patches.put(buf)
 		m.Metrics.Errors.WithLabelValues(errMutate).Inc()
 		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("corsmesh: %w", err))
 	}
@@ -117,13 +123,16 @@ func requestPod(req admission.Request) (*corev1.Pod, error) {
 	return &pod, nil
 }
 
-// encodePatch writes the operations as encoding/json would write them
-// ([{"op":…,"path":…,"value":…}], value left out when nil), but copies a json.RawMessage
-// value as it is, unchecked (only the injector's own encoding comes as one): the injected
-// containers come encoded once for all the pods that share them (injector.Mutation.Patch),
-// and encoding them by reflection was a fifth of an admission's CPU. Strings and maps of
-// them (the annotations) are written here too.
-func encodePatch(ops []jsonpatch.Operation) ([]byte, error) {
+// releasePatch takes back the buffer of a patch Handle returned, once nothing reads it.
+func (m *PodMutator) releasePatch(patch []byte) {
+	if patch != nil {
+		m.patches.put(&patch)
+	}
+}
+
+// patchLen is about the length of the operations encoded by appendPatch: enough for the
+// injector's patches, so that appendPatch does not grow its buffer.
+func patchLen(ops []jsonpatch.Operation) int {
 	n := 2 + 64 // the brackets, and room for a few escapes (<, >, & take six bytes each)
 	for _, op := range ops {
 		n += len(op.Path) + 32
@@ -139,7 +148,16 @@ func encodePatch(ops []jsonpatch.Operation) ([]byte, error) {
 			}
 		}
 	}
-	b := make([]byte, 0, n)
+	return n
+}
+
+// appendPatch appends the operations to b as encoding/json would write them
+// ([{"op":…,"path":…,"value":…}], value left out when nil), but copies a json.RawMessage
+// value as it is, unchecked (only the injector's own encoding comes as one): the injected
+// containers come encoded once for all the pods that share them (injector.Mutation.Patch),
+// and encoding them by reflection was a fifth of an admission's CPU. Strings and maps of
+// them (the annotations) are written here too.
+func appendPatch(b []byte, ops []jsonpatch.Operation) ([]byte, error) {
 	b = append(b, '[')
 	for i, op := range ops {
 		if i > 0 {
