@@ -114,6 +114,7 @@ type options struct {
 	quiesce                time.Duration
 	cpuProfile             string
 	heapProfiles           string
+	sustained              time.Duration
 }
 
 func main() {
@@ -137,6 +138,7 @@ func main() {
 	flag.StringVar(&o.webhookBin, "webhook-bin", "", "run this corsmesh-webhook binary instead of building ./cmd/corsmesh-webhook (to compare a prototype)")
 	flag.StringVar(&o.label, "label", "", "a note for the report's title (what this run measures)")
 	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write corsmesh-webhook's CPU profile over the measured pod creations to this file (pprof format)")
+	flag.DurationVar(&o.sustained, "sustained", 5*time.Second, "after the rounds, create pods back to back in each mode for this long per phase (0: skip), to report throughput and CPU per pod")
 	flag.StringVar(&o.heapProfiles, "heap-profiles", "", "write corsmesh-webhook's heap profile (pprof format) at each memory reading into this directory (forces a GC before each reading)")
 	flag.DurationVar(&o.quiesce, "quiesce", 90*time.Second, "before measuring memory and pods, wait up to this long for the machine to go idle")
 	flag.Parse()
@@ -157,29 +159,30 @@ func logf(format string, args ...any) {
 }
 
 type report struct {
-	opts     options
-	started  time.Time
-	load     [2]string
-	command  string
-	machine  []string
-	handler  *handlerResult
-	memory   []memSample
-	svcNote  string
-	cacheLag time.Duration
-	loadTime time.Duration
-	loadCPU  cpuSample
-	phases   []loadPhase
-	quiesced []string
-	results  map[string]*modeResult
-	rounds   int
-	checks   []string
-	apiCalls map[string]apiWebhook
-	calls    webhookCounters    // corsmesh-webhook's counters over the measured pods
-	requests map[string]float64 // apiserver_request_total during the pods, by "verb resource"
-	mounts   string
-	failures []string
-	capture  string
-	comps    *components
+	opts      options
+	started   time.Time
+	load      [2]string
+	command   string
+	machine   []string
+	handler   *handlerResult
+	memory    []memSample
+	svcNote   string
+	cacheLag  time.Duration
+	loadTime  time.Duration
+	loadCPU   cpuSample
+	phases    []loadPhase
+	quiesced  []string
+	results   map[string]*modeResult
+	rounds    int
+	checks    []string
+	apiCalls  map[string]apiWebhook
+	calls     webhookCounters    // corsmesh-webhook's counters over the measured pods
+	requests  map[string]float64 // apiserver_request_total during the pods, by "verb resource"
+	mounts    string
+	failures  []string
+	capture   string
+	comps     *components
+	sustained map[string]*sustainedResult
 }
 
 func run(ctx context.Context, o options) error {
@@ -343,6 +346,11 @@ func run(ctx context.Context, o options) error {
 	settle("after creating pods")
 	if m, err := hook.memory(ctx, fmt.Sprintf("after the run (+%d injected pods in its cache)", o.pods+o.warmup)); err == nil {
 		rep.memory = append(rep.memory, m)
+	}
+	if o.sustained > 0 && o.pods > 0 {
+		if rep.sustained, err = sustain(ctx, cs, rep.comps, o.sustained); err != nil {
+			return err
+		}
 	}
 	rep.load[1] = loadavg()
 	return rep.write(o.out)
@@ -1457,6 +1465,7 @@ func (r *report) write(dir string) error {
 		med := float64(stats["ours"][0]) / float64(stats["no-op"][0])
 		p("Target pod creation with our webhook ≤ 1.05 × the no-op webhook's median: %.3f — %s. Against the replay webhook (the same mutation, none of corsmesh's work): %.3f.", med, passFail(med <= 1.05), float64(stats["ours"][0])/float64(stats["replay"][0]))
 		p("")
+		r.writeSustained(p)
 		p("Checks (webhook counters, the API server's admission metrics, the created pods):")
 		p("")
 		for _, c := range r.checks {
