@@ -137,7 +137,7 @@ func main() {
 	flag.BoolVar(&o.chainsFirst, "chains-first", false, "create the PluginChains before the Services (every Service event then re-reconciles every chain: slow)")
 	flag.StringVar(&o.webhookBin, "webhook-bin", "", "run this corsmesh-webhook binary instead of building ./cmd/corsmesh-webhook (to compare a prototype)")
 	flag.StringVar(&o.label, "label", "", "a note for the report's title (what this run measures)")
-	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write corsmesh-webhook's CPU profile over the measured pod creations to this file (pprof format)")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write corsmesh-webhook's CPU profile over the measured pod creations (rounds and sustained phases) to this file (pprof format)")
 	flag.DurationVar(&o.sustained, "sustained", 5*time.Second, "after the rounds, create pods back to back in each mode for this long per phase (0: skip), to report throughput and CPU per pod")
 	flag.StringVar(&o.heapProfiles, "heap-profiles", "", "write corsmesh-webhook's heap profile (pprof format) at each memory reading into this directory (forces a GC before each reading)")
 	flag.DurationVar(&o.quiesce, "quiesce", 90*time.Second, "before measuring memory and pods, wait up to this long for the machine to go idle")
@@ -340,17 +340,32 @@ func run(ctx context.Context, o options) error {
 	}
 
 	settle("before creating pods")
+	// The profile spans the rounds and the sustained phases: the webhook is idle in the
+	// other modes' pods, so it is the profile of ours.
+	var prof *cpuProfiler
+	if p, ok := hook.(*processWebhook); ok && p.pprofAddr != "" && o.cpuProfile != "" {
+		prof = startCPUProfile(ctx, p.pprofAddr, o.cpuProfile)
+	}
 	if err := createPods(ctx, s, cs, hook, noop, o, rep); err != nil {
 		return err
-	}
-	settle("after creating pods")
-	if m, err := hook.memory(ctx, fmt.Sprintf("after the run (+%d injected pods in its cache)", o.pods+o.warmup)); err == nil {
-		rep.memory = append(rep.memory, m)
 	}
 	if o.sustained > 0 && o.pods > 0 {
 		if rep.sustained, err = sustain(ctx, cs, rep.comps, o.sustained); err != nil {
 			return err
 		}
+	}
+	if prof != nil {
+		if err := prof.stop(); err != nil {
+			logf("%v", err)
+		}
+	}
+	settle("after creating pods")
+	injected := o.pods + o.warmup
+	if res, ok := rep.sustained["ours"]; ok {
+		injected += res.pods
+	}
+	if m, err := hook.memory(ctx, fmt.Sprintf("after the run (+%d injected pods in its cache)", injected)); err == nil {
+		rep.memory = append(rep.memory, m)
 	}
 	rep.load[1] = loadavg()
 	return rep.write(o.out)
@@ -713,14 +728,6 @@ func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface
 	}
 	rounds := (o.pods + o.batch - 1) / o.batch
 	rep.rounds = rounds
-	if p, ok := hook.(*processWebhook); ok && p.pprofAddr != "" {
-		prof := startCPUProfile(ctx, p.pprofAddr, o.cpuProfile)
-		defer func() {
-			if err := prof.stop(); err != nil {
-				logf("%v", err)
-			}
-		}()
-	}
 	logf("creating %d pods per mode in %d rounds of %d", o.pods, rounds, o.batch)
 	for r := range rounds {
 		n := min(o.batch, o.pods-r*o.batch)
