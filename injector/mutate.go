@@ -90,7 +90,7 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := d.Config.Marshal()
+	cfg, err := d.Config.MarshalString()
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (in *Injector) Mutation(pod *corev1.Pod, d *Decision) (*Mutation, error) {
 		return nil, err
 	}
 	return &Mutation{
-		Annotations:    map[string]string{AnnotationConfig: string(cfg), AnnotationStatus: status},
+		Annotations:    map[string]string{AnnotationConfig: cfg, AnnotationStatus: status},
 		Labels:         parts.labels,
 		InitContainers: parts.initContainers, Containers: parts.containers, Volumes: parts.volumes,
 		injected: parts,

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Version is the current document version. The proxy refuses documents it does not know,
@@ -114,4 +115,14 @@ func (c *Config) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("encoding corsproxy config: %w", err)
 	}
 	return b, nil
+}
+
+// MarshalString is Marshal's document as a string, the annotation's value, encoded
+// straight into it: Marshal's bytes made a string are a second copy (a kB per admission).
+func (c *Config) MarshalString() (string, error) {
+	var sb strings.Builder
+	if err := json.NewEncoder(&sb).Encode(c); err != nil {
+		return "", fmt.Errorf("encoding corsproxy config: %w", err)
+	}
+	return strings.TrimSuffix(sb.String(), "\n"), nil // Encode ends the document with one
 }

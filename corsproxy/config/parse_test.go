@@ -537,6 +537,10 @@ func TestMarshalRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s, err := c.MarshalString()
+	if err != nil || s != string(b) {
+		t.Fatalf("MarshalString() = %q, %v; want Marshal's %q", s, err, b)
+	}
 	again, err := config.Parse(b)
 	if err != nil {
 		t.Fatalf("Parse(Marshal()) = %v; marshalled: %s", err, b)

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corsmesh/corsmesh/test/gobuild"
 )
 
 // The policies the browser is tested against: the guide's, a wildcard one and a
@@ -75,7 +77,11 @@ func TestBrowserCORS(t *testing.T) {
 	pages := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "<!doctype html><title>corsmesh browser test</title><p>"+r.Host)
 	}))
-	bin := buildProxy(t)
+	bins, err := gobuild.Build(ctx, t.TempDir(), "cmd/corsproxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := bins["cmd/corsproxy"]
 	guide := startProxy(t, bin, appAddr, guidePolicy)
 	wildcard := startProxy(t, bin, appAddr, wildcardPolicy)
 	reportOnly := startProxy(t, bin, appAddr, reportOnlyPolicy)
@@ -251,17 +257,6 @@ func serve(t *testing.T, h http.Handler) string {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
-}
-
-func buildProxy(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "corsproxy")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/corsproxy")
-	cmd.Dir = filepath.Join("..", "..")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building corsproxy: %v\n%s", err, b)
-	}
-	return out
 }
 
 type runningProxy struct{ addr, admin string }

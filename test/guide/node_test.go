@@ -2,8 +2,6 @@ package guide
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/test/gobuild"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
 
@@ -25,12 +24,11 @@ func TestGuideVerbatimOnNode(t *testing.T) {
 	sandbox.RequireServed(t, s, sandbox.GuideImages...)
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	corsmeshctl := filepath.Join(t.TempDir(), "corsmeshctl")
-	build := exec.CommandContext(ctx, "go", "build", "-o", corsmeshctl, "./cmd/corsmeshctl")
-	build.Dir = s.RepoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build corsmeshctl: %v\n%s", err, out)
+	bins, err := gobuild.Builder{Root: s.RepoRoot}.Build(ctx, t.TempDir(), "cmd/corsmeshctl")
+	if err != nil {
+		t.Fatal(err)
 	}
+	corsmeshctl := bins["cmd/corsmeshctl"]
 	if err := s.InstallInCluster(ctx, sandbox.DefaultOverlay); err != nil {
 		t.Fatalf("%v%s", err, s.Diagnose())
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/corsmesh/corsmesh/injector"
+	"github.com/corsmesh/corsmesh/test/gobuild"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 	"github.com/corsmesh/corsmesh/test/walkthrough"
 )
@@ -44,7 +45,11 @@ func TestHelmOnNode(t *testing.T) {
 	defer cancel()
 	c := s.Client
 	chart := filepath.Join(s.RepoRoot, "manifests", "charts", "corsmesh")
-	ctl := buildCorsmeshctl(t, ctx, s.RepoRoot)
+	bins, err := gobuild.Builder{Root: s.RepoRoot}.Build(ctx, t.TempDir(), "cmd/corsmeshctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctl := bins["cmd/corsmeshctl"]
 	kubectl := func(args ...string) string {
 		t.Helper()
 		return s.MustKubectl(t, ctx, args...)
@@ -308,18 +313,6 @@ func pushUpgradedProxy(t *testing.T, ctx context.Context, s *sandbox.Sandbox) {
 	if err := s.PushImage(ctx, upgradedProxy, upgraded); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// buildCorsmeshctl builds cmd/corsmeshctl into a temporary directory.
-func buildCorsmeshctl(t *testing.T, ctx context.Context, repo string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "corsmeshctl")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/corsmeshctl")
-	cmd.Dir = repo
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/corsmeshctl: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // corsmeshctlCheck runs `corsmeshctl check`, failing the test if a check FAILs.

@@ -21,7 +21,7 @@ import (
 func TestCheckReportsTheWebhookCertificate(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, 2*time.Minute)
-	corsmeshctl(t, ctx, s, "--help") // builds the binary once
+	ctl := binaries(t, s)["cmd/corsmeshctl"]
 
 	what := fmt.Sprintf("Certificate %s/%s", sandbox.WebhookNamespace, sandbox.WebhookCertificate)
 	var report string
@@ -34,7 +34,7 @@ func TestCheckReportsTheWebhookCertificate(t *testing.T) {
 		if crt.Status.RenewalTime == nil {
 			return errors.New("cert-manager has set no renewal time yet")
 		}
-		cmd := exec.CommandContext(ctx, corsmeshctlPath, "check", "--kubeconfig", s.KubeconfigPath, "-n", sandbox.WebhookNamespace)
+		cmd := exec.CommandContext(ctx, ctl, "check", "--kubeconfig", s.KubeconfigPath, "-n", sandbox.WebhookNamespace)
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		// An exit 1 would be about something else in the shared sandbox (another test's

@@ -59,21 +59,14 @@ func TestExplainReadsRefusalsThroughThePodProxy(t *testing.T) {
 	ip("-n", netns, "link", "set", vethPod, "up")
 	ip("-n", netns, "link", "set", "lo", "up")
 
-	bin := t.TempDir()
-	for _, pkg := range []string{"corsproxy", "corsmeshctl"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, pkg), "./cmd/"+pkg)
-		cmd.Dir = s.RepoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/%s: %v\n%s", pkg, err, out)
-		}
-	}
+	bins := binaries(t, s)
 	const policy = `{"version":1,"ports":[{"port":8080,"cors":{"allowOrigins":[{"wildcard":"https://*.shop.example"}]}}]}`
-	configPath := filepath.Join(bin, "config.json")
+	configPath := filepath.Join(t.TempDir(), "config.json")
 	if err := os.WriteFile(configPath, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	const adminPort = 15000 // inside the namespace, so no other test's port
-	proxy := exec.Command("ip", "netns", "exec", netns, filepath.Join(bin, "corsproxy"), "--config", configPath,
+	proxy := exec.Command("ip", "netns", "exec", netns, bins["cmd/corsproxy"], "--config", configPath,
 		"--listen", podIP+":15003", "--admin-listen", fmt.Sprintf("%s:%d", podIP, adminPort), "--upstream", "127.0.0.1:9", "--policy-port", "8080")
 	proxy.Stderr = os.Stderr
 	proxy.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -118,7 +111,7 @@ func TestExplainReadsRefusalsThroughThePodProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "corsmeshctl"), "explain", "--from-cluster", "--kubeconfig", s.KubeconfigPath,
+	cmd := exec.CommandContext(ctx, bins["cmd/corsmeshctl"], "explain", "--from-cluster", "--kubeconfig", s.KubeconfigPath,
 		"-n", ns, "--pod", "web", "--port", "8080", "--origin", "https://shop.example.evil.com")
 	out, err := cmd.CombinedOutput()
 	if code := cmd.ProcessState.ExitCode(); code != 1 {

@@ -14,8 +14,7 @@ import (
 func TestOfflineInjectionApplies(t *testing.T) {
 	s := sb(t)
 	ctx := testContext(t, 2*time.Minute)
-	corsmeshctl(t, ctx, s, "--help") // builds the binary once
-	cmd := exec.CommandContext(ctx, corsmeshctlPath, "inject", "-f", "manifests/samples/pipy.yaml", "-n", "offline",
+	cmd := exec.CommandContext(ctx, binaries(t, s)["cmd/corsmeshctl"], "inject", "-f", "manifests/samples/pipy.yaml", "-n", "offline",
 		"--policies", "manifests/samples/plugin.yaml", "--policies", "manifests/samples/pluginchain.yaml", "--policies", "manifests/samples/pluginconfig.yaml")
 	cmd.Dir = s.RepoRoot
 	var stdout, stderr bytes.Buffer

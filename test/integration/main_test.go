@@ -31,6 +31,7 @@ import (
 	"github.com/corsmesh/corsmesh/corsproxy/config"
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/test/gobuild"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
 
@@ -371,28 +372,30 @@ func sameJSON(a, b any) (bool, string, string) {
 }
 
 var (
-	corsmeshctlOnce sync.Once
-	corsmeshctlPath string
-	corsmeshctlErr  error
+	binariesOnce  sync.Once
+	binariesPaths map[string]string
+	binariesErr   error
 )
 
-// corsmeshctl builds cmd/corsmeshctl once per test binary and runs it with the sandbox's
-// kubeconfig.
+// binaries returns the paths, by package, of the commands the tests run: cmd/corsmeshctl
+// and cmd/corsproxy, built once per test binary (in one go build) into the sandbox's
+// WorkDir, which Stop removes.
+func binaries(t *testing.T, s *sandbox.Sandbox) map[string]string {
+	t.Helper()
+	binariesOnce.Do(func() {
+		binariesPaths, binariesErr = gobuild.Builder{Root: s.RepoRoot}.Build(context.Background(),
+			filepath.Join(s.WorkDir, "bin"), "cmd/corsmeshctl", "cmd/corsproxy")
+	})
+	if binariesErr != nil {
+		t.Fatal(binariesErr)
+	}
+	return binariesPaths
+}
+
+// corsmeshctl runs cmd/corsmeshctl with the sandbox's kubeconfig.
 func corsmeshctl(t *testing.T, ctx context.Context, s *sandbox.Sandbox, args ...string) string {
 	t.Helper()
-	corsmeshctlOnce.Do(func() {
-		// In the sandbox's WorkDir, which Stop removes.
-		corsmeshctlPath = filepath.Join(s.WorkDir, "bin", "corsmeshctl")
-		cmd := exec.Command("go", "build", "-o", corsmeshctlPath, "./cmd/corsmeshctl")
-		cmd.Dir = s.RepoRoot
-		if out, err := cmd.CombinedOutput(); err != nil {
-			corsmeshctlErr = fmt.Errorf("go build ./cmd/corsmeshctl: %v\n%s", err, out)
-		}
-	})
-	if corsmeshctlErr != nil {
-		t.Fatal(corsmeshctlErr)
-	}
-	cmd := exec.CommandContext(ctx, corsmeshctlPath, append(args, "--kubeconfig", s.KubeconfigPath)...)
+	cmd := exec.CommandContext(ctx, binaries(t, s)["cmd/corsmeshctl"], append(args, "--kubeconfig", s.KubeconfigPath)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("corsmeshctl %s: %v\n%s", strings.Join(args, " "), err, out)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/corsmesh/corsmesh/test/gobuild"
 	"github.com/corsmesh/corsmesh/test/loopback"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 	"github.com/corsmesh/corsmesh/test/seedcheck"
@@ -31,7 +31,8 @@ func TestMain(m *testing.M) {
 	}
 	binDir = dir
 	code := func() int {
-		if err := buildBinaries(dir); err != nil {
+		// What the walkthrough and the loopback pod run.
+		if _, err := gobuild.Build(context.Background(), dir, "cmd/corsproxy", "cmd/corsmeshctl", "test/pipyok"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
@@ -44,26 +45,6 @@ func TestMain(m *testing.M) {
 	}()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// buildBinaries builds what the walkthrough and the loopback pod run.
-func buildBinaries(dir string) error {
-	root, err := sandbox.FindRepoRoot()
-	if err != nil {
-		return err
-	}
-	for _, pkg := range []string{"cmd/corsproxy", "cmd/corsmeshctl", "test/pipyok"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, filepath.Base(pkg)), "./"+pkg)
-		cmd.Dir = root
-		if rest, ok := strings.CutPrefix(pkg, "test/"); ok {
-			// The harness's own packages build in its module (test/go.mod).
-			cmd.Args[len(cmd.Args)-1], cmd.Dir = "./"+rest, filepath.Join(root, "test")
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return nil
 }
 
 // TestDemoWithoutRootMatchesGuide is `make demo` without root: the guide walked with

@@ -6,20 +6,22 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/corsmesh/corsmesh/test/gobuild"
 )
 
 // The kubelet stops containers with SIGTERM; a stand-in that dies of it leaves every
 // deleted pod looking failed (Error), unlike the Pipy it stands in for.
 func TestSIGTERMExitsZero(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "pipyok")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bins, err := gobuild.Build(t.Context(), t.TempDir(), "test/pipyok")
+	if err != nil {
+		t.Fatal(err)
 	}
+	bin := bins["test/pipyok"]
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

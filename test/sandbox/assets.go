@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -9,14 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
-)
 
-// ModulePath is the corsmesh module; the repository root is the directory whose go.mod
-// declares it.
-const ModulePath = "github.com/corsmesh/corsmesh"
+	"github.com/corsmesh/corsmesh/test/gobuild"
+)
 
 // certManagerModule ships cert-manager's CRDs under deploy/crds.
 const certManagerModule = "github.com/cert-manager/cert-manager"
@@ -32,43 +28,10 @@ var ErrNoBinaries = errors.New("control plane binaries missing: run hack/build-c
 // binaries the sandbox runs.
 var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kubectl"}
 
-// FindRepoRoot returns the corsmesh repository root: the first directory, from the working
-// directory up, whose go.mod declares ModulePath; failing that, the one this source file
-// was compiled from.
-func FindRepoRoot() (string, error) {
-	if wd, err := os.Getwd(); err == nil {
-		for dir := wd; ; dir = filepath.Dir(dir) {
-			if isRepoRoot(dir) {
-				return dir, nil
-			}
-			if filepath.Dir(dir) == dir {
-				break
-			}
-		}
-	}
-	if _, file, _, ok := runtime.Caller(0); ok {
-		dir := filepath.Join(filepath.Dir(file), "..", "..")
-		if isRepoRoot(dir) {
-			return filepath.Clean(dir), nil
-		}
-	}
-	return "", fmt.Errorf("no directory above the working directory holds the go.mod of %s", ModulePath)
-}
-
-func isRepoRoot(dir string) bool {
-	f, err := os.Open(filepath.Join(dir, "go.mod"))
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`) == ModulePath
-		}
-	}
-	return false
-}
+// FindRepoRoot returns the corsmesh repository root, as gobuild.RepoRoot finds it: the
+// first directory, from the working directory up, whose go.mod declares the corsmesh
+// module.
+func FindRepoRoot() (string, error) { return gobuild.RepoRoot() }
 
 // PinnedKubeVersion reads PINNED_KUBE_VERSION from hack/controlplane/versions.env, the
 // version hack/build-controlplane.sh builds by default.

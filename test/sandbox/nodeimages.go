@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/corsmesh/corsmesh/hack/images/ociarchive"
+	"github.com/corsmesh/corsmesh/test/gobuild"
 )
 
 // TestImage is a minimal image the sandbox builds and serves: one static binary
@@ -35,14 +35,11 @@ func (s *Sandbox) pushSandboxImages(ctx context.Context) error {
 		return err
 	}
 	s.node.images = indexed
-	bin := filepath.Join(s.node.dir, "testimage")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./sandbox/testimage")
-	cmd.Dir = filepath.Join(s.RepoRoot, "test") // the harness's module
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building test/sandbox/testimage: %w: %s", err, out)
+	bins, err := gobuild.Builder{Root: s.RepoRoot, Static: true}.Build(ctx, s.node.dir, "test/sandbox/testimage")
+	if err != nil {
+		return err
 	}
-	data, err := os.ReadFile(bin)
+	data, err := os.ReadFile(bins["test/sandbox/testimage"])
 	if err != nil {
 		return err
 	}

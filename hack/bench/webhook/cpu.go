@@ -26,7 +26,7 @@ type components struct {
 // lines: kube-apiserver serving the sandbox's port, the etcd it talks to, the
 // kube-controller-manager using the sandbox's kubeconfig.
 func findComponents(s *sandbox.Sandbox) *components {
-	c := &components{pids: map[string]int{"bench (client, no-op webhook, cert-manager)": os.Getpid()}}
+	c := &components{pids: map[string]int{benchName: os.Getpid()}}
 	u, err := url.Parse(s.RestConfig.Host)
 	if err != nil {
 		return c
@@ -75,6 +75,15 @@ func findComponents(s *sandbox.Sandbox) *components {
 	return c
 }
 
+// Names of the bench's own processes.
+const (
+	benchName    = "bench (client, cert-manager)"
+	noopHostName = "no-op and replay webhooks"
+)
+
+// setNoopHost accounts the no-op host process (the no-op and replay webhooks).
+func (c *components) setNoopHost(pid int) { c.pids[noopHostName] = pid }
+
 func (c *components) setWebhook(pid int) {
 	if pid == os.Getpid() {
 		return // in-process: part of the bench process
@@ -85,7 +94,7 @@ func (c *components) setWebhook(pid int) {
 // names in a fixed order.
 func (c *components) names() []string {
 	var out []string
-	for _, n := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "corsmesh-webhook", "bench (client, no-op webhook, cert-manager)"} {
+	for _, n := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "corsmesh-webhook", noopHostName, benchName} {
 		if _, ok := c.pids[n]; ok {
 			out = append(out, n)
 		}

@@ -10,8 +10,9 @@
 //
 //   - none: a namespace no webhook configuration selects, so the API server calls none;
 //   - no-op: a namespace only a MutatingWebhookConfiguration of this program selects, served
-//     in-process on loopback over TLS (a self-signed certificate) by a handler that decodes
-//     the AdmissionReview and allows the pod unchanged: the floor any webhook pays;
+//     on loopback over TLS (a self-signed certificate) by a process of its own (this program
+//     run again, as corsmesh-webhook runs in its own) with a handler that decodes the
+//     AdmissionReview and allows the pod unchanged: the floor any webhook pays;
 //   - replay: the same server answering with the patch corsmesh-webhook returned for the
 //     bench pod: the API server's cost of this mutation, without corsmesh's own work;
 //   - ours: a namespace corsmesh monitors, with a PluginChain, PluginConfig and Service
@@ -34,21 +35,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"maps"
 	"math"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -67,8 +58,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	admissionv1 "k8s.io/api/admission/v1"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -77,7 +66,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -126,9 +114,13 @@ type options struct {
 	quiesce                time.Duration
 	cpuProfile             string
 	heapProfiles           string
+	sustained              time.Duration
 }
 
 func main() {
+	if os.Getenv(noopHostEnv) != "" {
+		os.Exit(runNoopHost())
+	}
 	var o options
 	flag.IntVar(&o.pods, "pods", 1000, "pods to create per mode (none, no-op, ours)")
 	flag.IntVar(&o.services, "services", 10000, "Services to create first, over 100 namespaces")
@@ -145,7 +137,8 @@ func main() {
 	flag.BoolVar(&o.chainsFirst, "chains-first", false, "create the PluginChains before the Services (every Service event then re-reconciles every chain: slow)")
 	flag.StringVar(&o.webhookBin, "webhook-bin", "", "run this corsmesh-webhook binary instead of building ./cmd/corsmesh-webhook (to compare a prototype)")
 	flag.StringVar(&o.label, "label", "", "a note for the report's title (what this run measures)")
-	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write corsmesh-webhook's CPU profile over the measured pod creations to this file (pprof format)")
+	flag.StringVar(&o.cpuProfile, "cpu-profile", "", "write corsmesh-webhook's CPU profile over the measured pod creations (rounds and sustained phases) to this file (pprof format)")
+	flag.DurationVar(&o.sustained, "sustained", 5*time.Second, "after the rounds, create pods back to back in each mode for this long per phase (0: skip), to report throughput and CPU per pod")
 	flag.StringVar(&o.heapProfiles, "heap-profiles", "", "write corsmesh-webhook's heap profile (pprof format) at each memory reading into this directory (forces a GC before each reading)")
 	flag.DurationVar(&o.quiesce, "quiesce", 90*time.Second, "before measuring memory and pods, wait up to this long for the machine to go idle")
 	flag.Parse()
@@ -166,29 +159,30 @@ func logf(format string, args ...any) {
 }
 
 type report struct {
-	opts     options
-	started  time.Time
-	load     [2]string
-	command  string
-	machine  []string
-	handler  *handlerResult
-	memory   []memSample
-	svcNote  string
-	cacheLag time.Duration
-	loadTime time.Duration
-	loadCPU  cpuSample
-	phases   []loadPhase
-	quiesced []string
-	results  map[string]*modeResult
-	rounds   int
-	checks   []string
-	apiCalls map[string]apiWebhook
-	calls    webhookCounters    // corsmesh-webhook's counters over the measured pods
-	requests map[string]float64 // apiserver_request_total during the pods, by "verb resource"
-	mounts   string
-	failures []string
-	capture  string
-	comps    *components
+	opts      options
+	started   time.Time
+	load      [2]string
+	command   string
+	machine   []string
+	handler   *handlerResult
+	memory    []memSample
+	svcNote   string
+	cacheLag  time.Duration
+	loadTime  time.Duration
+	loadCPU   cpuSample
+	phases    []loadPhase
+	quiesced  []string
+	results   map[string]*modeResult
+	rounds    int
+	checks    []string
+	apiCalls  map[string]apiWebhook
+	calls     webhookCounters    // corsmesh-webhook's counters over the measured pods
+	requests  map[string]float64 // apiserver_request_total during the pods, by "verb resource"
+	mounts    string
+	failures  []string
+	capture   string
+	comps     *components
+	sustained map[string]*sustainedResult
 }
 
 func run(ctx context.Context, o options) error {
@@ -334,6 +328,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer noop.close()
+	rep.comps.setNoopHost(noop.pid())
 	if err := noop.startReplay(ctx, s, cl, cs); err != nil {
 		return err
 	}
@@ -345,11 +340,31 @@ func run(ctx context.Context, o options) error {
 	}
 
 	settle("before creating pods")
+	// The profile spans the rounds and the sustained phases: the webhook is idle in the
+	// other modes' pods, so it is the profile of ours.
+	var prof *cpuProfiler
+	if p, ok := hook.(*processWebhook); ok && p.pprofAddr != "" && o.cpuProfile != "" {
+		prof = startCPUProfile(ctx, p.pprofAddr, o.cpuProfile)
+	}
 	if err := createPods(ctx, s, cs, hook, noop, o, rep); err != nil {
 		return err
 	}
+	if o.sustained > 0 && o.pods > 0 {
+		if rep.sustained, err = sustain(ctx, cs, rep.comps, o.sustained); err != nil {
+			return err
+		}
+	}
+	if prof != nil {
+		if err := prof.stop(); err != nil {
+			logf("%v", err)
+		}
+	}
 	settle("after creating pods")
-	if m, err := hook.memory(ctx, fmt.Sprintf("after the run (+%d injected pods in its cache)", o.pods+o.warmup)); err == nil {
+	injected := o.pods + o.warmup
+	if res, ok := rep.sustained["ours"]; ok {
+		injected += res.pods
+	}
+	if m, err := hook.memory(ctx, fmt.Sprintf("after the run (+%d injected pods in its cache)", injected)); err == nil {
 		rep.memory = append(rep.memory, m)
 	}
 	rep.load[1] = loadavg()
@@ -673,7 +688,7 @@ type modeResult struct {
 	cpu         cpuSample // CPU used during this mode's batches
 }
 
-func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface, hook webhookUnderTest, noop *noopWebhook, o options, rep *report) error {
+func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface, hook webhookUnderTest, noop *noopHost, o options, rep *report) error {
 	if o.pods == 0 {
 		return nil
 	}
@@ -696,8 +711,13 @@ func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface
 	if err != nil {
 		return fmt.Errorf("reading the webhook's counters: %w", err)
 	}
-	noopBefore, replayBefore := noop.calls.Load(), noop.replayCalls.Load()
-	noop.resetNamespaces()
+	noopBefore, err := noop.state(ctx)
+	if err != nil {
+		return err
+	}
+	if err := noop.resetNamespaces(ctx); err != nil {
+		return err
+	}
 	apiBefore, reqBefore, err := apiserverWebhookMetrics(ctx, s)
 	if err != nil {
 		return err
@@ -708,14 +728,6 @@ func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface
 	}
 	rounds := (o.pods + o.batch - 1) / o.batch
 	rep.rounds = rounds
-	if p, ok := hook.(*processWebhook); ok && p.pprofAddr != "" {
-		prof := startCPUProfile(ctx, p.pprofAddr, o.cpuProfile)
-		defer func() {
-			if err := prof.stop(); err != nil {
-				logf("%v", err)
-			}
-		}()
-	}
 	logf("creating %d pods per mode in %d rounds of %d", o.pods, rounds, o.batch)
 	for r := range rounds {
 		n := min(o.batch, o.pods-r*o.batch)
@@ -791,7 +803,11 @@ func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface
 	}
 	ours := ourAfter.sub(ourBefore)
 	rep.calls = ours
-	noopCalls, replayCalls := noop.calls.Load()-noopBefore, noop.replayCalls.Load()-replayBefore
+	noopAfter, err := noop.state(ctx)
+	if err != nil {
+		return err
+	}
+	noopCalls, replayCalls := noopAfter.Calls-noopBefore.Calls, noopAfter.ReplayCalls-noopBefore.ReplayCalls
 	ourAPI, noopAPI, replayAPI := rep.apiCalls[corsmeshHookName].calls, rep.apiCalls[noopWebhookName].calls, rep.apiCalls[replayWebhookName].calls
 	check(totalCalls == ourAPI+noopAPI+replayAPI && ourAPI == ours.requests && noopAPI == float64(noopCalls) && replayAPI == float64(replayCalls),
 		"the API server called only the three webhooks (apiserver_admission_webhook_admission_duration_seconds_count: %s %.0f, %s %.0f, %s %.0f), matching their own counts (controller_runtime_webhook_requests_total %.0f, no-op %d, replay %d)",
@@ -799,8 +815,8 @@ func createPods(ctx context.Context, s *sandbox.Sandbox, cs kubernetes.Interface
 	check(ours.injected == float64(created["ours"]) && ours.requests == ours.injected+ours.skippedTotal() && ours.skipped[string(injector.ReasonNamespaceNotMonitored)] == 0,
 		"corsmesh-webhook injected %.0f pods for %d created in %s; its other %.0f calls were skips %v, none namespace-not-monitored: no pod of %s reached it",
 		ours.injected, created["ours"], nsOurs, ours.skippedTotal(), ours.skipped, nsNone)
-	check(noopCalls == int64(created["no-op"]) && slices.Equal(noop.namespacesSeen(), []string{nsNoop}),
-		"the no-op webhook served %d requests for %d pods created in %s, all for that namespace (%v)", noopCalls, created["no-op"], nsNoop, noop.namespacesSeen())
+	check(noopCalls == int64(created["no-op"]) && slices.Equal(noopAfter.Namespaces, []string{nsNoop}),
+		"the no-op webhook served %d requests for %d pods created in %s, all for that namespace (%v)", noopCalls, created["no-op"], nsNoop, noopAfter.Namespaces)
 	check(rep.results["ours"].injected == created["ours"] && rep.results["replay"].injected == created["replay"],
 		"%d of %d pods created in %s and %d of %d in %s carry the sidecar (corsproxy-init redirecting 8080, corsproxy, config annotation)",
 		rep.results["ours"].injected, created["ours"], nsOurs, rep.results["replay"].injected, created["replay"], nsReplay)
@@ -1150,301 +1166,10 @@ func (w *inProcessWebhook) restart(ctx context.Context) error {
 	return w.s.StartWebhook(ctx)
 }
 
-// The no-op webhook.
-
-type noopWebhook struct {
-	srv      *http.Server
-	calls    atomic.Int64
-	capture  chan []byte
-	captured atomic.Bool
-	addr     string
-	caPEM    []byte
-
-	// The replay webhook answers with the patch corsmesh-webhook gave for the same pod.
-	replayCalls atomic.Int64
-	replayPatch []byte
-	lastReview  atomic.Pointer[[]byte]
-
-	mu         sync.Mutex
-	namespaces map[string]bool
-}
-
-func (w *noopWebhook) resetNamespaces() {
-	w.mu.Lock()
-	w.namespaces = map[string]bool{}
-	w.mu.Unlock()
-}
-
-func (w *noopWebhook) namespacesSeen() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := slices.Collect(maps.Keys(w.namespaces))
-	slices.Sort(out)
-	return out
-}
-
-func startNoopWebhook(ctx context.Context, cl client.Client, cs kubernetes.Interface, capture bool) (*noopWebhook, error) {
-	certPEM, keyPEM, err := selfSignedCert()
-	if err != nil {
-		return nil, err
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, err
-	}
-	// As corsmesh-webhook: TLS 1.2 at least, HTTP/1.1, which is what the API server speaks to
-	// any webhook it reaches through a Service (it would use HTTP/2 on this loopback URL if
-	// offered, and so measure a path no cluster takes).
-	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
-	if err != nil {
-		return nil, err
-	}
-	w := &noopWebhook{capture: make(chan []byte, 1), addr: l.Addr().String(), caPEM: certPEM}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/mutate", w.serve)
-	mux.HandleFunc("/replay", w.replay)
-	w.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = w.srv.Serve(l) }()
-
-	namespaces := []string{nsNoop}
-	if capture {
-		namespaces = append(namespaces, captureNamespace)
-	}
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: noopConfigName},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    noopWebhookName,
-			AdmissionReviewVersions: []string{"v1"},
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{
-				URL:      ptr.To("https://" + l.Addr().String() + "/mutate"),
-				CABundle: certPEM,
-			},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-			}},
-			MatchPolicy: ptr.To(admissionregistrationv1.Equivalent),
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: namespaces,
-			}}},
-			FailurePolicy:  ptr.To(admissionregistrationv1.Fail),
-			SideEffects:    ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds: ptr.To[int32](5),
-		}},
-	}
-	if err := cl.Create(ctx, cfg); err != nil {
-		w.close()
-		return nil, fmt.Errorf("registering the no-op webhook: %w", err)
-	}
-	logf("no-op webhook on https://%s/mutate, registered as %s", l.Addr(), noopConfigName)
-	// The API server picks configurations up from an informer: wait until it calls us.
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		before := w.calls.Load()
-		_, err := cs.CoreV1().Pods(nsNoop).Create(ctx, benchPod(nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		return err == nil && w.calls.Load() > before, nil
-	})
-	if err != nil {
-		w.close()
-		return nil, fmt.Errorf("waiting for the API server to call the no-op webhook: %w", err)
-	}
-	return w, nil
-}
-
-// readReview reads an AdmissionReview request, answering 400 itself when it cannot.
-func readReview(rw http.ResponseWriter, r *http.Request) ([]byte, *admissionv1.AdmissionReview, bool) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 7<<20))
-	if err != nil {
-		http.Error(rw, err.Error(), http.StatusBadRequest)
-		return nil, nil, false
-	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(body, &review); err != nil || review.Request == nil {
-		http.Error(rw, "malformed AdmissionReview", http.StatusBadRequest)
-		return nil, nil, false
-	}
-	return body, &review, true
-}
-
-// writeReview answers a review with resp.
-func writeReview(rw http.ResponseWriter, review *admissionv1.AdmissionReview, resp *admissionv1.AdmissionResponse) {
-	rw.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(rw).Encode(&admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp})
-}
-
-func (w *noopWebhook) serve(rw http.ResponseWriter, r *http.Request) {
-	w.calls.Add(1)
-	body, review, ok := readReview(rw, r)
-	if !ok {
-		return
-	}
-	w.mu.Lock()
-	if w.namespaces != nil {
-		w.namespaces[review.Request.Namespace] = true
-	}
-	w.mu.Unlock()
-	if review.Request.Namespace == nsNoop {
-		w.lastReview.Store(&body)
-	}
-	if review.Request.Namespace == captureNamespace {
-		if bytes.Contains(review.Request.Object.Raw, []byte(`"generateName":"pipy-ok-v1-`)) && w.captured.CompareAndSwap(false, true) {
-			w.capture <- body
-		}
-	}
-	writeReview(rw, review, &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true})
-}
-
-// replay answers as corsmesh-webhook would for the bench pod, without its work: the
-// patch it returned for that pod (it names nothing of the pod's own, so it fits every bench
-// pod), or, on a reinvocation, nothing for a pod already carrying the status annotation.
-func (w *noopWebhook) replay(rw http.ResponseWriter, r *http.Request) {
-	w.replayCalls.Add(1)
-	_, review, ok := readReview(rw, r)
-	if !ok {
-		return
-	}
-	var pod metav1.PartialObjectMetadata
-	if err := json.Unmarshal(review.Request.Object.Raw, &pod); err != nil {
-		http.Error(rw, "malformed pod", http.StatusBadRequest)
-		return
-	}
-	resp := &admissionv1.AdmissionResponse{UID: review.Request.UID, Allowed: true}
-	if _, injected := pod.Annotations[replayStatus]; !injected {
-		resp.Patch, resp.PatchType = w.replayPatch, ptr.To(admissionv1.PatchTypeJSONPatch)
-	}
-	writeReview(rw, review, resp)
-}
-
-// startReplay asks corsmesh-webhook directly (as the API server would, over TLS) for its
-// patch for the bench pod as the API server last sent it to the no-op webhook, moved to
-// nsOurs, and registers the replay webhook for nsReplay with corsmesh's reinvocation
-// policy.
-func (w *noopWebhook) startReplay(ctx context.Context, s *sandbox.Sandbox, cl client.Client, cs kubernetes.Interface) error {
-	if _, err := cs.CoreV1().Pods(nsNoop).Create(ctx, benchPod(nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
-		return err
-	}
-	last := w.lastReview.Load()
-	if last == nil {
-		return errors.New("the no-op webhook has seen no bench pod")
-	}
-	var review admissionv1.AdmissionReview
-	if err := json.Unmarshal(*last, &review); err != nil {
-		return err
-	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(review.Request.Object.Raw, &pod); err != nil {
-		return err
-	}
-	pod.Namespace = nsOurs
-	raw, err := json.Marshal(&pod)
-	if err != nil {
-		return err
-	}
-	review.Request.Namespace, review.Request.Object.Raw, review.Request.UID = nsOurs, raw, "bench-replay-capture"
-	body, err := json.Marshal(&review)
-	if err != nil {
-		return err
-	}
-	ca, err := os.ReadFile(filepath.Join(s.WebhookCertDir, "ca.crt"))
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, ForceAttemptHTTP2: true}}
-	resp, err := hc.Post(fmt.Sprintf("https://127.0.0.1:%d/mutate-pods", s.WebhookPort), "application/json", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("asking corsmesh-webhook for its patch: %w", err)
-	}
-	defer resp.Body.Close()
-	var answer admissionv1.AdmissionReview
-	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || answer.Response == nil {
-		return fmt.Errorf("corsmesh-webhook's answer (HTTP %d): %v", resp.StatusCode, err)
-	}
-	if !bytes.Contains(answer.Response.Patch, []byte(injector.ProxyContainerName)) {
-		return fmt.Errorf("corsmesh-webhook did not inject the bench pod: %+v", answer.Response)
-	}
-	w.replayPatch = bytes.ReplaceAll(answer.Response.Patch, []byte(injector.AnnotationStatus), []byte(replayStatus))
-	w.replayPatch = bytes.ReplaceAll(w.replayPatch, []byte(strings.ReplaceAll(injector.AnnotationStatus, "/", "~1")), []byte(strings.ReplaceAll(replayStatus, "/", "~1")))
-	if len(w.replayPatch) != len(answer.Response.Patch) || !bytes.Contains(w.replayPatch, []byte("corsmesh.io")) {
-		return errors.New("could not rename the status annotation in corsmesh-webhook's patch")
-	}
-	var ours admissionregistrationv1.MutatingWebhookConfiguration
-	if err := cl.Get(ctx, client.ObjectKey{Name: sandbox.MutatingWebhookConfigurationName}, &ours); err != nil {
-		return err
-	}
-	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: replayConfigName},
-		Webhooks: []admissionregistrationv1.MutatingWebhook{{
-			Name:                    replayWebhookName,
-			AdmissionReviewVersions: []string{"v1"},
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: ptr.To("https://" + w.addr + "/replay"), CABundle: w.caPEM},
-			Rules:                   ours.Webhooks[0].Rules,
-			MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: corev1.LabelMetadataName, Operator: metav1.LabelSelectorOpIn, Values: []string{nsReplay},
-			}}},
-			FailurePolicy:      ptr.To(admissionregistrationv1.Fail),
-			SideEffects:        ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds:     ptr.To[int32](5),
-			ReinvocationPolicy: ours.Webhooks[0].ReinvocationPolicy,
-		}},
-	}
-	if err := cl.Create(ctx, cfg); err != nil {
-		return fmt.Errorf("registering the replay webhook: %w", err)
-	}
-	logf("replay webhook on https://%s/replay (%d-byte patch, reinvocation %v), registered as %s", w.addr, len(w.replayPatch), ptr.Deref(ours.Webhooks[0].ReinvocationPolicy, ""), replayConfigName)
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		pod, err := cs.CoreV1().Pods(nsReplay).Create(ctx, benchPod(nil), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if err != nil {
-			logf("replay dry run: %v", err)
-			return false, nil
-		}
-		return injectedPorts(pod) == "8080", nil
-	})
-}
-
-func (w *noopWebhook) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = w.srv.Shutdown(ctx)
-}
-
-func selfSignedCert() (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return nil, nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "bench no-op webhook"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:              []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
-}
-
 // captureReview deploys the seed's pipy Deployments (manifests/samples/pipy.yaml) in
 // namespace pipy and writes the AdmissionReview the API server sends the no-op webhook
 // for the first pipy-ok-v1 pod.
-func captureReview(ctx context.Context, s *sandbox.Sandbox, noop *noopWebhook, path string) error {
+func captureReview(ctx context.Context, s *sandbox.Sandbox, noop *noopHost, path string) error {
 	if err := s.CreateNamespace(ctx, captureNamespace, map[string]string{injector.LabelMonitoredBy: "osm"}, map[string]string{injector.AnnotationSidecarInjection: "enabled"}); err != nil {
 		return err
 	}
@@ -1455,21 +1180,23 @@ func captureReview(ctx context.Context, s *sandbox.Sandbox, noop *noopWebhook, p
 	if _, err := s.Apply(ctx, manifest, sandbox.ApplyOptions{Namespace: captureNamespace}); err != nil {
 		return err
 	}
-	select {
-	case body := <-noop.capture:
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, body, 0o644); err != nil {
-			return err
-		}
-		logf("captured the AdmissionReview of a pipy-ok-v1 pod (%d bytes) to %s", len(body), path)
-		return nil
-	case <-time.After(90 * time.Second):
-		return errors.New("no pipy-ok-v1 pod reached the no-op webhook within 90s")
-	case <-ctx.Done():
-		return ctx.Err()
+	var body []byte
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
+		st, err := noop.state(ctx)
+		body = st.Captured
+		return len(body) > 0, err
+	})
+	if err != nil {
+		return fmt.Errorf("no pipy-ok-v1 pod reached the no-op webhook within 90s: %w", err)
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		return err
+	}
+	logf("captured the AdmissionReview of a pipy-ok-v1 pod (%d bytes) to %s", len(body), path)
+	return nil
 }
 
 // The handler benchmark.
@@ -1648,7 +1375,7 @@ func (r *report) write(dir string) error {
 		p("%d pods per mode, created one at a time (client-side time around `Pods().Create`), in %d rounds of %d interleaved none / no-op / replay / ours (order rotating each round), after %d warm-up pods per mode. Same pod (one container, port 8080, label app=%s) and same Service in each namespace.", o.pods, r.rounds, o.batch, o.warmup, appName)
 		p("")
 		p("- **none**: namespace %s, selected by no webhook configuration: the API server calls none.", nsNone)
-		p("- **no-op**: namespace %s, selected only by MutatingWebhookConfiguration %s: a Go HTTPS server in the bench process on loopback (self-signed certificate, HTTP/1.1 as the API server speaks to Service webhooks, TLS ≥ 1.2) that decodes the AdmissionReview and allows the pod unchanged.", nsNoop, noopConfigName)
+		p("- **no-op**: namespace %s, selected only by MutatingWebhookConfiguration %s: a Go HTTPS server in a process of its own (this program run again), on loopback (self-signed certificate, HTTP/1.1 as the API server speaks to Service webhooks, TLS ≥ 1.2) that decodes the AdmissionReview and allows the pod unchanged.", nsNoop, noopConfigName)
 		p("- **replay**: namespace %s, selected only by MutatingWebhookConfiguration %s (corsmesh's reinvocation policy): the same server answers with the very patch corsmesh-webhook returned for this pod (asked once, directly; its %s annotation renamed %s, same length, so that corsmesh's controllers leave these pods alone), or nothing when the pod already carries it: what the API server does for any webhook injecting this sidecar, without corsmesh's work.", nsReplay, replayConfigName, injector.AnnotationStatus, replayStatus)
 		p("- **ours**: namespace %s (monitored by mesh osm, holding %d of the Services), selected by corsmesh's %s; a PluginChain, PluginConfig and Service select the pods, so each is injected (checked on every created pod).", nsOurs, o.services/serviceNamespaces, corsmeshHookName)
 		p("")
@@ -1745,6 +1472,7 @@ func (r *report) write(dir string) error {
 		med := float64(stats["ours"][0]) / float64(stats["no-op"][0])
 		p("Target pod creation with our webhook ≤ 1.05 × the no-op webhook's median: %.3f — %s. Against the replay webhook (the same mutation, none of corsmesh's work): %.3f.", med, passFail(med <= 1.05), float64(stats["ours"][0])/float64(stats["replay"][0]))
 		p("")
+		r.writeSustained(p)
 		p("Checks (webhook counters, the API server's admission metrics, the created pods):")
 		p("")
 		for _, c := range r.checks {
