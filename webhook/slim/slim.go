@@ -71,17 +71,24 @@ func objectMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {
 func readAnnotations(in map[string]string) map[string]string {
 	var out map[string]string
 	for k, v := range in {
-		for _, p := range readPrefixes {
-			if strings.HasPrefix(k, p) {
-				if out == nil {
-					out = make(map[string]string, len(in))
-				}
-				out[k] = v
-				break
+		if readAnnotation(k) {
+			if out == nil {
+				out = make(map[string]string, len(in))
 			}
+			out[k] = v
 		}
 	}
 	return out
+}
+
+// readAnnotation says whether an annotation's key is one anything here reads.
+func readAnnotation(key string) bool {
+	for _, p := range readPrefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Service keeps a Service's selector (which pods it reaches) and ports (name, protocol,
@@ -139,6 +146,10 @@ func Pod(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
+	return slimPod(pod), nil
+}
+
+func slimPod(pod *corev1.Pod) *corev1.Pod {
 	meta := objectMeta(&pod.ObjectMeta)
 	meta.Labels = pod.Labels
 	meta.OwnerReferences = pod.OwnerReferences
@@ -156,7 +167,7 @@ func Pod(obj any) (any, error) {
 		ObjectMeta: meta,
 		Spec:       spec,
 		Status:     corev1.PodStatus{Phase: pod.Status.Phase, Conditions: ownConditions(pod.Status.Conditions)},
-	}, nil
+	}
 }
 
 func containers(cs []corev1.Container, ports bool) []corev1.Container {
@@ -177,12 +188,14 @@ func containers(cs []corev1.Container, ports bool) []corev1.Container {
 func ownConditions(cs []corev1.PodCondition) []corev1.PodCondition {
 	var out []corev1.PodCondition
 	for _, c := range cs {
-		if strings.HasPrefix(string(c.Type), "corsmesh.io/") {
+		if ownCondition(string(c.Type)) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
+
+func ownCondition(conditionType string) bool { return strings.HasPrefix(conditionType, "corsmesh.io/") }
 
 // ReplicaSetMetadata keeps, of a ReplicaSet's metadata (the webhook caches ReplicaSets as
 // metadata only), its key, uid and resourceVersion and its controller reference: the
