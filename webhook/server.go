@@ -24,7 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/discovery"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -172,6 +172,10 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	leanPods, err := podsClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, err
+	}
 	services, err := monitoredServices(mgr, core)
 	if err != nil {
 		return nil, err
@@ -180,7 +184,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	pods, err := monitoredPods(ctx, mgr, core, opts.Injector)
+	pods, err := monitoredPods(ctx, mgr, leanPods, opts.Injector)
 	if err != nil {
 		return nil, err
 	}
@@ -248,14 +252,39 @@ func cacheOptions(ownNamespace string) cache.Options {
 // (hack/bench/webhook's profile). Only the core group's client: through kubernetes.Interface
 // every typed client's methods would be linked in, 1 MB more binary.
 func coreClient(cfg *rest.Config, hc *http.Client) (rest.Interface, error) {
+	return coreRESTClient(cfg, hc, coreCodecs())
+}
+
+// podsClient is coreClient decoding pods lean (slim.LeanPods): of each pod it lists and
+// of each watch event, only what slim.Pod keeps is decoded. Decoding whole pods, only for
+// slim.Pod to drop all but a few fields, was a sixth of the webhook's CPU per injected pod,
+// and the kubelet's status updates send each pod several times. For the pods' informer
+// only: anything reading a whole pod must not use it.
+func podsClient(cfg *rest.Config, hc *http.Client) (rest.Interface, error) {
+	return coreRESTClient(cfg, hc, slim.LeanPods(coreCodecs()))
+}
+
+// coreCodecs are the serializers client-go's generated core client uses.
+func coreCodecs() runtime.NegotiatedSerializer {
+	return rest.CodecFactoryForGeneratedClient(scheme.Scheme, scheme.Codecs).WithoutConversion()
+}
+
+// coreRESTClient is the core group's REST client as client-go's generated one is
+// configured, with serializers ns, asking for protobuf.
+func coreRESTClient(cfg *rest.Config, hc *http.Client, ns runtime.NegotiatedSerializer) (rest.Interface, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.ContentType = runtime.ContentTypeProtobuf
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	cs, err := corev1client.NewForConfigAndClient(cfg, hc)
+	gv := corev1.SchemeGroupVersion
+	cfg.GroupVersion, cfg.APIPath, cfg.NegotiatedSerializer = &gv, "/api", ns
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = rest.DefaultKubernetesUserAgent()
+	}
+	c, err := rest.RESTClientForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, fmt.Errorf("creating the core group's client: %w", err)
 	}
-	return cs.RESTClient(), nil
+	return c, nil
 }
 
 // monitoredServices is the informer of the Services of the namespaces the mesh monitors,
@@ -279,11 +308,12 @@ func monitoredServices(mgr manager.Manager, core rest.Interface) (*informers.Nam
 // monitoredPods is the informer of the pods of the namespaces the mesh monitors, run by
 // the manager on the leader: only the controllers read pods (admission is handed its pod),
 // and of those outside the mesh only the injected ones of a namespace that left it, which
-// config sync lists live.
-func monitoredPods(ctx context.Context, mgr manager.Manager, core rest.Interface, in injector.Options) (*informers.NamespacedInformer, error) {
+// config sync lists live. Its client decodes pods lean (podsClient): slim.Pod, the
+// transform, then copies what it already holds.
+func monitoredPods(ctx context.Context, mgr manager.Manager, pods rest.Interface, in injector.Options) (*informers.NamespacedInformer, error) {
 	return followedOnLeader(ctx, mgr, in, "pods", informers.NamespacedOptions{
 		ListWatch: func(namespace string) toolscache.ListerWatcher {
-			return toolscache.NewListWatchFromClient(core, "pods", namespace, fields.Everything())
+			return toolscache.NewListWatchFromClient(pods, "pods", namespace, fields.Everything())
 		},
 		Example:   &corev1.Pod{},
 		Transform: slim.Pod,
