@@ -129,7 +129,7 @@ func TestDecodePodEqualsSlimOfFullDecode(t *testing.T) {
 
 // protobufCodec is the client's protobuf decoder, as a REST client gets it from its
 // negotiator, with LeanPods around its serializers or not.
-func protobufCodec(t *testing.T, lean bool) (decoder runtime.Decoder, info runtime.SerializerInfo) {
+func protobufCodec(t testing.TB, lean bool) (decoder runtime.Decoder, info runtime.SerializerInfo) {
 	t.Helper()
 	var ns runtime.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
 	if lean {
@@ -341,4 +341,57 @@ func FuzzDecodePod(f *testing.F) {
 			t.Fatalf("(-want +got):\n%s", diff.Diff(want, got))
 		}
 	})
+}
+
+// BenchmarkDecodePod decodes hack/bench/webhook's injected pod, running, as the pods'
+// informer receives it (protobuf, in its envelope) and keeps it (through Pod): with the
+// client's normal decoder ("full") and with LeanPods ("lean"); each with the managed
+// fields the API server adds, or without.
+func BenchmarkDecodePod(b *testing.B) {
+	full, info := protobufCodec(b, false)
+	lean, _ := protobufCodec(b, true)
+	encoder := scheme.Codecs.WithoutConversion().EncoderForVersion(info.Serializer, corev1.SchemeGroupVersion)
+	for _, managed := range []bool{false, true} {
+		pod := benchPod(b, 1)
+		if managed {
+			pod.ManagedFields = benchManagedFields()
+		}
+		var buf bytes.Buffer
+		if err := encoder.Encode(pod, &buf); err != nil {
+			b.Fatal(err)
+		}
+		name := "injected-running"
+		if managed {
+			name += "+managedFields"
+		}
+		for _, d := range []struct {
+			name    string
+			decoder runtime.Decoder
+		}{{"full", full}, {"lean", lean}} {
+			b.Run(name+"/"+d.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(buf.Len()))
+				for b.Loop() {
+					obj, _, err := d.decoder.Decode(buf.Bytes(), nil, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := slim.Pod(obj); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// benchManagedFields are a running pod's managed fields: its creator's and the kubelet's.
+func benchManagedFields() []metav1.ManagedFieldsEntry {
+	now := metav1.Now()
+	spec := `{"f:metadata":{"f:annotations":{".":{},"f:corsmesh.io/status":{}},"f:labels":{".":{},"f:app":{},"f:version":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"pipy\"}":{".":{},"f:image":{},"f:imagePullPolicy":{},"f:name":{},"f:ports":{".":{},"k:{\"containerPort\":8080,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:protocol":{}}},"f:resources":{},"f:terminationMessagePath":{},"f:terminationMessagePolicy":{}}},"f:dnsPolicy":{},"f:enableServiceLinks":{},"f:restartPolicy":{},"f:schedulerName":{},"f:securityContext":{},"f:terminationGracePeriodSeconds":{}}}`
+	status := `{"f:status":{"f:conditions":{"k:{\"type\":\"ContainersReady\"}":{".":{},"f:lastProbeTime":{},"f:lastTransitionTime":{},"f:status":{},"f:type":{}},"k:{\"type\":\"Initialized\"}":{".":{},"f:lastProbeTime":{},"f:lastTransitionTime":{},"f:status":{},"f:type":{}},"k:{\"type\":\"Ready\"}":{".":{},"f:lastProbeTime":{},"f:lastTransitionTime":{},"f:status":{},"f:type":{}}},"f:containerStatuses":{},"f:hostIP":{},"f:phase":{},"f:podIP":{},"f:podIPs":{".":{},"k:{\"ip\":\"10.244.0.7\"}":{".":{},"f:ip":{}}},"f:startTime":{}}}`
+	return []metav1.ManagedFieldsEntry{
+		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(spec)}},
+		{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(status)}, Subresource: "status"},
+	}
 }
