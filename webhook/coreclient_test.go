@@ -42,7 +42,7 @@ func TestCoreClientAsksForProtobuf(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	for name, newClient := range map[string]func(*rest.Config, *http.Client) (rest.Interface, error){"coreClient": coreClient, "podsClient": podsClient} {
+	for name, newClient := range map[string]func(*rest.Config, *http.Client) (rest.Interface, error){"coreClient": coreClient, "PodsClient": PodsClient} {
 		core, err := newClient(&rest.Config{Host: srv.URL}, srv.Client())
 		if err != nil {
 			t.Fatal(err)
@@ -115,7 +115,7 @@ func TestPodsClientDecodesPodsLean(t *testing.T) {
 		newClient func(*rest.Config, *http.Client) (rest.Interface, error)
 		want      *corev1.Pod
 	}{
-		{"podsClient", podsClient, lean.(*corev1.Pod)},
+		{"PodsClient", PodsClient, lean.(*corev1.Pod)},
 		{"coreClient", coreClient, pod},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

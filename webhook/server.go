@@ -172,7 +172,7 @@ func New(ctx context.Context, cfg *rest.Config, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	leanPods, err := podsClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	leanPods, err := PodsClient(mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
 		return nil, err
 	}
@@ -255,12 +255,13 @@ func coreClient(cfg *rest.Config, hc *http.Client) (rest.Interface, error) {
 	return coreRESTClient(cfg, hc, coreCodecs())
 }
 
-// podsClient is coreClient decoding pods lean (slim.LeanPods): of each pod it lists and
+// PodsClient is coreClient decoding pods lean (slim.LeanPods): of each pod it lists and
 // of each watch event, only what slim.Pod keeps is decoded. Decoding whole pods, only for
 // slim.Pod to drop all but a few fields, was a sixth of the webhook's CPU per injected pod,
-// and the kubelet's status updates send each pod several times. For the pods' informer
-// only: anything reading a whole pod must not use it.
-func podsClient(cfg *rest.Config, hc *http.Client) (rest.Interface, error) {
+// and the kubelet's status updates send each pod several times. The client the pods'
+// informer lists and watches through, and for nothing else: anything reading a whole pod
+// must not use it.
+func PodsClient(cfg *rest.Config, hc *http.Client) (rest.Interface, error) {
 	return coreRESTClient(cfg, hc, slim.LeanPods(coreCodecs()))
 }
 
@@ -308,7 +309,7 @@ func monitoredServices(mgr manager.Manager, core rest.Interface) (*informers.Nam
 // monitoredPods is the informer of the pods of the namespaces the mesh monitors, run by
 // the manager on the leader: only the controllers read pods (admission is handed its pod),
 // and of those outside the mesh only the injected ones of a namespace that left it, which
-// config sync lists live. Its client decodes pods lean (podsClient): slim.Pod, the
+// config sync lists live. Its client decodes pods lean (PodsClient): slim.Pod, the
 // transform, then copies what it already holds.
 func monitoredPods(ctx context.Context, mgr manager.Manager, pods rest.Interface, in injector.Options) (*informers.NamespacedInformer, error) {
 	return followedOnLeader(ctx, mgr, in, "pods", informers.NamespacedOptions{
