@@ -75,6 +75,10 @@ func (g *podGenerator) pod() *corev1.Pod {
 		c.Type = "corsmesh.io/RestartRequired"
 		pod.Status.Conditions = append(pod.Status.Conditions, c, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue})
 	}
+	if chance(0.1) {
+		// A watch's bookmark: the reflector reads this annotation off the decoded pod.
+		pod.Annotations = map[string]string{metav1.InitialEventsAnnotationKey: "true"}
+	}
 	if chance(0.2) {
 		now := metav1.Now()
 		pod.DeletionTimestamp = &now
@@ -393,5 +397,23 @@ func benchManagedFields() []metav1.ManagedFieldsEntry {
 	return []metav1.ManagedFieldsEntry{
 		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(spec)}},
 		{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", Time: &now, FieldsType: "FieldsV1", FieldsV1: &metav1.FieldsV1{Raw: []byte(status)}, Subresource: "status"},
+	}
+}
+
+// The bookmark ending a watch's initial events is a pod of a resourceVersion and one
+// annotation, which the reflector reads off the decoded pod: without it, the informer
+// never syncs.
+func TestDecodePodKeepsTheInitialEventsMark(t *testing.T) {
+	bookmark := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{ResourceVersion: "42", Annotations: map[string]string{metav1.InitialEventsAnnotationKey: "true"}}}
+	m, err := bookmark.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := slim.DecodePod(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ResourceVersion != "42" || got.Annotations[metav1.InitialEventsAnnotationKey] != "true" {
+		t.Fatalf("decoded bookmark %+v, want resourceVersion 42 and %s=true", got.ObjectMeta, metav1.InitialEventsAnnotationKey)
 	}
 }

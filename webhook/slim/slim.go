@@ -81,8 +81,15 @@ func readAnnotations(in map[string]string) map[string]string {
 	return out
 }
 
-// readAnnotation says whether an annotation's key is one anything here reads.
+// readAnnotation says whether an annotation's key is one anything here reads: under
+// readPrefixes, or the API server's mark on the bookmark that ends a watch's initial
+// events, which client-go's reflector reads off the decoded event (before any transform;
+// bookmarks are never cached). A lean decoder that dropped it would leave the informer
+// waiting for the end of its initial list forever.
 func readAnnotation(key string) bool {
+	if key == metav1.InitialEventsAnnotationKey {
+		return true
+	}
 	for _, p := range readPrefixes {
 		if strings.HasPrefix(key, p) {
 			return true
