@@ -147,7 +147,8 @@ func Namespace(obj any) (any, error) {
 //
 // The rest (commands, environment, probes, resources, volumes, container statuses, the
 // kubelet's conditions) would only fill memory: every pod of the monitored namespaces is
-// cached.
+// cached. DecodePod builds this same pod from protobuf for the pods' informer; its test
+// checks the two against each other field for field.
 func Pod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
