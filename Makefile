@@ -13,7 +13,7 @@ DEFAULT_FUZZTIME := 30000x
 FUZZTIME ?= $(DEFAULT_FUZZTIME)
 # A target may carry its own count (pkg:Name:count): FuzzForward's inputs each cross two
 # real connections, so fewer of them fit the same time.
-FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/config:FuzzWildcard ./corsproxy/cors:FuzzDecide ./corsproxy/proxy:FuzzForward:5000x
+FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/config:FuzzWildcard ./corsproxy/cors:FuzzDecide ./corsproxy/proxy:FuzzForward:5000x ./webhook/slim:FuzzDecodePod
 # The real control plane (kube-apiserver, etcd, kube-controller-manager, kubectl),
 # built once per machine from the Go module proxy and cached under bin/k8s/.
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
