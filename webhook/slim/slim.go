@@ -154,10 +154,6 @@ func Pod(obj any) (any, error) {
 	if !ok {
 		return obj, nil
 	}
-	return slimPod(pod), nil
-}
-
-func slimPod(pod *corev1.Pod) *corev1.Pod {
 	meta := objectMeta(&pod.ObjectMeta)
 	meta.Labels = pod.Labels
 	meta.OwnerReferences = pod.OwnerReferences
@@ -175,7 +171,7 @@ func slimPod(pod *corev1.Pod) *corev1.Pod {
 		ObjectMeta: meta,
 		Spec:       spec,
 		Status:     corev1.PodStatus{Phase: pod.Status.Phase, Conditions: ownConditions(pod.Status.Conditions)},
-	}
+	}, nil
 }
 
 func containers(cs []corev1.Container, ports bool) []corev1.Container {
