@@ -17,7 +17,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -393,20 +392,7 @@ type podGenerator struct {
 }
 
 func newPodGenerator(seed int64) *podGenerator {
-	fill := randfill.NewWithSeed(seed).NilChance(0.5).NumElements(1, 2).Funcs(
-		// Values that encode as the API server would encode them.
-		func(q *resource.Quantity, c randfill.Continue) {
-			*q = *resource.NewMilliQuantity(c.Int63n(1<<40), resource.DecimalSI)
-		},
-		func(v *intstr.IntOrString, c randfill.Continue) {
-			if c.Bool() {
-				*v = intstr.FromInt32(c.Int31())
-			} else {
-				*v = intstr.FromString(c.String(0))
-			}
-		},
-		func(f *metav1.FieldsV1, c randfill.Continue) { f.Raw = []byte(`{"f:metadata":{"f:labels":{}}}`) },
-	)
+	fill := webhooktest.PodFiller(seed).NilChance(0.5).NumElements(1, 2)
 	return &podGenerator{fill: fill, r: rand.New(rand.NewSource(seed))}
 }
 

@@ -8,17 +8,16 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/streaming"
 	"k8s.io/apimachinery/pkg/util/diff"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/scheme"
 	restclientwatch "k8s.io/client-go/rest/watch"
 	"sigs.k8s.io/randfill"
 
+	"github.com/corsmesh/corsmesh/webhook/internal/webhooktest"
 	"github.com/corsmesh/corsmesh/webhook/slim"
 )
 
@@ -31,20 +30,7 @@ type podGenerator struct {
 }
 
 func newPodGenerator(seed int64) *podGenerator {
-	fill := randfill.NewWithSeed(seed).NilChance(0.3).NumElements(0, 3).Funcs(
-		// Values that encode as the API server would encode them.
-		func(q *resource.Quantity, c randfill.Continue) {
-			*q = *resource.NewMilliQuantity(c.Int63n(1<<40), resource.DecimalSI)
-		},
-		func(v *intstr.IntOrString, c randfill.Continue) {
-			if c.Bool() {
-				*v = intstr.FromInt32(c.Int31())
-			} else {
-				*v = intstr.FromString(c.String(0))
-			}
-		},
-		func(f *metav1.FieldsV1, c randfill.Continue) { f.Raw = []byte(`{"f:metadata":{"f:labels":{}}}`) },
-	)
+	fill := webhooktest.PodFiller(seed).NilChance(0.3).NumElements(0, 3)
 	return &podGenerator{fill: fill, r: rand.New(rand.NewSource(seed))}
 }
 
