@@ -108,17 +108,19 @@ func (c *Config) Lookup(port int32) *Port {
 	return &c.Ports[i]
 }
 
-// Marshal renders the document compactly, as it is stored in the annotation.
+// Marshal renders the document compactly, as it is stored in the annotation
+// (MarshalString's, as bytes).
 func (c *Config) Marshal() ([]byte, error) {
-	b, err := json.Marshal(c)
+	s, err := c.MarshalString()
 	if err != nil {
-		return nil, fmt.Errorf("encoding corsproxy config: %w", err)
+		return nil, err
 	}
-	return b, nil
+	return []byte(s), nil
 }
 
-// MarshalString is Marshal's document as a string, the annotation's value, encoded
-// straight into it: Marshal's bytes made a string are a second copy (a kB per admission).
+// MarshalString renders the document as the annotation's value, encoded straight into the
+// string: the webhook and config sync both write it with this, so their values compare
+// (and bytes made a string would be a second copy, a kB per admission).
 func (c *Config) MarshalString() (string, error) {
 	var sb strings.Builder
 	if err := json.NewEncoder(&sb).Encode(c); err != nil {

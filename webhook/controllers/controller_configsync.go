@@ -278,14 +278,14 @@ func (r *ConfigSyncReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 
 // syncConfig patches the config annotation when it differs from what the proxy should serve.
 func (r *ConfigSyncReconciler) syncConfig(ctx context.Context, pod *corev1.Pod, status *injector.Status, d *injector.Decision) error {
-	want, err := proxyConfig(d, status.Ports).Marshal()
+	want, err := proxyConfig(d, status.Ports).MarshalString()
 	if err != nil {
 		return err
 	}
 	if !needsAnnotationPatch(pod, want) {
 		return nil
 	}
-	patch, err := annotationPatch(injector.AnnotationConfig, string(want))
+	patch, err := annotationPatch(injector.AnnotationConfig, want)
 	if err != nil {
 		return err
 	}
@@ -358,10 +358,10 @@ func proxyConfig(d *injector.Decision, injected []int32) *config.Config {
 }
 
 // needsAnnotationPatch reports whether the pod's config annotation differs from want. The
-// webhook and the controller render with the same Marshal, so bytes compare.
-func needsAnnotationPatch(pod *corev1.Pod, want []byte) bool {
+// webhook and the controller render with the same MarshalString, so the strings compare.
+func needsAnnotationPatch(pod *corev1.Pod, want string) bool {
 	have, ok := pod.Annotations[injector.AnnotationConfig]
-	return !ok || have != string(want)
+	return !ok || have != want
 }
 
 // restartRequired reports whether the pod must restart to intercept the ports its Services

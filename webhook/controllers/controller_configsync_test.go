@@ -61,14 +61,14 @@ func TestProxyConfig(t *testing.T) {
 }
 
 func TestNeedsAnnotationPatch(t *testing.T) {
-	want := []byte(`{"version":1,"ports":[{"port":8080}]}`)
+	want := `{"version":1,"ports":[{"port":8080}]}`
 	tests := []struct {
 		name        string
 		annotations map[string]string
 		patch       bool
 	}{
 		{"missing", nil, true},
-		{"equal", map[string]string{injector.AnnotationConfig: string(want)}, false},
+		{"equal", map[string]string{injector.AnnotationConfig: want}, false},
 		{"differs", map[string]string{injector.AnnotationConfig: `{"version":1,"ports":[]}`}, true},
 	}
 	for _, tt := range tests {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -79,7 +78,7 @@ func (r *report) writeSustained(p func(string, ...any)) {
 		p("| %s | %d | %.1f | %s | %.2f |", m.name, res.pods, rate[m.name], strings.Join(cells, " | "), float64(res.cpu.machine)/1e6/n)
 	}
 	p("")
-	if rate["ours"] > 0 && slices.Contains(sustainedOrder, "replay") {
+	if rate["ours"] > 0 {
 		p("Time per pod, ours / replay: %.3f; ours / no-op: %.3f.", rate["replay"]/rate["ours"], rate["no-op"]/rate["ours"])
 		p("")
 	}
