@@ -13,7 +13,7 @@ DEFAULT_FUZZTIME := 30000x
 FUZZTIME ?= $(DEFAULT_FUZZTIME)
 # A target may carry its own count (pkg:Name:count): FuzzForward's inputs each cross two
 # real connections, so fewer of them fit the same time.
-FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/config:FuzzWildcard ./corsproxy/cors:FuzzDecide ./corsproxy/proxy:FuzzForward:5000x ./webhook/slim:FuzzDecodePod
+FUZZ_TARGETS := ./corsproxy/config:FuzzParse ./corsproxy/config:FuzzWildcard ./corsproxy/cors:FuzzDecide ./corsproxy/proxy:FuzzForward:5000x ./webhook/slim:FuzzDecodePod ./webhook/admit:FuzzAppendJSONString
 # The real control plane (kube-apiserver, etcd, kube-controller-manager, kubectl),
 # built once per machine from the Go module proxy and cached under bin/k8s/.
 export KUBEBUILDER_ASSETS ?= $(CURDIR)/bin/k8s/v1.37.2
@@ -125,7 +125,7 @@ demo: $(DEMO_DEPS)
 bench-smoke: controlplane
 	$(GO) test -count=1 -run='^$$' -bench=. -benchtime=1x ./corsproxy/... ./injector/... ./webhook/...
 	$(GO) -C hack/bench/webhook run . --pods 10 --services 100 --chains 10 --batch 5 --warmup 2 \
-		--handler-bench=false --out "" --quiesce 0s >/dev/null
+		--handler-bench=false --out "" --quiesce 0s --sustained 1s >/dev/null
 	@if [ "$${CI:-}" != true ] && [ "$$(id -u)" != 0 ] && ! { command -v wrk && command -v nginx; } >/dev/null 2>&1; then \
 		echo "==> SKIP hack/bench/proxy.sh smoke: wrk or nginx missing, and not root to install them (it runs under CI=true)"; \
 	else \
