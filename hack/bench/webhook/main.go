@@ -34,6 +34,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -71,11 +72,16 @@ import (
 
 	"github.com/corsmesh/corsmesh/injector"
 	"github.com/corsmesh/corsmesh/injector/api/v1alpha1"
+	"github.com/corsmesh/corsmesh/test/gobuild"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 	"github.com/corsmesh/corsmesh/webhook"
 )
 
 const (
+	// The binaries the bench runs as processes (directories from the repository root).
+	webhookPkg     = "cmd/corsmesh-webhook"
+	baremanagerPkg = "hack/bench/webhook/baremanager"
+
 	nsNone   = "bench-none"
 	nsNoop   = "bench-noop"
 	nsReplay = "bench-replay"
@@ -166,6 +172,7 @@ type report struct {
 	machine   []string
 	handler   *handlerResult
 	memory    []memSample
+	floor     memSample // the bare manager (when: empty if not measured)
 	svcNote   string
 	cacheLag  time.Duration
 	loadTime  time.Duration
@@ -232,15 +239,22 @@ func run(ctx context.Context, o options) error {
 
 	rep.comps = findComponents(s)
 	var hook webhookUnderTest
+	var floor *processWebhook // the memory floor, beside the corsmesh-webhook binary
 	if o.inProcess {
 		hook = &inProcessWebhook{s: s}
 	} else {
-		p := &processWebhook{s: s, bin: o.webhookBin, pprof: o.cpuProfile != "" || o.heapProfiles != "", heapDir: o.heapProfiles}
-		if p.bin == "" {
-			if err := p.build(ctx); err != nil {
-				return err
-			}
+		// Built as the image's binaries are (trimmed, stripped), as a cluster runs them.
+		pkgs := []string{baremanagerPkg}
+		if o.webhookBin == "" {
+			pkgs = append(pkgs, webhookPkg)
 		}
+		logf("go build %s", strings.Join(pkgs, " "))
+		bins, err := gobuild.Builder{Root: s.RepoRoot, Static: true}.Build(ctx, filepath.Join(s.WorkDir, "bin"), pkgs...)
+		if err != nil {
+			return err
+		}
+		p := &processWebhook{s: s, bin: cmp.Or(o.webhookBin, bins[webhookPkg]), pprof: o.cpuProfile != "" || o.heapProfiles != "", heapDir: o.heapProfiles}
+		floor = &processWebhook{s: s, bin: bins[baremanagerPkg], bare: true}
 		if err := s.StopWebhook(); err != nil {
 			return fmt.Errorf("stopping the in-process webhook: %w", err)
 		}
@@ -284,6 +298,11 @@ func run(ctx context.Context, o options) error {
 		rep.memory = append(rep.memory, m)
 	} else {
 		logf("memory: %v", err)
+	}
+	if floor != nil {
+		if rep.floor, err = floorMemory(ctx, floor, settle); err != nil {
+			return fmt.Errorf("the bare manager's memory: %w", err)
+		}
 	}
 
 	// A large cluster: chains and Services, then wait for the webhook's cache.
@@ -928,8 +947,12 @@ func (c webhookCounters) skippedTotal() float64 {
 }
 
 type processWebhook struct {
-	s           *sandbox.Sandbox
-	bin         string
+	s   *sandbox.Sandbox
+	bin string
+	// bare is the memory floor (baremanager) instead of corsmesh-webhook: on a port of its
+	// own, beside it, and ready without answering the API server's calls.
+	bare        bool
+	port        int // bare: where its webhook server listens
 	cmd         *exec.Cmd
 	done        chan error
 	metricsAddr string
@@ -938,17 +961,6 @@ type processWebhook struct {
 	pprofAddr   string // when pprof
 	heapDir     string // heap profiles at each memory reading (needs pprof)
 	logPath     string
-}
-
-func (p *processWebhook) build(ctx context.Context) error {
-	p.bin = filepath.Join(p.s.WorkDir, "corsmesh-webhook")
-	logf("go build ./cmd/corsmesh-webhook")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", p.bin, "./cmd/corsmesh-webhook")
-	cmd.Dir = p.s.RepoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/corsmesh-webhook: %v\n%s", err, out)
-	}
-	return nil
 }
 
 func (p *processWebhook) start(ctx context.Context) error {
@@ -962,14 +974,24 @@ func (p *processWebhook) start(ctx context.Context) error {
 	}
 	p.metricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(mp))
 	p.healthAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(hp))
-	p.logPath = filepath.Join(p.s.WorkDir, "corsmesh-webhook.log")
+	name, port := "corsmesh-webhook", p.s.WebhookPort
+	if p.bare {
+		name = "baremanager"
+		if p.port == 0 {
+			if p.port, err = sandbox.FreePort(); err != nil {
+				return err
+			}
+		}
+		port = p.port
+	}
+	p.logPath = filepath.Join(p.s.WorkDir, name+".log")
 	logFile, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	args := []string{
 		"--cert-dir", p.s.WebhookCertDir,
-		"--port", strconv.Itoa(p.s.WebhookPort),
+		"--port", strconv.Itoa(port),
 		"--host", "127.0.0.1",
 		"--kubeconfig", p.s.KubeconfigPath,
 		"--leader-elect=false",
@@ -994,14 +1016,14 @@ func (p *processWebhook) start(ctx context.Context) error {
 	}
 	p.done = make(chan error, 1)
 	go func() { p.done <- p.cmd.Wait(); logFile.Close() }()
-	logf("started corsmesh-webhook (pid %d) on 127.0.0.1:%d, metrics %s, readyz %s", p.cmd.Process.Pid, p.s.WebhookPort, p.metricsAddr, p.healthAddr)
+	logf("started %s (pid %d) on 127.0.0.1:%d, metrics %s, readyz %s", name, p.cmd.Process.Pid, port, p.metricsAddr, p.healthAddr)
 
 	hc := &http.Client{Timeout: 2 * time.Second}
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 90*time.Second, true, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-p.done:
 			p.done <- err
-			return false, fmt.Errorf("corsmesh-webhook exited: %v%s", err, tail(p.logPath))
+			return false, fmt.Errorf("%s exited: %v%s", name, err, tail(p.logPath))
 		default:
 		}
 		resp, err := hc.Get("http://" + p.healthAddr + "/readyz")
@@ -1009,15 +1031,15 @@ func (p *processWebhook) start(ctx context.Context) error {
 			return false, nil
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return false, nil
+		if resp.StatusCode != http.StatusOK || p.bare {
+			return resp.StatusCode == http.StatusOK, nil
 		}
 		probe := &v1alpha1.Plugin{}
 		probe.Name = "bench-readiness-probe"
 		return p.s.Client.Create(ctx, probe, client.DryRunAll) == nil, nil
 	})
 	if err != nil {
-		return fmt.Errorf("waiting for corsmesh-webhook: %w%s", err, tail(p.logPath))
+		return fmt.Errorf("waiting for %s: %w%s", name, err, tail(p.logPath))
 	}
 	return nil
 }
@@ -1034,6 +1056,17 @@ func (p *processWebhook) stop() {
 		<-p.done
 	}
 	p.cmd = nil
+}
+
+// floorMemory starts the bare manager beside corsmesh-webhook, reads its memory once the
+// machine is idle again, and stops it.
+func floorMemory(ctx context.Context, bare *processWebhook, settle func(what string)) (memSample, error) {
+	if err := bare.start(ctx); err != nil {
+		return memSample{}, err
+	}
+	defer bare.stop()
+	settle("after starting the bare manager")
+	return bare.memory(ctx, "for scale: a bare controller-runtime manager ("+baremanagerPkg+"), ready")
 }
 
 func (p *processWebhook) restart(ctx context.Context) error {
@@ -1304,7 +1337,7 @@ func (r *report) write(dir string) error {
 	}
 	p("- load average: %s at start, %s at end", r.load[0], r.load[1])
 	p("- command: `%s`", r.command)
-	hookKind := "the corsmesh-webhook binary (`go build ./cmd/corsmesh-webhook`) as a separate process against the sandbox's kubeconfig, on the port the local overlay's webhook configurations call, with the sandbox's cert dir; --leader-elect=false, default GOMAXPROCS"
+	hookKind := "the corsmesh-webhook binary (`go build -trimpath -ldflags='-s -w' ./cmd/corsmesh-webhook`, as the image's) as a separate process against the sandbox's kubeconfig, on the port the local overlay's webhook configurations call, with the sandbox's cert dir; --leader-elect=false, default GOMAXPROCS"
 	if o.inProcess {
 		hookKind = "the sandbox's in-process webhook"
 	} else if o.webhookBin != "" {
@@ -1363,10 +1396,22 @@ func (r *report) write(dir string) error {
 		}
 		p("| when | VmRSS MiB | RssAnon MiB | RssFile MiB | VmHWM MiB | live heap MiB | heap in use MiB | goroutines |")
 		p("| --- | --- | --- | --- | --- | --- | --- | --- |")
-		for _, m := range r.memory {
+		rows := r.memory
+		if r.floor.when != "" {
+			rows = append([]memSample{r.floor}, rows...)
+		}
+		for _, m := range rows {
 			p("| %s | %s | %s | %s | %s | %.1f | %.1f | %.0f |", m.when, kib(m.rssKiB), kib(m.anonKiB), kib(m.fileKiB), kib(m.hwmKiB), m.heapLive/(1<<20), m.heapInuse/(1<<20), m.goroutines)
 		}
 		p("")
+		if r.floor.when != "" {
+			p("The bare manager is controller-runtime's manager as corsmesh-webhook starts it (webhook server, metrics, probes), answering allow-all with no cache and no controller, built alike and measured beside it: the floor of any webhook on controller-runtime on this machine. corsmesh-webhook above it (VmRSS; RssAnon):")
+			p("")
+			for _, m := range r.memory {
+				p("- %s: %+.1f MiB; %+.1f MiB", m.when, float64(m.rssKiB-r.floor.rssKiB)/1024, float64(m.anonKiB-r.floor.anonKiB)/1024)
+			}
+			p("")
+		}
 	}
 
 	if len(r.results) > 0 {
