@@ -77,8 +77,9 @@ func findComponents(s *sandbox.Sandbox) *components {
 
 // Names of the bench's own processes.
 const (
-	benchName    = "bench (client, cert-manager)"
-	noopHostName = "no-op and replay webhooks"
+	benchName       = "bench (client, cert-manager)"
+	noopHostName    = "no-op and replay webhooks"
+	webhookProcName = "corsmesh-webhook"
 )
 
 // setNoopHost accounts the no-op host process (the no-op and replay webhooks).
@@ -88,13 +89,13 @@ func (c *components) setWebhook(pid int) {
 	if pid == os.Getpid() {
 		return // in-process: part of the bench process
 	}
-	c.pids["corsmesh-webhook"] = pid
+	c.pids[webhookProcName] = pid
 }
 
 // names in a fixed order.
 func (c *components) names() []string {
 	var out []string
-	for _, n := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "corsmesh-webhook", noopHostName, benchName} {
+	for _, n := range []string{"kube-apiserver", "etcd", "kube-controller-manager", webhookProcName, noopHostName, benchName} {
 		if _, ok := c.pids[n]; ok {
 			out = append(out, n)
 		}
