@@ -67,10 +67,12 @@ verify-generate:
 ## test: everything CI runs: lint, generated files, unit, integration and e2e tests, fuzzing
 test: lint verify-generate controlplane helm images sandbox-images unit images-test fuzz bench-smoke chart-test actionlint
 
-# The product's packages, then the test harness's (test/: a module of its own).
+# The product's packages, the test harness's (test/: a module of its own), and the webhook
+# load driver's (hack/bench/webhook: its statistics).
 unit:
 	$(GO) test -count=1 -timeout 30m ./...
 	$(GO) -C test test -count=1 -timeout 30m ./...
+	$(GO) -C hack/bench/webhook test -count=1 ./...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

@@ -41,6 +41,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -1316,6 +1317,29 @@ func medianFloat(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// bootstrapResamples is how many resamples medianInterval draws.
+const bootstrapResamples = 2000
+
+// medianInterval is a 95 % bootstrap interval of v's median: the 2.5th and 97.5th
+// percentiles of the medians of resamples of v, drawn with replacement. The seed is fixed,
+// so that a report's interval can be recomputed from its raw rounds.
+func medianInterval(v []float64) (lo, hi float64) {
+	if len(v) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	medians := make([]float64, bootstrapResamples)
+	sample := make([]float64, len(v))
+	for i := range medians {
+		for j := range sample {
+			sample[j] = v[rng.IntN(len(v))]
+		}
+		medians[i] = medianFloat(sample)
+	}
+	sort.Float64s(medians)
+	return medians[bootstrapResamples*25/1000], medians[bootstrapResamples*975/1000-1]
+}
+
 func fmtMs(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/1e6) }
@@ -1450,19 +1474,23 @@ func (r *report) write(dir string) error {
 		ratio := func(a, b string, i int) string {
 			return fmt.Sprintf("%.3f", float64(stats[a][i])/float64(stats[b][i]))
 		}
-		pairedRatio := func(a, b string) float64 {
+		roundRatios := func(a, b string) []float64 {
 			var rs []float64
 			for i := range r.results[a].roundMedian {
 				rs = append(rs, float64(r.results[a].roundMedian[i])/float64(r.results[b].roundMedian[i]))
 			}
-			return medianFloat(rs)
+			return rs
 		}
-		p("| ratio | median | p90 | p99 | mean | median of per-round median ratios |")
-		p("| --- | --- | --- | --- | --- | --- |")
+		p("| ratio | median | p90 | p99 | mean | median of per-round median ratios | its 95 %% interval |")
+		p("| --- | --- | --- | --- | --- | --- | --- |")
 		for _, pair := range [][2]string{{"ours", "no-op"}, {"ours", "replay"}, {"replay", "no-op"}, {"no-op", "none"}, {"ours", "none"}} {
 			a, b := pair[0], pair[1]
-			p("| %s / %s | %s | %s | %s | %s | %.3f |", a, b, ratio(a, b, 0), ratio(a, b, 1), ratio(a, b, 2), ratio(a, b, 3), pairedRatio(a, b))
+			rs := roundRatios(a, b)
+			lo, hi := medianInterval(rs)
+			p("| %s / %s | %s | %s | %s | %s | %.3f | %.3f–%.3f |", a, b, ratio(a, b, 0), ratio(a, b, 1), ratio(a, b, 2), ratio(a, b, 3), medianFloat(rs), lo, hi)
 		}
+		p("")
+		p("The interval is a bootstrap over the rounds (%d resamples of the round ratios, drawn with replacement): a ratio whose interval holds 1.0 is not told apart from 1.0 by this run.", bootstrapResamples)
 		p("")
 		if w := r.apiCalls[corsmeshHookName]; w.calls > 0 && len(r.results["ours"].latencies) > 0 {
 			n := float64(len(r.results["ours"].latencies))
