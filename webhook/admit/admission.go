@@ -1,13 +1,15 @@
 package admit
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
+	"os"
+	"time"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -42,13 +44,12 @@ type admissionHandler struct {
 	// a pod along with the review, handed to it in Request.Object.Object, and its patch
 	// buffer given back once the response is written.
 	pods *PodMutator
-	// bodies lends the buffers request bodies are read into.
+	// bodies lends the buffers request bodies are read into; budget bounds their bytes.
 	bodies buffers
+	budget bodyBudget
+	// bodyTimeout bounds reading a body (bodyReadTimeout when 0).
+	bodyTimeout time.Duration
 }
-
-// maxReviewBytes bounds a review's body as admission.Webhook does: two objects of at most
-// 3 MiB (what etcd accepts, twice as JSON) and the rest.
-const maxReviewBytes = 7 << 20
 
 // NewHandler serves h, counting malformed requests and panics in metrics.
 func NewHandler(h admission.Handler, metrics *Metrics, log logr.Logger) http.Handler {
@@ -71,6 +72,15 @@ func NewHandler(h admission.Handler, metrics *Metrics, log logr.Logger) http.Han
 }
 
 func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Without a read deadline a body sent a byte a minute would hold its connection, its
+	// goroutine and its buffer for good: the webhook server sets none of its own. It stays
+	// when the body is not read to its end, for net/http reads what is left (up to 256 KiB)
+	// once the handler returns; once read, it is cleared, for net/http's background read,
+	// which watches for the client going away while the handler runs, would take the
+	// deadline for that. ErrNotSupported (a ResponseWriter that is no connection's, as in
+	// tests) leaves reads unbounded.
+	rc := http.NewResponseController(w)
+	bounded := rc.SetReadDeadline(time.Now().Add(cmp.Or(a.bodyTimeout, bodyReadTimeout))) == nil
 	if r.Method != http.MethodPost {
 		a.reject(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: send an AdmissionReview with POST", r.Method))
 		return
@@ -81,14 +91,27 @@ func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The body's buffer is reused once the response is written: decoding copies what it
 	// keeps (strings, and raw objects through RawExtension.UnmarshalJSON).
-	body, lent, err := readBody(r, &a.bodies)
+	body, lent, held, err := readBody(r, &a.bodies, &a.budget)
+	defer a.budget.give(held)
 	defer a.bodies.put(lent)
-	if err != nil {
-		code := http.StatusBadRequest
-		if errors.Is(err, errTooLarge) {
-			code = http.StatusRequestEntityTooLarge
-		}
-		a.reject(w, r, code, "malformed AdmissionReview: "+err.Error())
+	if err == nil && bounded {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	switch {
+	case errors.Is(err, errBusy):
+		a.metrics.Errors.WithLabelValues(errOverloaded).Inc()
+		a.log.Info("refused an admission request: too many request bytes in flight", "remote", r.RemoteAddr)
+		w.Header().Set("Connection", "close") // see reject
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		a.reject(w, r, http.StatusRequestTimeout, "malformed AdmissionReview: the body did not arrive within "+cmp.Or(a.bodyTimeout, bodyReadTimeout).String())
+		return
+	case errors.Is(err, errTooLarge):
+		a.reject(w, r, http.StatusRequestEntityTooLarge, "malformed AdmissionReview: "+err.Error())
+		return
+	case err != nil:
+		a.reject(w, r, http.StatusBadRequest, "malformed AdmissionReview: "+err.Error())
 		return
 	}
 	review, err := a.decode(body)
@@ -110,42 +133,6 @@ func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.pods != nil {
 		a.pods.releasePatch(resp.Patch)
 	}
-}
-
-var errTooLarge = fmt.Errorf("request body too large: the limit is %d bytes", maxReviewBytes)
-
-// readBody reads the request body, at most maxReviewBytes of it. When the client says its
-// size (the API server does), it is read into one buffer of that size: lent from bufs when
-// small (give lent back to bufs once the body is no longer read), else allocated.
-func readBody(r *http.Request, bufs *buffers) (body []byte, lent *[]byte, err error) {
-	if r.ContentLength > maxReviewBytes {
-		return nil, nil, errTooLarge
-	}
-	if n := int(r.ContentLength); n >= 0 {
-		if n <= maxPooledBuffer {
-			lent = bufs.get(n)
-			body = (*lent)[:n]
-		} else {
-			body = make([]byte, n)
-		}
-		if _, err = io.ReadFull(r.Body, body); err == nil {
-			var extra [1]byte
-			if m, _ := r.Body.Read(extra[:]); m > 0 {
-				err = errors.New("body longer than its Content-Length")
-			}
-		}
-	} else {
-		body, err = io.ReadAll(io.LimitReader(r.Body, maxReviewBytes+1))
-	}
-	switch {
-	case err != nil:
-		return nil, lent, fmt.Errorf("reading the body: %w", err)
-	case len(body) > maxReviewBytes:
-		return nil, lent, errTooLarge
-	case len(body) == 0:
-		return nil, lent, errors.New("empty body")
-	}
-	return body, lent, nil
 }
 
 // review is an AdmissionReview as received. The API server sends admission.k8s.io/v1 or
@@ -213,8 +200,13 @@ func (a *admissionHandler) decode(body []byte) (*review, error) {
 	return &out, nil
 }
 
+// reject answers a request it will not read further, and closes the connection after the
+// answer: net/http would otherwise read what is left of a body under 256 KiB before
+// answering, with no deadline, so a client that stops sending would hold the connection
+// and its goroutine for good.
 func (a *admissionHandler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	a.metrics.Errors.WithLabelValues(errMalformed).Inc()
 	a.log.Info("rejected malformed admission request", "status", code, "err", msg, "remote", r.RemoteAddr)
+	w.Header().Set("Connection", "close")
 	http.Error(w, msg, code)
 }

@@ -397,7 +397,7 @@ func TestReadBody(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := httptest.NewRequest(http.MethodPost, "/mutate-pods", io.NopCloser(strings.NewReader(tt.body)))
 			req.ContentLength = tt.length
-			got, _, err := readBody(req, &buffers{})
+			got, _, _, err := readBody(req, &buffers{}, &bodyBudget{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)

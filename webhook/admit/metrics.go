@@ -57,6 +57,8 @@ const (
 	errClusterRead = "cluster-read"
 	errMutate      = "mutate"
 	errPanic       = "panic"
+	// errOverloaded: refused with 503, the request bodies' byte budget spent.
+	errOverloaded = "overloaded"
 )
 
-var errorReasons = []string{errMalformed, errDecode, errClusterRead, errMutate, errPanic}
+var errorReasons = []string{errMalformed, errDecode, errClusterRead, errMutate, errPanic, errOverloaded}
