@@ -377,14 +377,14 @@ var (
 	binariesErr   error
 )
 
-// binaries returns the paths, by package, of the commands the tests run: cmd/corsmeshctl
-// and cmd/corsproxy, built once per test binary (in one go build) into the sandbox's
-// WorkDir, which Stop removes.
+// binaries returns the paths, by package, of the commands the tests run: cmd/corsmeshctl,
+// cmd/corsproxy and cmd/corsmesh-webhook, built once per test binary (in one go build) into
+// the sandbox's WorkDir, which Stop removes.
 func binaries(t *testing.T, s *sandbox.Sandbox) map[string]string {
 	t.Helper()
 	binariesOnce.Do(func() {
 		binariesPaths, binariesErr = gobuild.Builder{Root: s.RepoRoot}.Build(context.Background(),
-			filepath.Join(s.WorkDir, "bin"), "cmd/corsmeshctl", "cmd/corsproxy")
+			filepath.Join(s.WorkDir, "bin"), "cmd/corsmeshctl", "cmd/corsproxy", "cmd/corsmesh-webhook")
 	})
 	if binariesErr != nil {
 		t.Fatal(binariesErr)

@@ -1,0 +1,317 @@
+package integration
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/corsmesh/corsmesh/test/sandbox"
+)
+
+// TestWebhookSurvivesHostileClients runs the corsmesh-webhook binary (or
+// CORSMESH_WEBHOOK_HOSTILE_BIN, to try another build) under the manifests' memory limit in
+// a real memory cgroup, and attacks its
+// port as any pod of a cluster could: requests claiming the largest body and sending a few
+// bytes, thousands of connections that finish TLS and send nothing, and bodies of several
+// MiB sent in full at once. The webhook must not be OOM-killed, and must go on injecting
+// pods while the connections are still held.
+func TestWebhookSurvivesHostileClients(t *testing.T) {
+	requireMemoryCgroup(t)
+	s := sb(t)
+	ctx := testContext(t, 4*time.Minute)
+	app := corsApp{Namespace: "hostile", App: "hostile-web", Port: 8080, Origin: "https://hostile.example"}
+	app.installMonitored(t, ctx, s)
+
+	limit := manifestMemoryLimit(t, s)
+	if err := s.StopWebhook(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s.WebhookServer() == nil {
+			if err := s.StartWebhook(context.Background()); err != nil {
+				t.Errorf("restarting the sandbox's webhook: %v", err)
+			}
+		}
+	})
+	hook := startWebhookInCgroup(t, ctx, s, limit)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.WebhookPort))
+	injects := func(when string) {
+		t.Helper()
+		pod, err := s.Clientset.CoreV1().Pods(app.Namespace).Create(ctx, app.pod(""), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			t.Fatalf("%s: creating a pod: %v", when, err)
+		}
+		if !hasContainerNamed(pod, "corsproxy") {
+			t.Fatalf("%s: the pod was not injected: %v", when, injectionTraces(pod))
+		}
+	}
+	injects("before the attack")
+
+	// Bodies sent in full, 100 of 6 MiB at once: more than the webhook lets request bodies
+	// hold together, so some are refused (503) rather than held. Before the budget, all were
+	// held, and the OOM killer took the webhook at its 512Mi limit.
+	var wg sync.WaitGroup
+	codes := make([]int, 100)
+	body := strings.Repeat(" ", 6<<20)
+	for i := range codes {
+		wg.Go(func() {
+			c := dialWebhook(t, addr)
+			defer c.Close()
+			fmt.Fprintf(c, "POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+			c.SetReadDeadline(time.Now().Add(time.Minute))
+			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+				codes[i] = resp.StatusCode
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	byCode := map[int]int{}
+	for _, code := range codes {
+		byCode[code]++
+	}
+	t.Logf("the %d bodies of 6 MiB got, by status code: %v", len(codes), byCode)
+	if byCode[http.StatusBadRequest]+byCode[http.StatusServiceUnavailable] != len(codes) {
+		t.Errorf("want each answered 400 (no AdmissionReview) or 503 (refused), none unanswered (0)")
+	}
+	hook.alive(t)
+	injects("after the 6 MiB bodies")
+
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// Claims of the largest body (7 MiB) with a few bytes sent: before the webhook read
+	// bodies as they arrive, 100 of them allocated 700 MiB of heap at once (fresh pages, so
+	// not yet resident; reused ones are zeroed, and so are).
+	for range 100 {
+		c := dialWebhook(t, addr)
+		held = append(held, c)
+		fmt.Fprintf(c, "POST /mutate-pods HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"apiVersion\":", 7<<20)
+	}
+	// Connections that finish TLS and send nothing.
+	for range 2000 {
+		held = append(held, dialWebhook(t, addr))
+	}
+	hook.alive(t)
+	injects("with 2,100 hostile connections held")
+
+	t.Logf("peak memory %s of %s", mib(hook.cg.readInt(t, "memory.max_usage_in_bytes")), mib(limit))
+}
+
+// manifestMemoryLimit is the webhook container's memory limit in manifests/base.
+func manifestMemoryLimit(t *testing.T, s *sandbox.Sandbox) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.RepoRoot, "manifests", "base", "deployment.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "limits:")
+	for line := range strings.Lines(rest) {
+		if v, found := strings.CutPrefix(strings.TrimSpace(line), "memory:"); ok && found {
+			q, err := resource.ParseQuantity(strings.TrimSpace(v))
+			if err != nil {
+				t.Fatalf("the Deployment's memory limit %q: %v", v, err)
+			}
+			return q.Value()
+		}
+	}
+	t.Fatal("no memory limit in manifests/base/deployment.yaml")
+	return 0
+}
+
+// dialWebhook opens a TLS connection to the webhook, as any client could (the server's
+// certificate is not checked: an attacker has no reason to).
+func dialWebhook(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatalf("dialling the webhook: %v", err)
+	}
+	return c
+}
+
+// cgroupWebhook is the corsmesh-webhook binary in a memory cgroup of its own.
+type cgroupWebhook struct {
+	cg     *memoryCgroup
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    string
+}
+
+// startWebhookInCgroup runs corsmesh-webhook as the sandbox's webhook (its port, cert dir
+// and kubeconfig) in a cgroup limited to limit, and waits until it answers the API server.
+// The shell joins the cgroup before it execs the webhook, so every page it touches is
+// charged there.
+func startWebhookInCgroup(t *testing.T, ctx context.Context, s *sandbox.Sandbox, limit int64) *cgroupWebhook {
+	t.Helper()
+	bin := os.Getenv("CORSMESH_WEBHOOK_HOSTILE_BIN")
+	if bin == "" {
+		bin = binaries(t, s)["cmd/corsmesh-webhook"]
+	}
+	health, err := sandbox.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &cgroupWebhook{cg: newMemoryCgroup(t, limit), exited: make(chan struct{}), log: filepath.Join(t.TempDir(), "webhook.log")}
+	logFile, err := os.Create(w.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.cmd = exec.Command("/bin/sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, w.cg.dir, bin,
+		"--cert-dir", s.WebhookCertDir, "--port", strconv.Itoa(s.WebhookPort), "--host", "127.0.0.1",
+		"--kubeconfig", s.KubeconfigPath, "--leader-elect=false", "--metrics-addr", "0",
+		"--health-addr", "127.0.0.1:"+strconv.Itoa(health))
+	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.cmd.Wait(); logFile.Close(); close(w.exited) }()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.exited
+	})
+	eventually(t, ctx, 90*time.Second, "corsmesh-webhook ready", func() error {
+		select {
+		case <-w.exited:
+			t.Fatalf("corsmesh-webhook exited: %v\n%s", w.cmd.ProcessState, w.logTail())
+		default:
+		}
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(health) + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	return w
+}
+
+// alive fails the test if the webhook was killed, by the OOM killer or otherwise.
+func (w *cgroupWebhook) alive(t *testing.T) {
+	t.Helper()
+	if n := w.cg.oomKills(t); n > 0 {
+		t.Fatalf("the OOM killer killed corsmesh-webhook (%d kills; peak %s of %s)", n,
+			mib(w.cg.readInt(t, "memory.max_usage_in_bytes")), mib(w.cg.readInt(t, "memory.limit_in_bytes")))
+	}
+	select {
+	case <-w.exited:
+		t.Fatalf("corsmesh-webhook exited: %v\n%s", w.cmd.ProcessState, w.logTail())
+	default:
+	}
+}
+
+func (w *cgroupWebhook) logTail() string {
+	b, _ := os.ReadFile(w.log)
+	return string(b[max(0, len(b)-4000):])
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// The memory cgroup: a child of the v1 memory controller (as on these machines), made and
+// removed by the test.
+
+const memoryCgroupRoot = "/sys/fs/cgroup/memory"
+
+// requireMemoryCgroup skips (fails under CI=true) where no memory cgroup can be made.
+func requireMemoryCgroup(t *testing.T) {
+	t.Helper()
+	why := ""
+	switch {
+	case os.Geteuid() != 0:
+		why = "needs root to make a memory cgroup"
+	default:
+		if _, err := os.Stat(filepath.Join(memoryCgroupRoot, "cgroup.procs")); err != nil {
+			why = "no cgroup v1 memory controller at " + memoryCgroupRoot
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: %s", why)
+	}
+	t.Skip("skipping: " + why)
+}
+
+type memoryCgroup struct{ dir string }
+
+func newMemoryCgroup(t *testing.T, limit int64) *memoryCgroup {
+	t.Helper()
+	suffix := make([]byte, 6)
+	rand.Read(suffix)
+	cg := &memoryCgroup{dir: filepath.Join(memoryCgroupRoot, "corsmesh-webhook-"+hex.EncodeToString(suffix))}
+	if err := os.Mkdir(cg.dir, 0o755); err != nil {
+		t.Fatalf("making the cgroup: %v", err)
+	}
+	t.Cleanup(func() {
+		for range 50 { // rmdir fails while a process is in it; the webhook is stopped by then
+			if err := os.Remove(cg.dir); err == nil || errors.Is(err, os.ErrNotExist) {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("could not remove %s", cg.dir)
+	})
+	cg.write(t, "memory.swappiness", "0") // no swap to hide in: over the limit is the OOM killer
+	cg.write(t, "memory.limit_in_bytes", strconv.FormatInt(limit, 10))
+	return cg
+}
+
+func (cg *memoryCgroup) write(t *testing.T, file, value string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(cg.dir, file), []byte(value), 0o644); err != nil {
+		t.Fatalf("writing %s: %v", file, err)
+	}
+}
+
+func (cg *memoryCgroup) readInt(t *testing.T, file string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cg.dir, file))
+	if err != nil {
+		t.Fatalf("reading %s: %v", file, err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	return n
+}
+
+// oomKills is the number of processes the OOM killer took from this cgroup.
+func (cg *memoryCgroup) oomKills(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cg.dir, "memory.oom_control"))
+	if err != nil {
+		t.Fatalf("reading memory.oom_control: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if name, value, ok := strings.Cut(strings.TrimSpace(line), " "); ok && name == "oom_kill" {
+			n, _ := strconv.ParseInt(value, 10, 64)
+			return n
+		}
+	}
+	return 0
+}
