@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -114,6 +115,23 @@ func TestWebhookSurvivesHostileClients(t *testing.T) {
 	}
 	hook.alive(t)
 	injects("with 2,100 hostile connections held")
+
+	// A stalled claim is answered once its body is late (the read deadline reaches the
+	// connection through the webhook server's wrappers), and its connection closed.
+	held[0].SetReadDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(held[0])
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("a stalled claim got no answer: %v", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Errorf("a stalled claim got %s, want 408", resp.Status)
+	}
+	if _, err := br.ReadByte(); err == nil || !resp.Close {
+		t.Errorf("the stalled claim's connection was kept open after its answer (Connection: close %v; read %v)", resp.Close, err)
+	}
 
 	t.Logf("peak memory %s of %s", mib(hook.cg.readInt(t, "memory.max_usage_in_bytes")), mib(limit))
 }
