@@ -3,8 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/corsmesh/corsmesh/internal/memcgroup"
 )
 
 // The hostile suite: the real binary, inside a real cgroup v1 memory cgroup limited to the
@@ -30,98 +30,10 @@ import (
 
 const injectedMemoryLimit = 64 << 20
 
-const memoryCgroupRoot = "/sys/fs/cgroup/memory"
-
-// requireMemoryCgroup skips (fails under CI=true) where no memory cgroup can be made.
-func requireMemoryCgroup(t *testing.T) {
-	t.Helper()
-	why := ""
-	switch {
-	case os.Geteuid() != 0:
-		why = "needs root to make a memory cgroup"
-	default:
-		if _, err := os.Stat(filepath.Join(memoryCgroupRoot, "cgroup.procs")); err != nil {
-			why = "no cgroup v1 memory controller at " + memoryCgroupRoot
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s", why)
-	}
-	t.Skip("skipping: " + why)
-}
-
-// memoryCgroup is a child cgroup of the v1 memory controller, removed when the test ends.
-type memoryCgroup struct{ dir string }
-
-func newMemoryCgroup(t *testing.T, limit int64) *memoryCgroup {
-	t.Helper()
-	suffix := make([]byte, 6)
-	rand.Read(suffix)
-	cg := &memoryCgroup{dir: filepath.Join(memoryCgroupRoot, "corsmesh-hostile-"+hex.EncodeToString(suffix))}
-	if err := os.Mkdir(cg.dir, 0o755); err != nil {
-		t.Fatalf("making the cgroup: %v", err)
-	}
-	t.Cleanup(func() {
-		// rmdir fails while a process is in it; the proxy is stopped by then.
-		for range 50 {
-			if err := os.Remove(cg.dir); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("could not remove %s", cg.dir)
-	})
-	cg.write(t, "memory.swappiness", "0") // no swap to hide in: over the limit is the OOM killer
-	cg.write(t, "memory.limit_in_bytes", strconv.FormatInt(limit, 10))
-	if _, err := os.Stat(filepath.Join(cg.dir, "memory.memsw.limit_in_bytes")); err == nil {
-		cg.write(t, "memory.memsw.limit_in_bytes", strconv.FormatInt(limit, 10))
-	}
-	return cg
-}
-
-func (cg *memoryCgroup) write(t *testing.T, file, value string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(cg.dir, file), []byte(value), 0o644); err != nil {
-		t.Fatalf("writing %s: %v", file, err)
-	}
-}
-
-func (cg *memoryCgroup) readInt(t *testing.T, file string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(cg.dir, file))
-	if err != nil {
-		t.Fatalf("reading %s: %v", file, err)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return n
-}
-
-// oomKills is the number of processes the OOM killer took from this cgroup.
-func (cg *memoryCgroup) oomKills(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(cg.dir, "memory.oom_control"))
-	if err != nil {
-		t.Fatalf("reading memory.oom_control: %v", err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if name, value, ok := strings.Cut(line, " "); ok && name == "oom_kill" {
-			n, _ := strconv.ParseInt(value, 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
 // cgroupProxy is the corsproxy binary running inside a memory cgroup.
 type cgroupProxy struct {
 	listen, admin string
-	cg            *memoryCgroup
+	cg            *memcgroup.Cgroup
 	cmd           *exec.Cmd
 	exited        chan struct{}
 	stderr        lockedBuffer
@@ -144,10 +56,10 @@ func startProxyInCgroup(t *testing.T, limit int64, upstream string, args ...stri
 	if err := os.WriteFile(config, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &cgroupProxy{listen: freePort(t), admin: freePort(t), cg: newMemoryCgroup(t, limit), exited: make(chan struct{})}
+	p := &cgroupProxy{listen: freePort(t), admin: freePort(t), cg: memcgroup.New(t, "corsmesh-hostile-", limit), exited: make(chan struct{})}
 	argv := append([]string{"--config", config, "--listen", p.listen, "--admin-listen", p.admin,
 		"--upstream", upstream, "--policy-port", "8080", "--log-level", "warn"}, args...)
-	p.cmd = exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, p.cg.dir, bin}, argv...)...)
+	p.cmd = p.cg.Command(bin, argv...)
 	p.cmd.Env = append(os.Environ(), "CORSPROXY_MEMORY_LIMIT="+strconv.FormatInt(limit, 10))
 	p.cmd.Stderr = &p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -165,9 +77,8 @@ func startProxyInCgroup(t *testing.T, limit int64, upstream string, args ...stri
 // alive fails the test if the proxy was killed, by the OOM killer or otherwise.
 func (p *cgroupProxy) alive(t *testing.T) {
 	t.Helper()
-	if n := p.cg.oomKills(t); n > 0 {
-		t.Fatalf("the OOM killer killed the proxy %d times (peak %s of %s)", n,
-			mib(p.cg.readInt(t, "memory.max_usage_in_bytes")), mib(p.cg.readInt(t, "memory.limit_in_bytes")))
+	if n := p.cg.OOMKills(t); n > 0 {
+		t.Fatalf("the OOM killer killed the proxy %d times (peak %s)", n, p.cg.Peak(t))
 	}
 	select {
 	case <-p.exited:
@@ -184,16 +95,12 @@ func hostileCase(t *testing.T, name string, app string, run func(t *testing.T, p
 		p := startProxyInCgroup(t, injectedMemoryLimit, app, "--read-header-timeout=2s")
 		start := time.Now()
 		defer func() {
-			t.Logf("figure: %s: peak %s in the cgroup (limit %s), %s", name,
-				mib(p.cg.readInt(t, "memory.max_usage_in_bytes")), mib(p.cg.readInt(t, "memory.limit_in_bytes")),
-				time.Since(start).Round(time.Millisecond))
+			t.Logf("figure: %s: peak %s in the cgroup, %s", name, p.cg.Peak(t), time.Since(start).Round(time.Millisecond))
 			p.alive(t)
 		}()
 		run(t, p)
 	})
 }
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -264,7 +171,7 @@ func sendChunked(conn net.Conn, head string, size int64) error {
 }
 
 func TestHostileClientsInAMemoryCgroup(t *testing.T) {
-	requireMemoryCgroup(t)
+	memcgroup.Require(t)
 	var heldAtApp atomic.Int64
 	release := make(chan struct{})
 	defer close(release)

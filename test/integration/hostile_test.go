@@ -3,10 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/corsmesh/corsmesh/internal/memcgroup"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
 
@@ -34,7 +32,7 @@ import (
 // MiB sent in full at once. The webhook must not be OOM-killed, and must go on injecting
 // pods while the connections are still held.
 func TestWebhookSurvivesHostileClients(t *testing.T) {
-	requireMemoryCgroup(t)
+	memcgroup.Require(t)
 	s := sb(t)
 	ctx := testContext(t, 4*time.Minute)
 	app := corsApp{Namespace: "hostile", App: "hostile-web", Port: 8080, Origin: "https://hostile.example"}
@@ -133,7 +131,7 @@ func TestWebhookSurvivesHostileClients(t *testing.T) {
 		t.Errorf("the stalled claim's connection was kept open after its answer (Connection: close %v; read %v)", resp.Close, err)
 	}
 
-	t.Logf("peak memory %s of %s", mib(hook.cg.readInt(t, "memory.max_usage_in_bytes")), mib(limit))
+	t.Logf("peak memory %s", hook.cg.Peak(t))
 }
 
 // manifestMemoryLimit is the webhook container's memory limit in manifests/base.
@@ -170,7 +168,7 @@ func dialWebhook(t *testing.T, addr string) net.Conn {
 
 // cgroupWebhook is the corsmesh-webhook binary in a memory cgroup of its own.
 type cgroupWebhook struct {
-	cg     *memoryCgroup
+	cg     *memcgroup.Cgroup
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    string
@@ -190,12 +188,12 @@ func startWebhookInCgroup(t *testing.T, ctx context.Context, s *sandbox.Sandbox,
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &cgroupWebhook{cg: newMemoryCgroup(t, limit), exited: make(chan struct{}), log: filepath.Join(t.TempDir(), "webhook.log")}
+	w := &cgroupWebhook{cg: memcgroup.New(t, "corsmesh-webhook-", limit), exited: make(chan struct{}), log: filepath.Join(t.TempDir(), "webhook.log")}
 	logFile, err := os.Create(w.log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.cmd = exec.Command("/bin/sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, w.cg.dir, bin,
+	w.cmd = w.cg.Command(bin,
 		"--cert-dir", s.WebhookCertDir, "--port", strconv.Itoa(s.WebhookPort), "--host", "127.0.0.1",
 		"--kubeconfig", s.KubeconfigPath, "--leader-elect=false", "--metrics-addr", "0",
 		"--health-addr", "127.0.0.1:"+strconv.Itoa(health))
@@ -230,9 +228,8 @@ func startWebhookInCgroup(t *testing.T, ctx context.Context, s *sandbox.Sandbox,
 // alive fails the test if the webhook was killed, by the OOM killer or otherwise.
 func (w *cgroupWebhook) alive(t *testing.T) {
 	t.Helper()
-	if n := w.cg.oomKills(t); n > 0 {
-		t.Fatalf("the OOM killer killed corsmesh-webhook (%d kills; peak %s of %s)", n,
-			mib(w.cg.readInt(t, "memory.max_usage_in_bytes")), mib(w.cg.readInt(t, "memory.limit_in_bytes")))
+	if n := w.cg.OOMKills(t); n > 0 {
+		t.Fatalf("the OOM killer killed corsmesh-webhook (%d kills; peak %s)", n, w.cg.Peak(t))
 	}
 	select {
 	case <-w.exited:
@@ -244,92 +241,4 @@ func (w *cgroupWebhook) alive(t *testing.T) {
 func (w *cgroupWebhook) logTail() string {
 	b, _ := os.ReadFile(w.log)
 	return string(b[max(0, len(b)-4000):])
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-
-// The memory cgroup: a child of the v1 memory controller (as on these machines), made and
-// removed by the test.
-
-const memoryCgroupRoot = "/sys/fs/cgroup/memory"
-
-// requireMemoryCgroup skips (fails under CI=true) where no memory cgroup can be made.
-func requireMemoryCgroup(t *testing.T) {
-	t.Helper()
-	why := ""
-	switch {
-	case os.Geteuid() != 0:
-		why = "needs root to make a memory cgroup"
-	default:
-		if _, err := os.Stat(filepath.Join(memoryCgroupRoot, "cgroup.procs")); err != nil {
-			why = "no cgroup v1 memory controller at " + memoryCgroupRoot
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true: %s", why)
-	}
-	t.Skip("skipping: " + why)
-}
-
-type memoryCgroup struct{ dir string }
-
-func newMemoryCgroup(t *testing.T, limit int64) *memoryCgroup {
-	t.Helper()
-	suffix := make([]byte, 6)
-	rand.Read(suffix)
-	cg := &memoryCgroup{dir: filepath.Join(memoryCgroupRoot, "corsmesh-webhook-"+hex.EncodeToString(suffix))}
-	if err := os.Mkdir(cg.dir, 0o755); err != nil {
-		t.Fatalf("making the cgroup: %v", err)
-	}
-	t.Cleanup(func() {
-		for range 50 { // rmdir fails while a process is in it; the webhook is stopped by then
-			if err := os.Remove(cg.dir); err == nil || errors.Is(err, os.ErrNotExist) {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Errorf("could not remove %s", cg.dir)
-	})
-	cg.write(t, "memory.swappiness", "0") // no swap to hide in: over the limit is the OOM killer
-	cg.write(t, "memory.limit_in_bytes", strconv.FormatInt(limit, 10))
-	return cg
-}
-
-func (cg *memoryCgroup) write(t *testing.T, file, value string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(cg.dir, file), []byte(value), 0o644); err != nil {
-		t.Fatalf("writing %s: %v", file, err)
-	}
-}
-
-func (cg *memoryCgroup) readInt(t *testing.T, file string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(cg.dir, file))
-	if err != nil {
-		t.Fatalf("reading %s: %v", file, err)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	return n
-}
-
-// oomKills is the number of processes the OOM killer took from this cgroup.
-func (cg *memoryCgroup) oomKills(t *testing.T) int64 {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(cg.dir, "memory.oom_control"))
-	if err != nil {
-		t.Fatalf("reading memory.oom_control: %v", err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if name, value, ok := strings.Cut(strings.TrimSpace(line), " "); ok && name == "oom_kill" {
-			n, _ := strconv.ParseInt(value, 10, 64)
-			return n
-		}
-	}
-	return 0
 }
