@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corsmesh/corsmesh/internal/memcgroup"
+	"github.com/corsmesh/corsmesh/hack/memcgroup"
 )
 
 // The hostile suite: the real binary, inside a real cgroup v1 memory cgroup limited to the

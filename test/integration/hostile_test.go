@@ -20,7 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/corsmesh/corsmesh/internal/memcgroup"
+	"github.com/corsmesh/corsmesh/hack/memcgroup"
 	"github.com/corsmesh/corsmesh/test/sandbox"
 )
 
