@@ -202,8 +202,8 @@ func (a *admissionHandler) decode(body []byte) (*review, error) {
 
 // reject answers a request it will not read further, and closes the connection after the
 // answer: net/http would otherwise read what is left of a body under 256 KiB before
-// answering, with no deadline, so a client that stops sending would hold the connection
-// and its goroutine for good.
+// answering, so a client that stops sending would hold back its answer, its connection
+// and its goroutine until the read deadline.
 func (a *admissionHandler) reject(w http.ResponseWriter, r *http.Request, code int, msg string) {
 	a.metrics.Errors.WithLabelValues(errMalformed).Inc()
 	a.log.Info("rejected malformed admission request", "status", code, "err", msg, "remote", r.RemoteAddr)
