@@ -637,6 +637,7 @@ func TestDeployment(t *testing.T) {
 		{"env CORSMESH_PROXY_IMAGE", env["CORSMESH_PROXY_IMAGE"].Value, defaults.ProxyImage},
 		{"env CORSMESH_INIT_IMAGE", env["CORSMESH_INIT_IMAGE"].Value, defaults.InitImage},
 		{"env POD_NAMESPACE", deref(deref(env["POD_NAMESPACE"].ValueFrom).FieldRef).FieldPath, "metadata.namespace"},
+		{"env CORSMESH_MEMORY_LIMIT", deref(deref(env["CORSMESH_MEMORY_LIMIT"].ValueFrom).ResourceFieldRef), corev1.ResourceFieldSelector{ContainerName: c.Name, Resource: "limits.memory"}},
 
 		{"port webhook", ports["webhook"], int32(9443)},
 		{"port metrics", ports["metrics"], int32(8080)},

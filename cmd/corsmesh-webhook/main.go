@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -42,6 +44,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	log := zap.New(zap.UseFlagOptions(&cl.zap), zap.WriteTo(stderr))
 	ctrl.SetLogger(log)
 	cl.opts.Log = log
+	if cl.memoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// The collector works harder as the heap nears the container's limit rather than
+		// letting the kernel kill the process; GOMEMLIMIT, if set, is the operator's.
+		debug.SetMemoryLimit(softMemoryLimit(cl.memoryLimit))
+	}
+	log.Info("memory budget", "limit", cl.memoryLimit, "goMemLimit", debug.SetMemoryLimit(-1))
 	if err := serve(ctx, cl.kubeconfig, cl.opts, log); err != nil {
 		log.Error(err, "corsmesh-webhook stopped")
 		return 1
@@ -54,7 +62,17 @@ type commandLine struct {
 	opts       webhook.Options
 	kubeconfig string
 	zap        zap.Options
+	// memoryLimit is the container's memory limit in bytes (0: none known).
+	memoryLimit int64
 }
+
+// envMemoryLimit carries the container's memory limit, from the Deployment's downward API
+// (resourceFieldRef limits.memory).
+const envMemoryLimit = "CORSMESH_MEMORY_LIMIT"
+
+// softMemoryLimit is the Go runtime's limit: an eighth of the container's is left to what
+// the runtime does not count (the binary's pages among it).
+func softMemoryLimit(limit int64) int64 { return limit - limit/8 }
 
 // errUsage is a flag the flag package has already reported (with the usage).
 var errUsage = errors.New("usage")
@@ -87,6 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*commandLine, error) {
 	corsPlugins := fs.String("cors-plugins", strings.Join(in.CORSPluginNames, ","), "Plugin names implemented as CORS")
 	nativeSidecars := fs.String("native-sidecars", "auto", "inject the proxy as a native sidecar: auto (Kubernetes >= 1.29), true or false")
 	fs.StringVar(&cl.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster, or $KUBECONFIG)")
+	memoryLimit := fs.String("memory-limit", os.Getenv(envMemoryLimit), "the container's memory limit in bytes (default $"+envMemoryLimit+"): the Go heap's soft limit is 7/8 of it, unless GOMEMLIMIT is set")
 	applyProxyDefaults := proxyDefaultFlags(fs, in)
 	cl.zap.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +116,13 @@ func parseFlags(args []string, stderr io.Writer) (*commandLine, error) {
 		return nil, err
 	}
 	in.CORSPluginNames = strings.Split(*corsPlugins, ",")
+	if *memoryLimit != "" {
+		n, err := strconv.ParseInt(*memoryLimit, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("--memory-limit=%q: want the limit in bytes (a whole number, not negative)", *memoryLimit)
+		}
+		cl.memoryLimit = n
+	}
 	switch *nativeSidecars {
 	case "auto":
 	case "true", "false":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +67,8 @@ func TestFlagsReachOptions(t *testing.T) {
 			return in.MeshName == "edge" && in.OwnNamespace == "sys" && in.ProxyPort == 15010 && in.AdminPort == 15011 && strings.Join(in.CORSPluginNames, "|") == "a|b"
 		}},
 		{[]string{"--kubeconfig", "/k"}, func(c *commandLine) bool { return c.kubeconfig == "/k" }},
+		{[]string{"--memory-limit", "536870912"}, func(c *commandLine) bool { return c.memoryLimit == 512<<20 }},
+		{nil, func(c *commandLine) bool { return c.memoryLimit == 0 }},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -81,6 +84,30 @@ func TestFlagsReachOptions(t *testing.T) {
 	}
 }
 
+// The Deployment passes the container's memory limit in the environment; a flag wins.
+func TestMemoryLimitFromTheEnvironment(t *testing.T) {
+	t.Setenv(envMemoryLimit, "268435456")
+	for _, tt := range []struct {
+		args []string
+		want int64
+	}{
+		{nil, 256 << 20},
+		{[]string{"--memory-limit", "1024"}, 1024},
+	} {
+		cl, err := parseFlags(tt.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if cl.memoryLimit != tt.want {
+			t.Errorf("%v with $%s=268435456: limit %d, want %d", tt.args, envMemoryLimit, cl.memoryLimit, tt.want)
+		}
+	}
+	t.Setenv(envMemoryLimit, "lots")
+	if _, err := parseFlags(nil, io.Discard); err == nil || !strings.Contains(err.Error(), "--memory-limit") {
+		t.Errorf("$%s=lots: %v, want an error naming --memory-limit", envMemoryLimit, err)
+	}
+}
+
 // A bad flag value is an error naming the flag, and no options.
 func TestBadFlags(t *testing.T) {
 	for _, tt := range []struct {
@@ -90,6 +117,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--native-sidecars", "maybe"}, "--native-sidecars"},
 		{[]string{"--enable-http2=perhaps"}, "enable-http2"},
 		{[]string{"--no-such-flag"}, "no-such-flag"},
+		{[]string{"--memory-limit", "512Mi"}, "--memory-limit"},
+		{[]string{"--memory-limit=-1"}, "--memory-limit"},
 	} {
 		var stderr bytes.Buffer
 		cl, err := parseFlags(tt.args, &stderr)

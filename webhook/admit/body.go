@@ -15,7 +15,7 @@ import (
 // nothing used to allocate the 7 MiB at once), and the bodies held at once share a budget.
 // Without it, 100 bodies of 6 MiB sent together had the OOM killer take the webhook at its
 // 512Mi limit, failing every pod creation its failurePolicy covers; with it, the webhook
-// peaks at 170-190 MiB and goes on injecting (TestWebhookSurvivesHostileClients).
+// peaks at 170-210 MiB and goes on injecting (TestWebhookSurvivesHostileClients).
 
 const (
 	// maxReviewBytes bounds a review's body as admission.Webhook does: two objects of at
