@@ -119,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (*commandLine, error) {
 	if *memoryLimit != "" {
 		n, err := strconv.ParseInt(*memoryLimit, 10, 64)
 		if err != nil || n < 0 {
-			return nil, fmt.Errorf("--memory-limit=%q: want the limit in bytes (a whole number, not negative)", *memoryLimit)
+			return nil, fmt.Errorf("--memory-limit=%q (or $%s): want the limit in bytes (a whole number, not negative)", *memoryLimit, envMemoryLimit)
 		}
 		cl.memoryLimit = n
 	}
