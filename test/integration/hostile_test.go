@@ -26,11 +26,10 @@ import (
 
 // TestWebhookSurvivesHostileClients runs the corsmesh-webhook binary (or
 // CORSMESH_WEBHOOK_HOSTILE_BIN, to try another build) under the manifests' memory limit in
-// a real memory cgroup, and attacks its
-// port as any pod of a cluster could: requests claiming the largest body and sending a few
-// bytes, thousands of connections that finish TLS and send nothing, and bodies of several
-// MiB sent in full at once. The webhook must not be OOM-killed, and must go on injecting
-// pods while the connections are still held.
+// a real memory cgroup, and attacks its port as any pod of a cluster could: bodies of
+// several MiB sent in full at once, requests claiming the largest body and sending a few
+// bytes, and thousands of connections that finish TLS and send nothing. The webhook must
+// not be OOM-killed, and must go on injecting pods while the connections are still held.
 func TestWebhookSurvivesHostileClients(t *testing.T) {
 	memcgroup.Require(t)
 	s := sb(t)
