@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -34,9 +33,7 @@ const injectedMemoryLimit = 64 << 20
 type cgroupProxy struct {
 	listen, admin string
 	cg            *memcgroup.Cgroup
-	cmd           *exec.Cmd
-	exited        chan struct{}
-	stderr        lockedBuffer
+	*memcgroup.Process
 }
 
 // startProxyInCgroup builds corsproxy (or takes CORSPROXY_HOSTILE_BIN, to measure another
@@ -56,35 +53,14 @@ func startProxyInCgroup(t *testing.T, limit int64, upstream string, args ...stri
 	if err := os.WriteFile(config, []byte(policy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &cgroupProxy{listen: freePort(t), admin: freePort(t), cg: memcgroup.New(t, "corsmesh-hostile-", limit), exited: make(chan struct{})}
+	p := &cgroupProxy{listen: freePort(t), admin: freePort(t), cg: memcgroup.New(t, "corsmesh-hostile-", limit)}
 	argv := append([]string{"--config", config, "--listen", p.listen, "--admin-listen", p.admin,
 		"--upstream", upstream, "--policy-port", "8080", "--log-level", "warn"}, args...)
-	p.cmd = p.cg.Command(bin, argv...)
-	p.cmd.Env = append(os.Environ(), "CORSPROXY_MEMORY_LIMIT="+strconv.FormatInt(limit, 10))
-	p.cmd.Stderr = &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
-	})
+	cmd := p.cg.Command(bin, argv...)
+	cmd.Env = append(os.Environ(), "CORSPROXY_MEMORY_LIMIT="+strconv.FormatInt(limit, 10))
+	p.Process = p.cg.Start(t, "the proxy", cmd)
 	waitHTTPReady(t, "http://"+p.admin+"/readyz")
 	return p
-}
-
-// alive fails the test if the proxy was killed, by the OOM killer or otherwise.
-func (p *cgroupProxy) alive(t *testing.T) {
-	t.Helper()
-	if n := p.cg.OOMKills(t); n > 0 {
-		t.Fatalf("the OOM killer killed the proxy %d times (peak %s)", n, p.cg.Peak(t))
-	}
-	select {
-	case <-p.exited:
-		t.Fatalf("the proxy exited: %v\n%s", p.cmd.ProcessState, p.stderr.String())
-	default:
-	}
 }
 
 // hostileCase runs one case against a proxy of its own, in a cgroup of its own, and logs
@@ -96,27 +72,10 @@ func hostileCase(t *testing.T, name string, app string, run func(t *testing.T, p
 		start := time.Now()
 		defer func() {
 			t.Logf("figure: %s: peak %s in the cgroup, %s", name, p.cg.Peak(t), time.Since(start).Round(time.Millisecond))
-			p.alive(t)
+			p.Alive(t)
 		}()
 		run(t, p)
 	})
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // hostileApp serves the suite: /sink counts a body, /source sends n zero bytes, /hold
@@ -247,7 +206,7 @@ func TestHostileClientsInAMemoryCgroup(t *testing.T) {
 		if held.Load() == 0 {
 			t.Error("no client was served")
 		}
-		p.alive(t)
+		p.Alive(t)
 		for c := range conns {
 			c.Close()
 		}
@@ -393,5 +352,5 @@ func holdRequests(t *testing.T, p *cgroupProxy, request string, held *atomic.Int
 	if held.Load() == 0 {
 		t.Error("no request reached the app")
 	}
-	p.alive(t)
+	p.Alive(t)
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -77,6 +78,76 @@ func New(t testing.TB, prefix string, limit int64) *Cgroup {
 // page bin touches is charged to the cgroup.
 func (cg *Cgroup) Command(bin string, args ...string) *exec.Cmd {
 	return exec.Command("/bin/sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg.Dir, bin}, args...)...)
+}
+
+// Process is a command running in a cgroup, killed when the test ends.
+type Process struct {
+	// Cmd is the command, started.
+	Cmd    *exec.Cmd
+	name   string
+	cg     *Cgroup
+	exited chan struct{}
+	output tail
+}
+
+// Start starts cmd (made by Command, its environment set as needed) and names it name in
+// failures; its standard output and error are kept, the last 64 KiB of them.
+func (cg *Cgroup) Start(t testing.TB, name string, cmd *exec.Cmd) *Process {
+	t.Helper()
+	p := &Process{Cmd: cmd, name: name, cg: cg, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = &p.output, &p.output
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// Alive fails the test if the process was killed, by the OOM killer or otherwise.
+func (p *Process) Alive(t testing.TB) {
+	t.Helper()
+	if n := p.cg.OOMKills(t); n > 0 {
+		t.Fatalf("the OOM killer killed %s %d times (peak %s)", p.name, n, p.cg.Peak(t))
+	}
+	select {
+	case <-p.exited:
+		t.Fatalf("%s exited: %v\n%s", p.name, p.Cmd.ProcessState, p.Output())
+	default:
+	}
+}
+
+// Exited is closed once the process has exited.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Output is the end of what the process wrote.
+func (p *Process) Output() string { return p.output.String() }
+
+// tail keeps the last tailBytes written to it.
+type tail struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+const tailBytes = 64 << 10
+
+func (w *tail) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.b = append(w.b, p...)
+	if over := len(w.b) - tailBytes; over > 0 {
+		w.b = append(w.b[:0], w.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (w *tail) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return string(w.b)
 }
 
 // Write writes one of the cgroup's files.

@@ -80,7 +80,8 @@ func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// deadline for that. ErrNotSupported (a ResponseWriter that is no connection's, as in
 	// tests) leaves reads unbounded.
 	rc := http.NewResponseController(w)
-	bounded := rc.SetReadDeadline(time.Now().Add(cmp.Or(a.bodyTimeout, bodyReadTimeout))) == nil
+	bodyTimeout := cmp.Or(a.bodyTimeout, bodyReadTimeout)
+	bounded := rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil
 	if r.Method != http.MethodPost {
 		a.reject(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed: send an AdmissionReview with POST", r.Method))
 		return
@@ -105,7 +106,7 @@ func (a *admissionHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		a.reject(w, r, http.StatusRequestTimeout, "malformed AdmissionReview: the body did not arrive within "+cmp.Or(a.bodyTimeout, bodyReadTimeout).String())
+		a.reject(w, r, http.StatusRequestTimeout, "malformed AdmissionReview: the body did not arrive within "+bodyTimeout.String())
 		return
 	case errors.Is(err, errTooLarge):
 		a.reject(w, r, http.StatusRequestEntityTooLarge, "malformed AdmissionReview: "+err.Error())

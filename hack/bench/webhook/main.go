@@ -975,7 +975,7 @@ func (p *processWebhook) start(ctx context.Context) error {
 	}
 	p.metricsAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(mp))
 	p.healthAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(hp))
-	name, port := "corsmesh-webhook", p.s.WebhookPort
+	name, port := webhookProcName, p.s.WebhookPort
 	if p.bare {
 		name = "baremanager"
 		if p.port == 0 {
